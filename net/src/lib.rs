@@ -1,0 +1,1 @@
+//! gopark's sockets.

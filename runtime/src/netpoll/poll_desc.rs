@@ -1,0 +1,569 @@
+//! `PollDesc`: one registered descriptor, and the state machine of each of
+//! its two halves (read and write).
+//!
+//! # The half's state word
+//!
+//! Go's `runtime/netpoll.go` keeps, per half, a word that is nil, ready,
+//! waiting or a parked goroutine. A Rust waker does not fit in an atomic
+//! word, so here the word carries flags and the wakers sit beside it under a
+//! small lock that only the slow paths take:
+//!
+//! | bits | name | meaning |
+//! |---|---|---|
+//! | 0 | `READY` | the last readiness edge has not been used up (Go's *ready*) |
+//! | 1 | `WAITERS` | the waker list is non-empty (Go's *waiting/parked*) |
+//! | 2 | `CLOSED` | the descriptor was closed or its runtime shut down |
+//! | 3 | `TIMED_OUT` | the half's deadline passed |
+//! | 4.. | tick | count of readiness edges, to tell a new edge from an old one |
+//!
+//! `READY` starts set: an operation always tries its syscall first and only
+//! waits after `EAGAIN`, which clears `READY` — unless the tick moved since
+//! the operation read it, i.e. an edge arrived while the syscall ran. With
+//! edge-triggered epoll a lost edge never comes back, so this check is the
+//! rule everything rests on. A transfer shorter than the buffer on a stream
+//! socket proves the queue was drained (or filled), so it clears `READY`
+//! the same way and saves the syscall that would only return `EAGAIN`.
+//!
+//! # No lost wake-up, no double wake-up
+//!
+//! A waiting task pushes its waker under the lock and sets `WAITERS` with one
+//! `fetch_or`, whose result says whether `READY`, `CLOSED` or `TIMED_OUT` was
+//! set first; if so it does not wait. A notifier sets its bit with one atomic
+//! read-modify-write, whose result says whether `WAITERS` was set first; if
+//! so it takes the wakers under the lock. One of the two always sees the
+//! other: both act on the same word. The notifier that empties the list is
+//! the only one that wakes those tasks; later notifiers find `WAITERS`
+//! clear and stop.
+//!
+//! # Close and deadlines
+//!
+//! Closing sets `CLOSED`; a deadline timer sets `TIMED_OUT`. Neither sets
+//! `READY`: a woken task retries, sees the flag, and fails with an error.
+//! Each half has a deadline sequence number, bumped whenever the deadline
+//! changes; a timer carries the number it was armed with and does nothing
+//! if it no longer matches, so a stale timer never times out a later
+//! operation. Setting a new deadline clears `TIMED_OUT`.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use super::{Netpoller, Registration};
+use crate::loom::{AtomicUsize, Mutex, Ordering};
+use crate::time::heap::{Action, TimerKey};
+
+const READY: usize = 1 << 0;
+const WAITERS: usize = 1 << 1;
+const CLOSED: usize = 1 << 2;
+const TIMED_OUT: usize = 1 << 3;
+const TICK_SHIFT: usize = 4;
+const TICK_ONE: usize = 1 << TICK_SHIFT;
+
+/// Which half of a descriptor an operation uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Reading, receiving, accepting.
+    Read,
+    /// Writing, sending, connecting.
+    Write,
+}
+
+/// Proof that a half was ready at a given readiness edge; hand it back to
+/// [`PollDesc::clear_ready`] after an operation returned `WouldBlock` (or a
+/// short transfer on a stream).
+#[derive(Clone, Copy, Debug)]
+#[must_use = "pass it to `clear_ready` once the operation would block"]
+pub struct ReadyEvent {
+    dir: Direction,
+    tick: usize,
+}
+
+/// What the slow paths of a half share under its lock.
+#[derive(Default)]
+pub(crate) struct Slow {
+    waiters: Vec<Waker>,
+    deadline_seq: u64,
+    timer: Option<TimerKey>,
+}
+
+/// One direction of a descriptor: the state word and the waker list.
+pub(crate) struct Half {
+    state: AtomicUsize,
+    slow: Mutex<Slow>,
+}
+
+/// Why an operation on a half cannot proceed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HalfError {
+    Closed,
+    TimedOut,
+}
+
+impl HalfError {
+    fn into_io(self, shutdown: bool) -> io::Error {
+        match self {
+            HalfError::TimedOut => io::Error::new(io::ErrorKind::TimedOut, "i/o deadline exceeded"),
+            HalfError::Closed if shutdown => {
+                io::Error::other("the runtime this descriptor was registered with has shut down")
+            }
+            HalfError::Closed => io::Error::other("use of closed descriptor"),
+        }
+    }
+}
+
+impl Default for Half {
+    fn default() -> Self {
+        Half::new()
+    }
+}
+
+impl Half {
+    pub(crate) fn new() -> Half {
+        Half {
+            state: AtomicUsize::new(READY),
+            slow: Mutex::new(Slow::default()),
+        }
+    }
+
+    fn check(s: usize) -> Result<(), HalfError> {
+        if s & CLOSED != 0 {
+            Err(HalfError::Closed)
+        } else if s & TIMED_OUT != 0 {
+            Err(HalfError::TimedOut)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Returns the current tick if the half is ready; otherwise registers
+    /// `waker` and returns `Pending`. Errors once closed or timed out.
+    pub(crate) fn poll_ready(&self, waker: &Waker) -> Poll<Result<usize, HalfError>> {
+        // Acquire: pairs with the AcqRel of `notify`/`set_flag`, so the
+        // edge (or the close) happens-before the syscall we retry.
+        let s = self.state.load(Ordering::Acquire);
+        Half::check(s)?;
+        if s & READY != 0 {
+            return Poll::Ready(Ok(s >> TICK_SHIFT));
+        }
+        let mut slow = self.slow.lock();
+        if !slow.waiters.iter().any(|w| w.will_wake(waker)) {
+            slow.waiters.push(waker.clone());
+        }
+        // AcqRel: publishes the waker before WAITERS; acquires the edge or
+        // flag a notifier set before we got here.
+        let s = self.state.fetch_or(WAITERS, Ordering::AcqRel);
+        drop(slow);
+        Half::check(s)?;
+        if s & READY != 0 {
+            // An edge beat us; our waker stays listed and may be woken
+            // spuriously later, which is harmless.
+            return Poll::Ready(Ok(s >> TICK_SHIFT));
+        }
+        Poll::Pending
+    }
+
+    /// Clears `READY` unless an edge arrived after `tick` was read.
+    pub(crate) fn clear_ready(&self, tick: usize) {
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s >> TICK_SHIFT == tick && s & READY != 0 {
+            // Relaxed: clearing READY publishes nothing; a racing edge is
+            // detected by the tick comparison of the CAS itself.
+            match self
+                .state
+                .compare_exchange_weak(s, s & !READY, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(actual) => s = actual,
+            }
+        }
+    }
+
+    /// A readiness edge: sets `READY`, bumps the tick, and moves the waiting
+    /// tasks' wakers to `wakers`.
+    pub(crate) fn notify(&self, wakers: &mut Vec<Waker>) {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            let next = (s.wrapping_add(TICK_ONE)) | READY;
+            // AcqRel: pairs with the fetch_or in `poll_ready` (see there).
+            match self
+                .state
+                .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(actual) => s = actual,
+            }
+        }
+        if s & WAITERS != 0 {
+            self.take_waiters(wakers);
+        }
+    }
+
+    /// Sets `CLOSED` or `TIMED_OUT` and moves the wakers to `wakers`.
+    fn set_flag(&self, flag: usize, wakers: &mut Vec<Waker>) {
+        let s = self.state.fetch_or(flag, Ordering::AcqRel);
+        if s & WAITERS != 0 {
+            self.take_waiters(wakers);
+        }
+    }
+
+    fn take_waiters(&self, wakers: &mut Vec<Waker>) {
+        let mut slow = self.slow.lock();
+        // Cleared under the lock, so a waiter that pushes after this sets
+        // WAITERS again and is seen by the next notifier.
+        self.state.fetch_and(!WAITERS, Ordering::AcqRel);
+        wakers.append(&mut slow.waiters);
+    }
+
+    pub(crate) fn close(&self, wakers: &mut Vec<Waker>) {
+        self.set_flag(CLOSED, wakers);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Changes the deadline: bumps the sequence, disarms the old timer,
+    /// clears `TIMED_OUT`, then either times out at once (a deadline that
+    /// has passed) or arms a timer through `arm`.
+    pub(crate) fn set_deadline(
+        &self,
+        deadline: Option<Instant>,
+        now: Instant,
+        disarm: impl FnOnce(TimerKey),
+        arm: impl FnOnce(u64) -> Option<TimerKey>,
+        wakers: &mut Vec<Waker>,
+    ) {
+        let mut slow = self.slow.lock();
+        slow.deadline_seq = slow.deadline_seq.wrapping_add(1);
+        if let Some(key) = slow.timer.take() {
+            disarm(key);
+        }
+        self.state.fetch_and(!TIMED_OUT, Ordering::AcqRel);
+        match deadline {
+            None => {}
+            Some(d) if d <= now => {
+                drop(slow);
+                self.set_flag(TIMED_OUT, wakers);
+            }
+            Some(_) => slow.timer = arm(slow.deadline_seq),
+        }
+    }
+
+    /// A deadline timer fired; acts only if no newer deadline was set.
+    pub(crate) fn fire_deadline(&self, seq: u64, wakers: &mut Vec<Waker>) {
+        let mut slow = self.slow.lock();
+        if slow.deadline_seq != seq {
+            return;
+        }
+        slow.timer = None;
+        drop(slow);
+        // A racing `set_deadline` that bumps the sequence after this point
+        // clears TIMED_OUT again under the lock, after us.
+        self.set_flag(TIMED_OUT, wakers);
+    }
+
+    /// Disarms the deadline timer, if any (the descriptor is going away).
+    pub(crate) fn take_timer(&self) -> Option<TimerKey> {
+        let mut slow = self.slow.lock();
+        slow.deadline_seq = slow.deadline_seq.wrapping_add(1);
+        slow.timer.take()
+    }
+}
+
+/// The shared part of a PollDesc: what the netpoll thread and deadline
+/// timers reach through the registry.
+pub struct PdInner {
+    pub(crate) token: u64,
+    pub(crate) read: Half,
+    pub(crate) write: Half,
+}
+
+impl PdInner {
+    pub(crate) fn half(&self, dir: Direction) -> &Half {
+        match dir {
+            Direction::Read => &self.read,
+            Direction::Write => &self.write,
+        }
+    }
+}
+
+impl fmt::Debug for PdInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PdInner").field("token", &self.token).finish()
+    }
+}
+
+/// A non-blocking file descriptor registered with the netpoller.
+///
+/// `PollDesc` is how gopark makes any descriptor async: sockets, pipes, a
+/// tty, a signalfd, an inotify fd. It owns the descriptor, registers it once
+/// with the runtime's epoll instance (both directions, edge-triggered), and
+/// lets a task wait until a direction is ready, with optional deadlines.
+/// Dropping it wakes any waiting task with an error, deregisters the
+/// descriptor, and closes it — in that order.
+///
+/// The usual way to use it is [`PollDesc::io`]: it tries the syscall, and
+/// only if the kernel answers `EAGAIN` parks the task until the next edge.
+///
+/// ```
+/// use std::os::fd::{FromRawFd, OwnedFd};
+/// use gopark_runtime::{Direction, PollDesc};
+///
+/// gopark_runtime::block_on(async {
+///     let mut fds = [0; 2];
+///     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+///     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) }, 0);
+///     // SAFETY: pipe2 returned two fresh descriptors we now own.
+///     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+///     let (r, w) = (PollDesc::new(r)?, PollDesc::new(w)?);
+///
+///     let reader = gopark_runtime::spawn(async move {
+///         let mut buf = [0u8; 5];
+///         let n = r.io(Direction::Read, |fd| {
+///             // SAFETY: reads into a live buffer of the length given.
+///             let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+///             if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
+///         }).await?;
+///         Ok::<_, std::io::Error>(buf[..n].to_vec())
+///     });
+///     w.io(Direction::Write, |fd| {
+///         // SAFETY: writes from a live 5-byte buffer.
+///         let n = unsafe { libc::write(fd.as_raw_fd(), b"hello".as_ptr().cast(), 5) };
+///         if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
+///     }).await?;
+///     assert_eq!(reader.await??, b"hello");
+///     Ok::<_, std::io::Error>(())
+/// }).unwrap();
+/// # use std::os::fd::AsRawFd;
+/// ```
+pub struct PollDesc {
+    inner: Arc<PdInner>,
+    driver: Arc<Netpoller>,
+    registration: Registration,
+    fd: OwnedFd,
+}
+
+impl PollDesc {
+    /// Registers `fd` with the current runtime's netpoller (or the default
+    /// runtime's, outside one), switching it to non-blocking mode.
+    pub fn new(fd: OwnedFd) -> io::Result<PollDesc> {
+        let driver = crate::runtime::current_netpoller();
+        PollDesc::with_netpoller(fd, driver)
+    }
+
+    pub(crate) fn with_netpoller(fd: OwnedFd, driver: Arc<Netpoller>) -> io::Result<PollDesc> {
+        super::sys::set_nonblocking(fd.as_raw_fd())?;
+        let (inner, registration) = driver.register(fd.as_raw_fd())?;
+        Ok(PollDesc {
+            inner,
+            driver,
+            registration,
+            fd,
+        })
+    }
+
+    /// The descriptor.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Waits until `dir` is ready (or was, since it last cleared). Errors
+    /// with `TimedOut` past the half's deadline, and with an error of kind
+    /// `Other` after [`close`](PollDesc::close) or runtime shutdown.
+    pub fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>> {
+        match self.inner.half(dir).poll_ready(cx.waker()) {
+            Poll::Ready(Ok(tick)) => Poll::Ready(Ok(ReadyEvent { dir, tick })),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into_io(self.driver.is_shutdown()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Waits until `dir` is ready. See [`poll_ready`](PollDesc::poll_ready).
+    pub async fn ready(&self, dir: Direction) -> io::Result<ReadyEvent> {
+        poll_fn(|cx| self.poll_ready(cx, dir)).await
+    }
+
+    /// Records that the readiness `ev` was used up (the operation returned
+    /// `WouldBlock`), unless a newer edge has arrived since `ev` was taken.
+    pub fn clear_ready(&self, ev: ReadyEvent) {
+        self.inner.half(ev.dir).clear_ready(ev.tick);
+    }
+
+    /// The EAGAIN loop: waits until `dir` is ready, runs `f`, and if `f`
+    /// fails with `WouldBlock`, clears readiness and waits for the next
+    /// edge. `EINTR` is retried. Spends one unit of the task's cooperative
+    /// budget.
+    pub fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut f: impl FnMut(&OwnedFd) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        if !crate::coop::poll_proceed(cx) {
+            return Poll::Pending;
+        }
+        loop {
+            let ev = match self.poll_ready(cx, dir) {
+                Poll::Ready(Ok(ev)) => ev,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            match f(&self.fd) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_ready(ev),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+
+    /// Like [`poll_io`](PollDesc::poll_io), for byte-stream descriptors
+    /// (TCP sockets, pipes): a transfer that moves fewer than `len` bytes
+    /// (but more than zero) proves the kernel queue was drained, or the send
+    /// buffer filled, so readiness is cleared at once and the next call
+    /// waits for the next edge instead of making a syscall that would only
+    /// return `EAGAIN`.
+    pub fn poll_stream_io(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        len: usize,
+        mut f: impl FnMut(&OwnedFd) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        if !crate::coop::poll_proceed(cx) {
+            return Poll::Pending;
+        }
+        loop {
+            let ev = match self.poll_ready(cx, dir) {
+                Poll::Ready(Ok(ev)) => ev,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            match f(&self.fd) {
+                Ok(n) => {
+                    if n > 0 && n < len {
+                        self.clear_ready(ev);
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_ready(ev),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Async form of [`poll_io`](PollDesc::poll_io).
+    pub async fn io<R>(&self, dir: Direction, mut f: impl FnMut(&OwnedFd) -> io::Result<R>) -> io::Result<R> {
+        poll_fn(|cx| self.poll_io(cx, dir, &mut f)).await
+    }
+
+    /// Sets the deadline of one direction, with Go's semantics: once it
+    /// passes, the operation waiting in that direction and every later one
+    /// fail with [`io::ErrorKind::TimedOut`]; a deadline already past fails
+    /// them at once; `None` removes it. A new deadline after a timeout makes
+    /// the direction usable again.
+    pub fn set_deadline(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        if self.driver.is_shutdown() {
+            return Err(HalfError::Closed.into_io(true));
+        }
+        let mut wakers = Vec::new();
+        let weak = Arc::downgrade(&self.inner);
+        self.inner.half(dir).set_deadline(
+            deadline,
+            Instant::now(),
+            |key| {
+                self.driver.timers.lock().remove(key);
+            },
+            |seq| {
+                let d = deadline.expect("armed without a deadline");
+                let (key, wake) = self.driver.timers.lock().insert(d, Action::Deadline(weak, dir, seq));
+                if wake {
+                    self.driver.wake();
+                }
+                Some(key)
+            },
+            &mut wakers,
+        );
+        wakers.into_iter().for_each(Waker::wake);
+        Ok(())
+    }
+
+    /// Sets the read deadline. See [`set_deadline`](PollDesc::set_deadline).
+    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.set_deadline(Direction::Read, deadline)
+    }
+
+    /// Sets the write deadline. See [`set_deadline`](PollDesc::set_deadline).
+    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.set_deadline(Direction::Write, deadline)
+    }
+
+    /// Fails every waiting and later operation on this descriptor with an
+    /// error, as Go's `Close` does for goroutines blocked on the fd. The
+    /// descriptor itself stays open until the `PollDesc` is dropped, so its
+    /// number cannot be reused while anyone still holds it.
+    pub fn close(&self) {
+        let mut wakers = Vec::new();
+        self.inner.read.close(&mut wakers);
+        self.inner.write.close(&mut wakers);
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Returns `true` after [`close`](PollDesc::close) or runtime shutdown.
+    pub fn is_closed(&self) -> bool {
+        self.inner.read.is_closed()
+    }
+
+    /// Deregisters and returns the descriptor, still non-blocking.
+    pub fn into_fd(self) -> OwnedFd {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.deregister();
+        // SAFETY: `this` is never used or dropped again; each field is read
+        // out exactly once.
+        unsafe {
+            drop(std::ptr::read(&this.inner));
+            drop(std::ptr::read(&this.driver));
+            std::ptr::read(&this.fd)
+        }
+    }
+
+    fn deregister(&self) {
+        let mut wakers = Vec::new();
+        self.driver
+            .deregister(&self.inner, self.registration, self.fd.as_raw_fd(), &mut wakers);
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+impl Drop for PollDesc {
+    fn drop(&mut self) {
+        // Deregister first: after this no event or timer reaches the halves.
+        // Then `self.fd` closes the descriptor.
+        self.deregister();
+    }
+}
+
+impl AsRawFd for PollDesc {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for PollDesc {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl fmt::Debug for PollDesc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PollDesc")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("token", &self.inner.token)
+            .finish()
+    }
+}

@@ -1,0 +1,406 @@
+//! `Runtime`, `Builder`, and the default runtime behind the free functions.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, JoinHandle as ThreadHandle, Thread};
+use std::time::Duration;
+
+use crossbeam_deque::{Injector, Worker};
+
+use crate::blocking::BlockingPool;
+use crate::context;
+use crate::loom::AtomicBool;
+use crate::netpoll::Netpoller;
+use crate::scheduler::{self, idle, Handle, Remote, Shared};
+use crate::task::{JoinHandle, OwnedTasks};
+
+/// Configures and builds a [`Runtime`].
+///
+/// ```
+/// let rt = gopark_runtime::Builder::new()
+///     .worker_threads(2)
+///     .thread_name("server")
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.block_on(rt.spawn(async { 1 + 1 })).unwrap(), 2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    worker_threads: Option<usize>,
+    thread_name: String,
+    max_blocking_threads: usize,
+    blocking_keep_alive: Duration,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+/// Worker count for a runtime that does not set one: `GOPARK_WORKERS` if it
+/// is a positive integer (like Go's `GOMAXPROCS`), else one per core.
+fn default_workers() -> usize {
+    std::env::var("GOPARK_WORKERS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+impl Builder {
+    /// A builder with the defaults: one worker per core (or
+    /// `GOPARK_WORKERS`), threads named `gopark`, up to 512 blocking
+    /// threads that exit after 10 s idle.
+    pub fn new() -> Builder {
+        Builder {
+            worker_threads: None,
+            thread_name: "gopark".to_string(),
+            max_blocking_threads: 512,
+            blocking_keep_alive: Duration::from_secs(10),
+        }
+    }
+
+    /// Sets the number of worker threads.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is zero.
+    pub fn worker_threads(&mut self, n: usize) -> &mut Builder {
+        assert!(n > 0, "a runtime needs at least one worker thread");
+        self.worker_threads = Some(n);
+        self
+    }
+
+    /// Sets the name prefix of the runtime's threads.
+    pub fn thread_name(&mut self, name: impl Into<String>) -> &mut Builder {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// Sets the most threads the blocking pool may run at once.
+    pub fn max_blocking_threads(&mut self, n: usize) -> &mut Builder {
+        self.max_blocking_threads = n.max(1);
+        self
+    }
+
+    /// Sets how long an idle blocking thread waits for work before it exits.
+    pub fn blocking_keep_alive(&mut self, d: Duration) -> &mut Builder {
+        self.blocking_keep_alive = d;
+        self
+    }
+
+    /// Starts the workers and the netpoll thread.
+    pub fn build(&self) -> io::Result<Runtime> {
+        let n = self.worker_threads.unwrap_or_else(default_workers).min(0xFFFF);
+        let io = Arc::new(Netpoller::new()?);
+        let locals: Vec<Worker<_>> = (0..n).map(|_| Worker::new_fifo()).collect();
+        let remotes = locals
+            .iter()
+            .map(|w| Remote {
+                stealer: w.stealer(),
+                parker: idle::Parker::default(),
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            injector: Injector::new(),
+            remotes,
+            idle: idle::Idle::new(n),
+            owned: OwnedTasks::new(),
+            shutdown: AtomicBool::new(false),
+            io,
+            blocking: BlockingPool::new(
+                self.max_blocking_threads,
+                self.blocking_keep_alive,
+                self.thread_name.clone(),
+            ),
+        });
+        let mut rt = Runtime {
+            handle: Handle { shared: shared.clone() },
+            threads: Vec::with_capacity(n + 1),
+        };
+        for (index, local) in locals.into_iter().enumerate() {
+            let shared = shared.clone();
+            let t = thread::Builder::new()
+                .name(format!("{}-worker-{index}", self.thread_name))
+                .spawn(move || scheduler::run_worker(shared, index, local))?;
+            rt.threads.push(t);
+        }
+        let poller = shared.clone();
+        let t = thread::Builder::new()
+            .name(format!("{}-netpoll", self.thread_name))
+            .spawn(move || run_netpoll(poller))?;
+        rt.threads.push(t);
+        Ok(rt)
+    }
+}
+
+/// The netpoll thread: turn readiness and timers into one batch of woken
+/// tasks per `epoll_wait`, injected with a single worker wake-up.
+fn run_netpoll(shared: Arc<Shared>) {
+    let mut events = Vec::new();
+    let mut wakers: Vec<Waker> = Vec::new();
+    loop {
+        shared.io.turn(&mut events, &mut wakers);
+        context::begin_batch(&shared);
+        for w in wakers.drain(..) {
+            w.wake();
+        }
+        if context::end_batch() {
+            shared.notify_parked();
+        }
+        if shared.io.is_shutdown() {
+            break;
+        }
+    }
+}
+
+/// A gopark runtime: worker threads, a netpoll thread, a blocking pool.
+///
+/// Dropping it shuts it down: the netpoll thread and the workers exit and
+/// are joined, every task's future is dropped (awaiting its `JoinHandle`
+/// yields a cancelled error), descriptors registered with it fail their
+/// operations with an error, and its timers complete.
+pub struct Runtime {
+    handle: Handle,
+    threads: Vec<ThreadHandle<()>>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime").field("handle", &self.handle).finish()
+    }
+}
+
+impl Runtime {
+    /// Builds a runtime with the default settings.
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// A handle for spawning onto this runtime from anywhere.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Spawns a task on this runtime.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(future)
+    }
+
+    /// Runs a blocking function on this runtime's blocking pool.
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.handle.spawn_blocking(f)
+    }
+
+    /// Runs `future` to completion on the calling thread, inside this
+    /// runtime: tasks it spawns run on this runtime's workers, and sockets
+    /// and timers it creates use this runtime's netpoller.
+    ///
+    /// # Panics
+    ///
+    /// Panics when called from a worker thread: blocking a worker on a
+    /// future could deadlock the tasks that future waits for. Spawn it and
+    /// await its `JoinHandle` instead.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        block_on_handle(&self.handle, future)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let shared = &self.handle.shared;
+        if context::with_worker_of(shared, |_| ()).is_some() {
+            // Joining our own thread would deadlock; fail loudly instead.
+            panic!("a gopark Runtime cannot be dropped from one of its own worker threads");
+        }
+        shared.begin_shutdown();
+        let mut wakers = Vec::new();
+        shared.io.close_all(&mut wakers);
+        // Tasks of this runtime woken here are cancelled below; a thread
+        // blocked in `block_on` on a descriptor of ours wakes to an error.
+        wakers.into_iter().for_each(Waker::wake);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        shared.owned.close_and_shutdown_all();
+        shared.drain_injector();
+        shared.blocking.shutdown(Duration::from_secs(1));
+        // A task dropped above may have woken another into the injector.
+        shared.drain_injector();
+    }
+}
+
+struct ThreadWaker {
+    thread: Thread,
+    notified: AtomicBool,
+}
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        use crate::loom::Ordering;
+        // Release: pairs with the Acquire swap before the next poll.
+        if !self.notified.swap(true, Ordering::Release) {
+            self.thread.unpark();
+        }
+    }
+}
+
+fn block_on_handle<F: Future>(handle: &Handle, future: F) -> F::Output {
+    use crate::loom::Ordering;
+    if context::is_worker() {
+        panic!(
+            "`block_on` called from a gopark worker thread: it would block the worker and \
+             could deadlock the tasks the future waits for; spawn the future and await its \
+             JoinHandle instead"
+        );
+    }
+    let _enter = context::enter(handle.clone());
+    let waker_state = Arc::new(ThreadWaker {
+        thread: thread::current(),
+        notified: AtomicBool::new(false),
+    });
+    let waker = Waker::from(waker_state.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(v) = crate::coop::with_budget(|| future.as_mut().poll(&mut cx)) {
+            return v;
+        }
+        // Acquire: pairs with the Release in `wake_by_ref`.
+        while !waker_state.notified.swap(false, Ordering::Acquire) {
+            thread::park();
+        }
+    }
+}
+
+static DEFAULT: OnceLock<Runtime> = OnceLock::new();
+
+/// The default runtime, created on first use and never shut down.
+pub(crate) fn default_handle() -> &'static Handle {
+    DEFAULT
+        .get_or_init(|| {
+            Builder::new()
+                .build()
+                .unwrap_or_else(|e| panic!("failed to start the default gopark runtime: {e}"))
+        })
+        .handle()
+}
+
+/// The netpoller of the current runtime, or of the default runtime.
+pub(crate) fn current_netpoller() -> Arc<Netpoller> {
+    context::with_current(|h| match h {
+        Some(h) => h.shared.io.clone(),
+        None => default_handle().shared.io.clone(),
+    })
+}
+
+/// Runs `future` to completion on the calling thread, on the default
+/// runtime (one worker per core, or `GOPARK_WORKERS`), which is created on
+/// first use. Inside, [`spawn`] puts tasks on that runtime's workers.
+///
+/// ```
+/// let v = gopark_runtime::block_on(async {
+///     let a = gopark_runtime::spawn(async { 20 });
+///     let b = gopark_runtime::spawn(async { 22 });
+///     a.await.unwrap() + b.await.unwrap()
+/// });
+/// assert_eq!(v, 42);
+/// ```
+///
+/// # Panics
+///
+/// Panics when called from a worker thread; see [`Runtime::block_on`].
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let handle = context::with_current(|h| h.cloned());
+    match handle {
+        Some(h) => block_on_handle(&h, future),
+        None => block_on_handle(default_handle(), future),
+    }
+}
+
+/// Spawns a task, like `go f()`: it always works. On a runtime's thread (a
+/// worker, a blocking thread, inside `block_on`) the task goes to that
+/// runtime; anywhere else, to the default runtime.
+///
+/// The task starts running at once; awaiting the returned [`JoinHandle`]
+/// gives its output, and dropping the handle detaches it.
+///
+/// ```
+/// # gopark_runtime::block_on(async {
+/// let handle = gopark_runtime::spawn(async { "done" });
+/// assert_eq!(handle.await.unwrap(), "done");
+/// # });
+/// ```
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut future = Some(future);
+    let spawned = context::with_current(|h| h.map(|h| h.spawn(future.take().expect("spawned once"))));
+    match spawned {
+        Some(join) => join,
+        None => default_handle().spawn(future.take().expect("spawned once")),
+    }
+}
+
+/// Runs a blocking function on a thread of the blocking pool, so it does
+/// not stall a worker. Threads are started on demand, up to a cap, and exit
+/// after 10 s idle.
+///
+/// ```
+/// # gopark_runtime::block_on(async {
+/// let sum = gopark_runtime::spawn_blocking(|| (1..=100u32).sum::<u32>()).await.unwrap();
+/// assert_eq!(sum, 5050);
+/// # });
+/// ```
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let mut f = Some(f);
+    let spawned = context::with_current(|h| h.map(|h| h.spawn_blocking(f.take().expect("spawned once"))));
+    match spawned {
+        Some(join) => join,
+        None => default_handle().spawn_blocking(f.take().expect("spawned once")),
+    }
+}
+
+/// Yields to the scheduler once: the task goes to the back of its worker's
+/// queue, letting the tasks queued there run first.
+///
+/// ```
+/// # gopark_runtime::block_on(async {
+/// gopark_runtime::yield_now().await;
+/// # });
+/// ```
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}

@@ -1,0 +1,223 @@
+//! The work-stealing scheduler.
+//!
+//! N workers, each with a local FIFO queue (`crossbeam_deque::Worker`) and a
+//! one-task LIFO slot, share one global [`Injector`] and can steal half of
+//! each other's queues:
+//!
+//! * A task woken *on a worker* (by another task running there) goes to that
+//!   worker's LIFO slot, so a message sent to a task is handled next, while
+//!   the data is hot in cache; the task it displaces goes to the back of the
+//!   local queue. Landing in the LIFO slot wakes no other worker: the slot
+//!   cannot be stolen, and the current worker runs it right after the
+//!   current poll. At most [`MAX_LIFO_POLLS`] LIFO runs happen in a row, so
+//!   two tasks passing a message back and forth cannot starve the queue.
+//! * A task woken *from outside* (the netpoll thread, a `std::thread`, a
+//!   blocking thread) is pushed to the injector and at most one parked worker
+//!   is woken (see [`idle`]).
+//! * A local queue past [`LOCAL_QUEUE_CAPACITY`] moves half of its tasks to
+//!   the injector, where any worker can take them.
+//! * Every [`GLOBAL_POLL_INTERVAL`] ticks a worker looks at the injector
+//!   before its own queue, so remote work is never starved by local work.
+//!
+//! An idle worker first steals (half of a victim's queue,
+//! `steal_batch_and_pop`), then parks on its own [`idle::Parker`]. Nothing
+//! spins: an idle runtime's workers sleep in `futex`.
+
+pub(crate) mod idle;
+mod worker;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use crossbeam_deque::{Injector, Steal, Stealer};
+
+use crate::blocking::BlockingPool;
+use crate::loom::{AtomicBool, Ordering};
+use crate::netpoll::Netpoller;
+use crate::task::{self, JoinHandle, Notified, OwnedTasks, RawTask, Schedule};
+
+pub(crate) use worker::WorkerCtx;
+
+/// Check the injector first once every this many ticks (as Go and tokio do).
+pub(crate) const GLOBAL_POLL_INTERVAL: u32 = 61;
+/// LIFO-slot runs allowed in a row before the slot's task is queued instead.
+pub(crate) const MAX_LIFO_POLLS: usize = 3;
+/// A local queue longer than this sends half of itself to the injector.
+pub(crate) const LOCAL_QUEUE_CAPACITY: usize = 256;
+
+/// State shared by a runtime's workers, its netpoll thread and its handles.
+pub(crate) struct Shared {
+    pub(crate) injector: Injector<Notified>,
+    pub(crate) remotes: Box<[Remote]>,
+    pub(crate) idle: idle::Idle,
+    pub(crate) owned: OwnedTasks,
+    pub(crate) shutdown: AtomicBool,
+    pub(crate) io: Arc<Netpoller>,
+    pub(crate) blocking: BlockingPool,
+}
+
+/// What other threads may touch of a worker.
+pub(crate) struct Remote {
+    pub(crate) stealer: Stealer<Notified>,
+    pub(crate) parker: idle::Parker,
+}
+
+/// A handle to a runtime: spawn onto it from any thread.
+///
+/// Cheap to clone. It does not keep the runtime running: once the
+/// [`Runtime`](crate::Runtime) is dropped, tasks spawned through a handle
+/// are cancelled at once.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("workers", &self.shared.remotes.len())
+            .finish()
+    }
+}
+
+impl Handle {
+    /// Returns the handle of the runtime this thread is in (a worker, a
+    /// blocking thread, or inside `block_on`).
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a runtime; see [`try_current`](Handle::try_current).
+    pub fn current() -> Handle {
+        Handle::try_current().expect("`Handle::current()` called outside a gopark runtime")
+    }
+
+    /// Returns the current runtime's handle, or `None` outside one.
+    pub fn try_current() -> Option<Handle> {
+        crate::context::with_current(|h| h.cloned())
+    }
+
+    /// Spawns a task on this runtime. See [`spawn`](crate::spawn).
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.shared.spawn(future)
+    }
+
+    /// Runs a blocking function on this runtime's blocking pool. See
+    /// [`spawn_blocking`](crate::spawn_blocking).
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.shared.blocking.spawn(self.clone(), f)
+    }
+
+    /// Number of worker threads.
+    pub fn num_workers(&self) -> usize {
+        self.shared.remotes.len()
+    }
+
+    /// Number of descriptors registered with this runtime's netpoller
+    /// (live [`PollDesc`](crate::PollDesc)s).
+    pub fn num_poll_descs(&self) -> usize {
+        self.shared.io.registered()
+    }
+
+    /// Number of tasks spawned and not yet finished.
+    pub fn num_alive_tasks(&self) -> usize {
+        self.shared.owned.len()
+    }
+}
+
+impl Shared {
+    pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (notified, owned_ref, join) = task::new_task(future, self.clone());
+        if !self.owned.bind(owned_ref) {
+            // Shut down: the task is cancelled before it ever runs.
+            notified.shutdown();
+            owned_ref.drop_reference();
+            return join;
+        }
+        self.schedule_task(notified, false);
+        join
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    fn schedule_task(&self, task: Notified, is_yield: bool) {
+        if let Err(task) = worker::schedule_local(self, task, is_yield) {
+            self.schedule_remote(task);
+        }
+    }
+
+    /// Pushes a task to the injector and wakes a worker if one is needed.
+    pub(crate) fn schedule_remote(&self, task: Notified) {
+        self.injector.push(task);
+        if self.shutdown.load(Ordering::SeqCst) {
+            // The runtime is going away and may already have drained the
+            // injector: drop what we pushed (and anything else) ourselves.
+            // SeqCst pairs with the store in `shutdown`.
+            self.drain_injector();
+            return;
+        }
+        if !crate::context::defer_notify(self) {
+            self.notify_parked();
+        }
+    }
+
+    /// Wakes one parked worker, unless a worker is already searching.
+    pub(crate) fn notify_parked(&self) {
+        if let Some(w) = self.idle.worker_to_notify() {
+            self.remotes[w].parker.unpark();
+        }
+    }
+
+    /// Returns `true` if any queue a worker could take from is non-empty.
+    pub(crate) fn has_pending_work(&self) -> bool {
+        !self.injector.is_empty() || self.remotes.iter().any(|r| !r.stealer.is_empty())
+    }
+
+    pub(crate) fn drain_injector(&self) {
+        loop {
+            match self.injector.steal() {
+                Steal::Success(task) => task.shutdown(),
+                Steal::Empty => break,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    /// Tells every worker to exit. The caller joins them afterwards.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for remote in self.remotes.iter() {
+            remote.parker.unpark();
+        }
+    }
+}
+
+impl Schedule for Arc<Shared> {
+    fn schedule(&self, task: Notified) {
+        self.schedule_task(task, false);
+    }
+
+    fn yield_now(&self, task: Notified) {
+        self.schedule_task(task, true);
+    }
+
+    fn release(&self, task: RawTask) -> bool {
+        self.owned.remove(task)
+    }
+}
+
+pub(crate) use worker::run_worker;

@@ -1,0 +1,262 @@
+//! One worker thread: its queues and its run loop.
+//!
+//! The loop, in the order a worker looks for work:
+//!
+//! 1. every [`GLOBAL_POLL_INTERVAL`] ticks, the injector first;
+//! 2. its own local queue, then the injector;
+//! 3. as a *searcher* (if fewer than half the workers already are): half of
+//!    a random victim's queue, then the injector;
+//! 4. park until a producer or a searcher that found work wakes it.
+//!
+//! After each task it runs the LIFO slot, up to [`MAX_LIFO_POLLS`] times in
+//! a row.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crossbeam_deque::{Steal, Worker};
+
+use super::{Shared, GLOBAL_POLL_INTERVAL, LOCAL_QUEUE_CAPACITY, MAX_LIFO_POLLS};
+use crate::context;
+use crate::task::Notified;
+
+/// A worker's thread-local state. Other threads reach the worker only
+/// through its `Remote` (stealer and parker).
+pub(crate) struct WorkerCtx {
+    pub(crate) shared: Arc<Shared>,
+    index: usize,
+    /// Never borrowed across a task poll: a task that wakes another task on
+    /// this worker borrows it to push.
+    core: RefCell<Core>,
+}
+
+struct Core {
+    local: Worker<Notified>,
+    lifo: Option<Notified>,
+    tick: u32,
+    searching: bool,
+    rng: u64,
+}
+
+impl Core {
+    /// Pushes to the back of the local queue; past capacity, moves half of
+    /// the queue to the injector.
+    fn push_back(&mut self, shared: &Shared, task: Notified) {
+        if self.local.len() >= LOCAL_QUEUE_CAPACITY {
+            for _ in 0..LOCAL_QUEUE_CAPACITY / 2 {
+                match self.local.pop() {
+                    Some(t) => shared.injector.push(t),
+                    None => break,
+                }
+            }
+        }
+        self.local.push(task);
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        // xorshift64*: cheap and good enough to pick steal victims.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// Schedules `task` on this thread's worker if it is a worker of `shared`.
+/// Gives the task back otherwise.
+pub(crate) fn schedule_local(shared: &Shared, task: Notified, is_yield: bool) -> Result<(), Notified> {
+    let mut task = Some(task);
+    let done = context::with_worker_of(shared, |cx| {
+        let Ok(mut core) = cx.core.try_borrow_mut() else {
+            return false;
+        };
+        let task = task.take().expect("task scheduled twice");
+        let notify = if is_yield {
+            core.push_back(shared, task);
+            true
+        } else {
+            match core.lifo.replace(task) {
+                Some(prev) => {
+                    core.push_back(shared, prev);
+                    true
+                }
+                None => false,
+            }
+        };
+        drop(core);
+        if notify {
+            shared.notify_parked();
+        }
+        true
+    });
+    match (done, task) {
+        (Some(true), _) => Ok(()),
+        (_, Some(task)) => Err(task),
+        (_, None) => Ok(()),
+    }
+}
+
+/// The body of a worker thread.
+pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Worker<Notified>) {
+    let cx = Rc::new(WorkerCtx {
+        shared: shared.clone(),
+        index,
+        core: RefCell::new(Core {
+            local,
+            lifo: None,
+            tick: 0,
+            searching: false,
+            rng: 0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) << 17),
+        }),
+    });
+    let _enter = context::enter(super::Handle {
+        shared: shared.clone(),
+    });
+    context::set_worker(Some(cx.clone()));
+    cx.run();
+    context::set_worker(None);
+    cx.drain();
+}
+
+impl WorkerCtx {
+    fn run(&self) {
+        while !self.shared.is_shutdown() {
+            if let Some(task) = self.next_task() {
+                self.run_task(task);
+                continue;
+            }
+            if let Some(task) = self.steal_work() {
+                self.run_task(task);
+                continue;
+            }
+            self.park();
+        }
+    }
+
+    fn next_task(&self) -> Option<Notified> {
+        let mut core = self.core.borrow_mut();
+        core.tick = core.tick.wrapping_add(1);
+        if core.tick % GLOBAL_POLL_INTERVAL == 0 {
+            if let Some(task) = self.pop_injector(&core) {
+                return Some(task);
+            }
+        }
+        if let Some(task) = core.lifo.take() {
+            return Some(task);
+        }
+        if let Some(task) = core.local.pop() {
+            return Some(task);
+        }
+        self.pop_injector(&core)
+    }
+
+    /// Takes a batch from the injector into the local queue and returns one.
+    fn pop_injector(&self, core: &Core) -> Option<Notified> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&core.local) {
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => return None,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    fn steal_work(&self) -> Option<Notified> {
+        let mut core = self.core.borrow_mut();
+        if !core.searching {
+            if !self.shared.idle.transition_worker_to_searching() {
+                return None;
+            }
+            core.searching = true;
+        }
+        let remotes = &self.shared.remotes;
+        let n = remotes.len();
+        let start = (core.next_rand() % n as u64) as usize;
+        for i in 0..n {
+            let victim = (start + i) % n;
+            if victim == self.index {
+                continue;
+            }
+            loop {
+                match remotes[victim].stealer.steal_batch_and_pop(&core.local) {
+                    Steal::Success(task) => return Some(task),
+                    Steal::Empty => break,
+                    Steal::Retry => {}
+                }
+            }
+        }
+        self.pop_injector(&core)
+    }
+
+    fn run_task(&self, task: Notified) {
+        {
+            let mut core = self.core.borrow_mut();
+            if core.searching {
+                core.searching = false;
+                drop(core);
+                // The last searcher found work: there may be more, so keep
+                // one worker searching.
+                if self.shared.idle.transition_worker_from_searching() {
+                    self.shared.notify_parked();
+                }
+            }
+        }
+        task.run();
+        // Message-passing fast path, bounded so the queue is not starved.
+        for _ in 0..MAX_LIFO_POLLS {
+            let next = self.core.borrow_mut().lifo.take();
+            match next {
+                Some(task) => task.run(),
+                None => return,
+            }
+        }
+        let mut core = self.core.borrow_mut();
+        if let Some(task) = core.lifo.take() {
+            core.push_back(&self.shared, task);
+            drop(core);
+            self.shared.notify_parked();
+        }
+    }
+
+    fn park(&self) {
+        let was_searching = {
+            let mut core = self.core.borrow_mut();
+            if core.lifo.is_some() || !core.local.is_empty() {
+                return;
+            }
+            std::mem::replace(&mut core.searching, false)
+        };
+        let idle = &self.shared.idle;
+        if idle.transition_worker_to_parked(self.index, was_searching) && self.shared.has_pending_work() {
+            // We were the last searcher and work arrived while we gave up:
+            // wake a worker (possibly ourselves) to take it.
+            self.shared.notify_parked();
+        }
+        if self.shared.is_shutdown() {
+            return;
+        }
+        self.shared.remotes[self.index].parker.park();
+        // `worker_to_notify` counted us as searching when it picked us.
+        // After shutdown's unpark we leave the loop, so the count is moot.
+        if !self.shared.is_shutdown() {
+            debug_assert!(!idle.is_parked(self.index));
+            self.core.borrow_mut().searching = true;
+        }
+    }
+
+    /// Drops whatever is still queued here; the tasks themselves are
+    /// cancelled through the owned-task list.
+    fn drain(&self) {
+        let mut core = self.core.borrow_mut();
+        let lifo = core.lifo.take();
+        let mut tasks: Vec<Notified> = lifo.into_iter().collect();
+        while let Some(t) = core.local.pop() {
+            tasks.push(t);
+        }
+        drop(core);
+        for t in tasks {
+            t.shutdown();
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The runtime's list of owned tasks, so shutdown can cancel every task,
+//! including those parked on I/O or timers that no queue holds.
+//!
+//! Sharded by task address so that spawns on different workers rarely meet
+//! on one lock. Each entry holds one task reference.
+
+use slab::Slab;
+
+use super::raw::RawTask;
+use crate::loom::{AtomicBool, Mutex, Ordering};
+
+const SHARD_BITS: usize = 5;
+const SHARDS: usize = 1 << SHARD_BITS;
+
+pub(crate) struct OwnedTasks {
+    shards: Box<[Mutex<Slab<RawTask>>]>,
+    closed: AtomicBool,
+}
+
+impl OwnedTasks {
+    pub(crate) fn new() -> OwnedTasks {
+        OwnedTasks {
+            shards: (0..SHARDS).map(|_| Mutex::new(Slab::new())).collect(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn shard_of(task: RawTask) -> usize {
+        // Tasks are at least 64-byte aligned allocations; mix the address so
+        // neighbours land on different shards.
+        ((task.addr() >> 6).wrapping_mul(0x9E37_79B9) >> 7) & (SHARDS - 1)
+    }
+
+    /// Adds a task (taking over the reference it carries for this list).
+    /// Returns `false` if the runtime is shutting down: the caller must then
+    /// cancel the task itself.
+    pub(crate) fn bind(&self, task: RawTask) -> bool {
+        let shard = Self::shard_of(task);
+        let mut slab = self.shards[shard].lock();
+        // Checked under the shard lock: `close_and_shutdown_all` sets the flag
+        // and then takes every lock, so no task slips in after the drain.
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let key = slab.insert(task);
+        task.header().set_owned_key(key << SHARD_BITS | shard);
+        true
+    }
+
+    /// Removes a task; returns `true` if it was still listed (the caller then
+    /// drops the list's reference).
+    pub(crate) fn remove(&self, task: RawTask) -> bool {
+        let id = task.header().owned_key();
+        if id == usize::MAX {
+            return false;
+        }
+        let mut slab = self.shards[id & (SHARDS - 1)].lock();
+        let key = id >> SHARD_BITS;
+        match slab.get(key) {
+            Some(t) if *t == task => {
+                slab.remove(key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Refuses new tasks and cancels every listed one.
+    pub(crate) fn close_and_shutdown_all(&self) {
+        self.closed.store(true, Ordering::Release);
+        for shard in self.shards.iter() {
+            loop {
+                // Take a batch out under the lock, cancel outside it:
+                // dropping a future may spawn or drop other tasks.
+                let batch: Vec<RawTask> = {
+                    let mut slab = shard.lock();
+                    let keys: Vec<usize> = slab.iter().map(|(k, _)| k).take(256).collect();
+                    keys.into_iter().map(|k| slab.remove(k)).collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                for task in batch {
+                    task.shutdown();
+                    task.drop_reference();
+                }
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+}

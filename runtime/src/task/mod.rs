@@ -1,0 +1,113 @@
+//! Tasks: one heap allocation per spawned future.
+//!
+//! # Shape
+//!
+//! A task is a single allocation (`raw::Cell`) holding, in order: the
+//! header (the [state word](state), a vtable, the owned-list key), the
+//! scheduler handle, the *stage* — first the future, then its output — and
+//! the join waker. The rest of the runtime sees it through three handles,
+//! each standing for one reference in the state word:
+//!
+//! * [`Notified`]: "this task should be polled". At most one exists at a
+//!   time (the `NOTIFIED` bit guards its creation); it lives in a run queue.
+//! * [`JoinHandle`]: the caller's right to the output.
+//! * `Waker`s: created by the poll's `Context`; each clone is a reference.
+//!
+//! A fourth reference belongs to the runtime's owned-task list, so shutdown
+//! can cancel tasks that no queue holds (parked on I/O or a timer).
+//!
+//! # Who touches what, and when
+//!
+//! * The **future** is touched only by the thread that set `RUNNING`: a
+//!   worker polling the task, a worker cancelling it, or the thread shutting
+//!   the runtime down.
+//! * The **output** is written under `RUNNING`, then published by
+//!   `COMPLETE`. From then on it belongs to the `JoinHandle` if
+//!   `JOIN_INTEREST` was set at that instant, else to the task side, which
+//!   drops it at once. A `JoinHandle` dropped after completion drops it.
+//! * The **join waker** is written by the `JoinHandle` only while
+//!   `JOIN_WAKER` is clear, and read by the task side only once `COMPLETE`
+//!   is set with `JOIN_WAKER`. Replacing it means clearing `JOIN_WAKER`
+//!   first, which fails once the task is complete.
+//!
+//! # Wake-ups
+//!
+//! A wake-up of an idle task sets `NOTIFIED`, adds a reference and queues a
+//! `Notified`. A wake-up of a running task only sets `NOTIFIED`; when the
+//! poll returns `Pending`, the poller sees the bit and re-queues the task
+//! once (at the back of the queue, so a self-waking task cannot starve its
+//! neighbours). A wake-up of a queued or complete task does nothing. So a
+//! task is queued at most once, and never after it completed.
+//!
+//! # Cancellation and panics
+//!
+//! `abort()` sets `CANCELLED` and, if the task is idle, queues it; the
+//! worker that takes it drops the future instead of polling it. Panics in
+//! `poll`, or in the future's destructor, are caught and stored as the
+//! task's [`JoinError`]; they never unwind into a worker.
+
+mod join;
+mod list;
+mod raw;
+mod state;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+use std::future::Future;
+
+pub use join::{JoinError, JoinHandle};
+pub(crate) use list::OwnedTasks;
+pub(crate) use raw::RawTask;
+
+/// What a task needs from whoever runs it.
+pub(crate) trait Schedule: Send + Sync + 'static {
+    /// Queues a task that was woken.
+    fn schedule(&self, task: Notified);
+
+    /// Re-queues a task that woke itself during its own poll; it goes behind
+    /// the work already queued.
+    fn yield_now(&self, task: Notified) {
+        self.schedule(task);
+    }
+
+    /// Takes a completed task off the owned-task list. Returns `true` if it
+    /// was listed, i.e. the list's reference must now be dropped.
+    fn release(&self, task: RawTask) -> bool;
+}
+
+/// A task that should be polled; owns one reference.
+pub(crate) struct Notified(pub(crate) RawTask);
+
+impl Notified {
+    /// Polls the task (or cancels it, if it was aborted).
+    pub(crate) fn run(self) {
+        let raw = self.0;
+        std::mem::forget(self);
+        raw.poll();
+    }
+
+    /// Cancels the task without polling it (runtime shutdown), then drops
+    /// this reference.
+    pub(crate) fn shutdown(self) {
+        self.0.shutdown();
+    }
+}
+
+impl Drop for Notified {
+    fn drop(&mut self) {
+        self.0.drop_reference();
+    }
+}
+
+/// Allocates a task. Returns the first `Notified`, the reference for the
+/// owned-task list, and the `JoinHandle`.
+pub(crate) fn new_task<F, S>(future: F, scheduler: S) -> (Notified, RawTask, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    let raw = RawTask::new(future, scheduler);
+    (Notified(raw), raw, JoinHandle::new(raw))
+}

@@ -1,0 +1,421 @@
+//! The task allocation and the type-erased functions that drive it.
+//!
+//! Every raw pointer of the task system lives in this file. A task is one
+//! `Cell<F, S>`: a [`Header`] (state word, vtable, owned-list key) followed
+//! by the scheduler handle, the future-then-output stage, and the join
+//! waker. Everything outside this file holds a [`RawTask`] (a counted
+//! pointer to the header) and goes through the vtable.
+
+use std::any::Any;
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+use super::state::{State, TransitionToIdle, TransitionToNotified, TransitionToRunning};
+use super::{JoinError, Schedule};
+use crate::loom::{AtomicUsize, Ordering, UnsafeCell};
+
+/// The type-erased head of every task.
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) state: State,
+    vtable: &'static Vtable,
+    /// Where the task sits in the runtime's owned-task list.
+    pub(crate) owned_key: AtomicUsize,
+}
+
+struct Vtable {
+    poll: unsafe fn(NonNull<Header>),
+    schedule: unsafe fn(NonNull<Header>),
+    dealloc: unsafe fn(NonNull<Header>),
+    try_read_output: unsafe fn(NonNull<Header>, *mut (), &Waker),
+    drop_join_handle_slow: unsafe fn(NonNull<Header>),
+    shutdown: unsafe fn(NonNull<Header>),
+}
+
+/// Where the future is in its life.
+enum Stage<F: Future> {
+    Running(F),
+    Finished(Result<F::Output, JoinError>),
+    Consumed,
+}
+
+#[repr(C)]
+struct Cell<F: Future, S> {
+    header: Header,
+    scheduler: S,
+    stage: UnsafeCell<Stage<F>>,
+    /// Written by the `JoinHandle` only while `JOIN_WAKER` is clear; read by
+    /// the task side only while it is set and the task is complete.
+    join_waker: UnsafeCell<Option<Waker>>,
+}
+
+/// A counted pointer to a task. Copying it does not add a reference: the
+/// owner of each copy must know which reference it stands for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawTask {
+    ptr: NonNull<Header>,
+}
+
+// SAFETY: every access to the task goes through the atomic state word or is
+// made exclusive by it; the future and the output are `Send`.
+unsafe impl Send for RawTask {}
+// SAFETY: as above; shared access only touches the atomic header.
+unsafe impl Sync for RawTask {}
+
+impl RawTask {
+    /// Allocates a task. The state starts with three references: the
+    /// owned-task list's, the first `Notified`'s and the `JoinHandle`'s.
+    pub(crate) fn new<F, S>(future: F, scheduler: S) -> RawTask
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+        S: Schedule,
+    {
+        let cell = Box::new(Cell {
+            header: Header {
+                state: State::new(),
+                vtable: vtable::<F, S>(),
+                owned_key: AtomicUsize::new(usize::MAX),
+            },
+            scheduler,
+            stage: UnsafeCell::new(Stage::Running(future)),
+            join_waker: UnsafeCell::new(None),
+        });
+        let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
+        RawTask { ptr }
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: the caller holds a reference, so the allocation is alive.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
+    /// Runs the task once; consumes the `Notified` reference.
+    pub(crate) fn poll(self) {
+        // SAFETY: the vtable matches the cell it was created with.
+        unsafe { (self.header().vtable.poll)(self.ptr) }
+    }
+
+    /// Hands a `Notified` reference to the scheduler.
+    pub(crate) fn schedule(self) {
+        // SAFETY: as above.
+        unsafe { (self.header().vtable.schedule)(self.ptr) }
+    }
+
+    /// Cancels the task if it is idle; consumes no reference.
+    pub(crate) fn shutdown(self) {
+        // SAFETY: as above.
+        unsafe { (self.header().vtable.shutdown)(self.ptr) }
+    }
+
+    /// Drops one reference, freeing the task if it was the last.
+    pub(crate) fn drop_reference(self) {
+        if self.header().state.ref_dec() {
+            self.dealloc();
+        }
+    }
+
+    fn dealloc(self) {
+        // SAFETY: called once, when the last reference is gone.
+        unsafe { (self.header().vtable.dealloc)(self.ptr) }
+    }
+
+    /// # Safety
+    /// `dst` must point to a `Poll<Result<T, JoinError>>` where `T` is the
+    /// task's output type, and the caller must hold `JOIN_INTEREST`.
+    pub(crate) unsafe fn try_read_output(self, dst: *mut (), waker: &Waker) {
+        // SAFETY: forwarded from the caller.
+        unsafe { (self.header().vtable.try_read_output)(self.ptr, dst, waker) }
+    }
+
+    /// Drops the `JoinHandle`'s interest and reference.
+    pub(crate) fn drop_join_handle(self) {
+        if self.header().state.drop_join_handle_fast() {
+            return;
+        }
+        // SAFETY: the vtable matches the cell; the caller is the JoinHandle.
+        unsafe { (self.header().vtable.drop_join_handle_slow)(self.ptr) }
+    }
+
+    /// Asks the task to stop (`JoinHandle::abort`).
+    pub(crate) fn remote_abort(self) {
+        if self.header().state.transition_to_notified_and_cancel() == TransitionToNotified::Submit {
+            self.schedule();
+        }
+    }
+}
+
+fn vtable<F, S>() -> &'static Vtable
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    &Vtable {
+        poll: poll::<F, S>,
+        schedule: schedule::<F, S>,
+        dealloc: dealloc::<F, S>,
+        try_read_output: try_read_output::<F, S>,
+        drop_join_handle_slow: drop_join_handle_slow::<F, S>,
+        shutdown: shutdown::<F, S>,
+    }
+}
+
+/// # Safety
+/// `ptr` must point to a live `Cell<F, S>`.
+unsafe fn cell<'a, F: Future, S>(ptr: NonNull<Header>) -> &'a Cell<F, S> {
+    // SAFETY: `Header` is the first field of the `repr(C)` cell, and the
+    // caller guarantees the cell is alive and of this type.
+    unsafe { ptr.cast::<Cell<F, S>>().as_ref() }
+}
+
+unsafe fn schedule<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: the caller holds a reference (the `Notified` it hands over).
+    let cell = unsafe { cell::<F, S>(ptr) };
+    cell.scheduler.schedule(super::Notified(RawTask { ptr }));
+}
+
+unsafe fn dealloc<F: Future, S>(ptr: NonNull<Header>) {
+    // SAFETY: the last reference is gone, so nobody else can reach the
+    // cell; it was made by `Box::new` in `RawTask::new`.
+    drop(unsafe { Box::from_raw(ptr.cast::<Cell<F, S>>().as_ptr()) });
+}
+
+unsafe fn poll<F, S>(ptr: NonNull<Header>)
+where
+    F: Future,
+    S: Schedule,
+{
+    let task = RawTask { ptr };
+    // SAFETY: the caller hands over the `Notified` reference.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    match cell.header.state.transition_to_running() {
+        TransitionToRunning::Success => {}
+        TransitionToRunning::Cancelled => {
+            cancel_future(cell);
+            complete(task, cell, true);
+            return;
+        }
+        TransitionToRunning::Failed => {
+            task.drop_reference();
+            return;
+        }
+    }
+
+    // A waker that borrows the `Notified` reference instead of adding one.
+    let waker = ManuallyDrop::new(
+        // SAFETY: the vtable's functions uphold the RawWaker contract for a
+        // pointer to a live task header.
+        unsafe { Waker::from_raw(RawWaker::new(ptr.as_ptr() as *const (), &WAKER_VTABLE)) },
+    );
+    let mut cx = Context::from_waker(&waker);
+    let res = panic::catch_unwind(AssertUnwindSafe(|| {
+        cell.stage.with_mut(|stage| {
+            // SAFETY: RUNNING is set, so this thread owns the stage, and the
+            // cell is never moved while the task is alive.
+            let stage = unsafe { &mut *stage };
+            let Stage::Running(fut) = stage else {
+                unreachable!("polled a task whose future is gone")
+            };
+            // SAFETY: the future lives in the heap cell and is never moved
+            // until it is dropped in place.
+            let fut = unsafe { Pin::new_unchecked(fut) };
+            crate::coop::with_budget(|| fut.poll(&mut cx))
+        })
+    }));
+    match res {
+        Ok(Poll::Ready(out)) => {
+            set_stage(cell, Stage::Finished(Ok(out)));
+            complete(task, cell, true);
+        }
+        Ok(Poll::Pending) => match cell.header.state.transition_to_idle() {
+            TransitionToIdle::Ok => task.drop_reference(),
+            TransitionToIdle::OkNotified => cell.scheduler.yield_now(super::Notified(task)),
+            TransitionToIdle::Cancelled => {
+                cancel_future(cell);
+                complete(task, cell, true);
+            }
+        },
+        Err(panic) => {
+            set_stage(cell, Stage::Finished(Err(JoinError::panic(panic))));
+            complete(task, cell, true);
+        }
+    }
+}
+
+unsafe fn shutdown<F, S>(ptr: NonNull<Header>)
+where
+    F: Future,
+    S: Schedule,
+{
+    // SAFETY: the caller holds a reference.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    if cell.header.state.transition_to_shutdown() {
+        cancel_future(cell);
+        complete(RawTask { ptr }, cell, false);
+    }
+}
+
+/// Replaces the stage; the caller owns it (RUNNING, or complete without
+/// join interest).
+fn set_stage<F: Future, S>(cell: &Cell<F, S>, new: Stage<F>) {
+    // Dropping the old stage runs user code (the future's or the output's
+    // destructor); a panic there must not unwind into the worker.
+    let old = cell.stage.with_mut(|stage| {
+        // SAFETY: the caller owns the stage exclusively.
+        unsafe { std::mem::replace(&mut *stage, Stage::Consumed) }
+    });
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(old)));
+    cell.stage.with_mut(|stage| {
+        // SAFETY: as above.
+        unsafe { *stage = new };
+    });
+}
+
+fn cancel_future<F: Future, S>(cell: &Cell<F, S>) {
+    let old = cell.stage.with_mut(|stage| {
+        // SAFETY: RUNNING is set: this thread owns the stage.
+        unsafe { std::mem::replace(&mut *stage, Stage::Consumed) }
+    });
+    let err = match panic::catch_unwind(AssertUnwindSafe(|| drop(old))) {
+        Ok(()) => JoinError::cancelled(),
+        Err(panic) => JoinError::panic(panic),
+    };
+    set_stage(cell, Stage::Finished(Err(err)));
+}
+
+/// Publishes the output, wakes the joiner, leaves the owned list, and drops
+/// the references this path held.
+fn complete<F: Future, S: Schedule>(task: RawTask, cell: &Cell<F, S>, drop_running_ref: bool) {
+    let prev = cell.header.state.transition_to_complete();
+    if !prev.is_join_interested() {
+        // Nobody will read the output: drop it here, on the task side.
+        set_stage(cell, Stage::Consumed);
+    } else if prev.is_join_waker_set() {
+        cell.join_waker.with(|w| {
+            // SAFETY: JOIN_WAKER was set when COMPLETE was, so the JoinHandle
+            // no longer writes the slot.
+            if let Some(w) = unsafe { &*w } {
+                w.wake_by_ref();
+            }
+        });
+    }
+    let released = cell.scheduler.release(task);
+    let n = usize::from(released) + usize::from(drop_running_ref);
+    if n > 0 && cell.header.state.ref_dec_n(n) {
+        task.dealloc();
+    }
+}
+
+unsafe fn try_read_output<F: Future, S>(ptr: NonNull<Header>, dst: *mut (), waker: &Waker) {
+    // SAFETY: the JoinHandle holds a reference.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    if !can_read_output(&cell.header, &cell.join_waker, waker) {
+        return;
+    }
+    let stage = cell.stage.with_mut(|stage| {
+        // SAFETY: COMPLETE with JOIN_INTEREST: the JoinHandle owns the output.
+        unsafe { std::mem::replace(&mut *stage, Stage::Consumed) }
+    });
+    let Stage::Finished(out) = stage else {
+        panic!("JoinHandle polled after it returned its output")
+    };
+    // SAFETY: the caller guarantees `dst` has the output's type.
+    let dst = unsafe { &mut *(dst as *mut Poll<Result<F::Output, JoinError>>) };
+    *dst = Poll::Ready(out);
+}
+
+/// Returns `true` if the task is complete; otherwise makes sure `waker`
+/// will be woken when it completes.
+fn can_read_output(header: &Header, slot: &UnsafeCell<Option<Waker>>, waker: &Waker) -> bool {
+    let snapshot = header.state.load();
+    if snapshot.is_complete() {
+        return true;
+    }
+    if snapshot.is_join_waker_set() {
+        let same = slot.with(|w| {
+            // SAFETY: the task side only reads the slot; we only read too.
+            unsafe { &*w }.as_ref().is_some_and(|w| w.will_wake(waker))
+        });
+        if same {
+            return false;
+        }
+        // Take the slot back before replacing the waker.
+        if header.state.unset_join_waker().is_err() {
+            return true;
+        }
+    }
+    slot.with_mut(|w| {
+        // SAFETY: JOIN_WAKER is clear, so the task side does not touch the slot.
+        unsafe { *w = Some(waker.clone()) };
+    });
+    header.state.set_join_waker().is_err()
+}
+
+unsafe fn drop_join_handle_slow<F: Future, S>(ptr: NonNull<Header>) {
+    // SAFETY: the JoinHandle holds a reference.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    if cell.header.state.unset_join_interested().is_err() {
+        // Complete with join interest: the output is ours to drop.
+        set_stage(cell, Stage::Consumed);
+    }
+    RawTask { ptr }.drop_reference();
+}
+
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+fn waker_task(data: *const ()) -> RawTask {
+    RawTask {
+        // SAFETY: wakers are only ever made from non-null header pointers.
+        ptr: unsafe { NonNull::new_unchecked(data as *mut Header) },
+    }
+}
+
+unsafe fn waker_clone(data: *const ()) -> RawWaker {
+    waker_task(data).header().state.ref_inc();
+    RawWaker::new(data, &WAKER_VTABLE)
+}
+
+unsafe fn waker_wake(data: *const ()) {
+    let task = waker_task(data);
+    match task.header().state.transition_to_notified_by_val() {
+        TransitionToNotified::Submit => task.schedule(),
+        TransitionToNotified::Dealloc => task.dealloc(),
+        TransitionToNotified::DoNothing => {}
+    }
+}
+
+unsafe fn waker_wake_by_ref(data: *const ()) {
+    let task = waker_task(data);
+    if task.header().state.transition_to_notified_by_ref() == TransitionToNotified::Submit {
+        task.schedule();
+    }
+}
+
+unsafe fn waker_drop(data: *const ()) {
+    waker_task(data).drop_reference();
+}
+
+/// The payload of a task that panicked.
+pub(crate) type Panic = Box<dyn Any + Send + 'static>;
+
+impl Header {
+    pub(crate) fn owned_key(&self) -> usize {
+        // Relaxed: written once before the task is shared, read by the
+        // runtime that wrote it.
+        self.owned_key.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_owned_key(&self, key: usize) {
+        self.owned_key.store(key, Ordering::Relaxed);
+    }
+}

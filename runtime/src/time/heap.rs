@@ -1,0 +1,273 @@
+//! The timer heap driven by the netpoll thread.
+//!
+//! A binary min-heap of deadlines over a slab of entries; each entry knows
+//! its heap position, so cancelling a timer (a `timeout` whose request
+//! finished first, a `Sleep` dropped early) is an O(log n) removal, not a
+//! tombstone that lingers until its deadline. Keys carry a generation so a
+//! stale key never cancels a newer timer in a reused slot.
+
+use std::sync::Weak;
+use std::task::Waker;
+use std::time::Instant;
+
+use slab::Slab;
+
+use crate::netpoll::{Direction, PdInner};
+
+/// Identifies one timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimerKey {
+    idx: usize,
+    gen: u64,
+}
+
+/// What happens when a timer fires.
+pub(crate) enum Action {
+    /// A `Sleep`: wake its task; the entry stays, marked fired, until the
+    /// `Sleep` sees it.
+    Wake(Option<Waker>),
+    /// A socket deadline: time out one half of a PollDesc, if its deadline
+    /// sequence still matches.
+    Deadline(Weak<PdInner>, Direction, u64),
+    /// A `Sleep` whose timer has fired.
+    Fired,
+}
+
+struct Entry {
+    pos: usize,
+    gen: u64,
+    action: Action,
+}
+
+const FIRED: usize = usize::MAX;
+
+#[derive(Default)]
+pub(crate) struct Timers {
+    heap: Vec<(Instant, usize)>,
+    entries: Slab<Entry>,
+    next_gen: u64,
+    /// `Some(t)` while the netpoll thread sleeps in `epoll_wait` until `t`
+    /// (`None` inside, for no timeout): a new timer earlier than that must
+    /// wake it.
+    sleeping_until: Option<Option<Instant>>,
+}
+
+/// Deadline work that must run outside the timer lock.
+pub(crate) type Expired = Vec<(Weak<PdInner>, Direction, u64)>;
+
+impl Timers {
+    /// Adds a timer. Returns its key and whether the netpoll thread must be
+    /// woken to sleep less.
+    pub(crate) fn insert(&mut self, deadline: Instant, action: Action) -> (TimerKey, bool) {
+        self.next_gen = self.next_gen.wrapping_add(1);
+        let gen = self.next_gen;
+        let pos = self.heap.len();
+        let idx = self.entries.insert(Entry {
+            pos,
+            gen,
+            action,
+        });
+        self.heap.push((deadline, idx));
+        self.sift_up(pos);
+        let wake = match self.sleeping_until {
+            Some(None) => true,
+            Some(Some(until)) => deadline < until,
+            None => false,
+        };
+        if wake {
+            // One wake-up is enough until the thread goes back to sleep.
+            self.sleeping_until = None;
+        }
+        (TimerKey { idx, gen }, wake)
+    }
+
+    fn entry(&self, key: TimerKey) -> Option<&Entry> {
+        self.entries.get(key.idx).filter(|e| e.gen == key.gen)
+    }
+
+    /// Removes a timer, fired or not. Returns `false` for a stale key.
+    pub(crate) fn remove(&mut self, key: TimerKey) -> bool {
+        let Some(entry) = self.entry(key) else {
+            return false;
+        };
+        let pos = entry.pos;
+        if pos != FIRED {
+            self.heap_remove(pos);
+        }
+        self.entries.remove(key.idx);
+        true
+    }
+
+    /// For a `Sleep`: `true` if fired; otherwise stores `waker`.
+    pub(crate) fn poll_sleep(&mut self, key: TimerKey, waker: &Waker) -> bool {
+        let Some(entry) = self.entries.get_mut(key.idx).filter(|e| e.gen == key.gen) else {
+            return true;
+        };
+        match &mut entry.action {
+            Action::Fired => true,
+            Action::Wake(slot) => {
+                match slot {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => *slot = Some(waker.clone()),
+                }
+                false
+            }
+            Action::Deadline(..) => unreachable!("sleep key names a deadline timer"),
+        }
+    }
+
+    /// The earliest pending deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.heap.first().map(|&(d, _)| d)
+    }
+
+    pub(crate) fn set_sleeping(&mut self, until: Option<Option<Instant>>) {
+        self.sleeping_until = until;
+    }
+
+    /// Fires every timer due at `now`: sleeps' wakers go to `wakers`,
+    /// socket deadlines to `expired`.
+    pub(crate) fn fire_expired(&mut self, now: Instant, wakers: &mut Vec<Waker>, expired: &mut Expired) {
+        while let Some(&(deadline, idx)) = self.heap.first() {
+            if deadline > now {
+                break;
+            }
+            self.heap_remove(0);
+            let entry = &mut self.entries[idx];
+            entry.pos = FIRED;
+            match std::mem::replace(&mut entry.action, Action::Fired) {
+                Action::Wake(w) => wakers.extend(w),
+                Action::Deadline(pd, dir, seq) => {
+                    self.entries.remove(idx);
+                    expired.push((pd, dir, seq));
+                }
+                Action::Fired => {}
+            }
+        }
+    }
+
+    /// Drops every timer's waker (runtime shutdown); sleeps then see their
+    /// timers as fired.
+    pub(crate) fn clear(&mut self, wakers: &mut Vec<Waker>) {
+        self.heap.clear();
+        let keys: Vec<usize> = self.entries.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            let e = &mut self.entries[k];
+            e.pos = FIRED;
+            match std::mem::replace(&mut e.action, Action::Fired) {
+                Action::Wake(w) => wakers.extend(w),
+                Action::Deadline(..) => {
+                    self.entries.remove(k);
+                }
+                Action::Fired => {}
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    fn heap_remove(&mut self, pos: usize) {
+        let last = self.heap.len() - 1;
+        self.heap.swap(pos, last);
+        self.heap.pop();
+        if pos < self.heap.len() {
+            let idx = self.heap[pos].1;
+            self.entries[idx].pos = pos;
+            self.sift_down(pos);
+            self.sift_up(pos);
+        }
+    }
+
+    fn sift_up(&mut self, mut pos: usize) {
+        while pos > 0 {
+            let parent = (pos - 1) / 2;
+            if self.heap[parent].0 <= self.heap[pos].0 {
+                break;
+            }
+            self.swap(pos, parent);
+            pos = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut pos: usize) {
+        let n = self.heap.len();
+        loop {
+            let left = 2 * pos + 1;
+            if left >= n {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < n && self.heap[right].0 < self.heap[left].0 {
+                right
+            } else {
+                left
+            };
+            if self.heap[pos].0 <= self.heap[child].0 {
+                break;
+            }
+            self.swap(pos, child);
+            pos = child;
+        }
+    }
+
+    fn swap(&mut self, a: usize, b: usize) {
+        self.heap.swap(a, b);
+        let (ia, ib) = (self.heap[a].1, self.heap[b].1);
+        self.entries[ia].pos = a;
+        self.entries[ib].pos = b;
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn fires_in_deadline_order_and_removes_cancelled() {
+        let mut t = Timers::default();
+        let base = Instant::now();
+        let mut keys = Vec::new();
+        for i in [5u64, 1, 9, 3, 7, 2, 8] {
+            let (k, _) = t.insert(base + Duration::from_millis(i), Action::Wake(None));
+            keys.push((i, k));
+        }
+        // Cancel 3 and 8.
+        for (i, k) in &keys {
+            if *i == 3 || *i == 8 {
+                assert!(t.remove(*k));
+                assert!(!t.remove(*k), "a key removes once");
+            }
+        }
+        let mut fired = Vec::new();
+        for ms in 0..=10u64 {
+            let mut w = Vec::new();
+            let mut e = Vec::new();
+            t.fire_expired(base + Duration::from_millis(ms), &mut w, &mut e);
+            for (i, k) in &keys {
+                if *i == ms && *i != 3 && *i != 8 {
+                    assert!(t.poll_sleep(*k, &std::task::Waker::noop().clone()));
+                    fired.push(*i);
+                }
+            }
+        }
+        assert_eq!(fired, vec![1, 2, 5, 7, 9]);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn earlier_timer_wakes_sleeping_poller_once() {
+        let mut t = Timers::default();
+        let base = Instant::now();
+        t.set_sleeping(Some(Some(base + Duration::from_secs(1))));
+        let (_, wake) = t.insert(base + Duration::from_secs(2), Action::Wake(None));
+        assert!(!wake);
+        let (_, wake) = t.insert(base + Duration::from_millis(1), Action::Wake(None));
+        assert!(wake);
+        let (_, wake) = t.insert(base, Action::Wake(None));
+        assert!(!wake, "already woken");
+    }
+}

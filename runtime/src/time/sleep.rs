@@ -1,0 +1,127 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::heap::{Action, TimerKey};
+use crate::netpoll::Netpoller;
+
+/// Waits until `duration` has passed.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// gopark_runtime::block_on(async {
+///     let start = Instant::now();
+///     gopark_runtime::time::sleep(Duration::from_millis(20)).await;
+///     assert!(start.elapsed() >= Duration::from_millis(20));
+/// });
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    let now = Instant::now();
+    sleep_until(now.checked_add(duration).unwrap_or(now + Duration::from_secs(86400 * 365 * 30)))
+}
+
+/// Waits until `deadline`.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        timer: None,
+        fired: false,
+    }
+}
+
+/// Future returned by [`sleep`] and [`sleep_until`].
+///
+/// Its timer is registered on first poll with the runtime the polling thread
+/// is in (or the default runtime), and removed when it is dropped. If that
+/// runtime shuts down, the sleep completes at once rather than never.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    deadline: Instant,
+    timer: Option<(Arc<Netpoller>, TimerKey)>,
+    fired: bool,
+}
+
+impl Sleep {
+    /// When this sleep completes.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Returns `true` once the deadline has been reached and observed.
+    pub fn is_elapsed(&self) -> bool {
+        self.fired
+    }
+
+    /// Moves the deadline, re-arming a sleep that already completed.
+    pub fn reset(&mut self, deadline: Instant) {
+        self.cancel();
+        self.deadline = deadline;
+        self.fired = false;
+    }
+
+    fn cancel(&mut self) {
+        if let Some((driver, key)) = self.timer.take() {
+            driver.timers.lock().remove(key);
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if this.fired {
+            return Poll::Ready(());
+        }
+        match &this.timer {
+            None => {
+                if Instant::now() >= this.deadline {
+                    this.fired = true;
+                    return Poll::Ready(());
+                }
+                let driver = crate::runtime::current_netpoller();
+                if driver.is_shutdown() {
+                    this.fired = true;
+                    return Poll::Ready(());
+                }
+                let (key, wake) = driver
+                    .timers
+                    .lock()
+                    .insert(this.deadline, Action::Wake(Some(cx.waker().clone())));
+                if wake {
+                    driver.wake();
+                }
+                this.timer = Some((driver, key));
+                Poll::Pending
+            }
+            Some((driver, key)) => {
+                if driver.timers.lock().poll_sleep(*key, cx.waker()) {
+                    this.cancel();
+                    this.fired = true;
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+impl std::fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("elapsed", &self.fired)
+            .finish()
+    }
+}

@@ -1,0 +1,33 @@
+//! gopark: a Rust runtime built the way Go's netpoller is built.
+//!
+//! A work-stealing executor runs async tasks; every socket is non-blocking,
+//! and an operation that would block parks its task on the socket's
+//! [`PollDesc`](runtime::PollDesc) until the one netpoll thread sees the
+//! socket become ready. You write a plain, sequential handler per
+//! connection:
+//!
+//! ```no_run
+//! use gopark::{net::TcpListener, runtime};
+//!
+//! fn main() -> std::io::Result<()> {
+//!     runtime::block_on(async {
+//!         let listener = TcpListener::bind("127.0.0.1:7000")?;
+//!         loop {
+//!             let (stream, _peer) = listener.accept().await?;
+//!             runtime::spawn(async move {
+//!                 let mut buf = [0u8; 4096];
+//!                 loop {
+//!                     let n = stream.read(&mut buf).await?;
+//!                     if n == 0 {
+//!                         return Ok::<_, std::io::Error>(());
+//!                     }
+//!                     stream.write_all(&buf[..n]).await?;
+//!                 }
+//!             });
+//!         }
+//!     })
+//! }
+//! ```
+
+pub use gopark_net as net;
+pub use gopark_runtime as runtime;
