@@ -96,7 +96,10 @@ impl Builder {
 
     /// Starts the workers and the netpoll thread.
     pub fn build(&self) -> io::Result<Runtime> {
-        let n = self.worker_threads.unwrap_or_else(default_workers).min(0xFFFF);
+        let n = self
+            .worker_threads
+            .unwrap_or_else(default_workers)
+            .min(0xFFFF);
         let io = Arc::new(Netpoller::new()?);
         let locals: Vec<Worker<_>> = (0..n).map(|_| Worker::new_fifo()).collect();
         let remotes = locals
@@ -120,7 +123,9 @@ impl Builder {
             ),
         });
         let mut rt = Runtime {
-            handle: Handle { shared: shared.clone() },
+            handle: Handle {
+                shared: shared.clone(),
+            },
             threads: Vec::with_capacity(n + 1),
         };
         for (index, local) in locals.into_iter().enumerate() {
@@ -172,7 +177,9 @@ pub struct Runtime {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime").field("handle", &self.handle).finish()
+        f.debug_struct("Runtime")
+            .field("handle", &self.handle)
+            .finish()
     }
 }
 
@@ -354,7 +361,8 @@ where
     F::Output: Send + 'static,
 {
     let mut future = Some(future);
-    let spawned = context::with_current(|h| h.map(|h| h.spawn(future.take().expect("spawned once"))));
+    let spawned =
+        context::with_current(|h| h.map(|h| h.spawn(future.take().expect("spawned once"))));
     match spawned {
         Some(join) => join,
         None => default_handle().spawn(future.take().expect("spawned once")),
@@ -377,7 +385,8 @@ where
     R: Send + 'static,
 {
     let mut f = Some(f);
-    let spawned = context::with_current(|h| h.map(|h| h.spawn_blocking(f.take().expect("spawned once"))));
+    let spawned =
+        context::with_current(|h| h.map(|h| h.spawn_blocking(f.take().expect("spawned once"))));
     match spawned {
         Some(join) => join,
         None => default_handle().spawn_blocking(f.take().expect("spawned once")),

@@ -37,9 +37,9 @@ use slab::Slab;
 use crate::loom::{AtomicBool, Mutex, Ordering};
 use crate::time::heap::{Expired, Timers};
 
-pub use poll_desc::{Direction, PdInner, PollDesc, ReadyEvent};
 #[cfg(all(test, loom))]
 pub(crate) use poll_desc::Half;
+pub use poll_desc::{Direction, PdInner, PollDesc, ReadyEvent};
 
 /// Token of the wake eventfd; no registration can have it (generation 0 is
 /// never handed out).
@@ -121,7 +121,13 @@ impl Netpoller {
         Ok((inner, Registration { token }))
     }
 
-    pub(crate) fn deregister(&self, pd: &Arc<PdInner>, reg: Registration, fd: RawFd, wakers: &mut Vec<Waker>) {
+    pub(crate) fn deregister(
+        &self,
+        pd: &Arc<PdInner>,
+        reg: Registration,
+        fd: RawFd,
+        wakers: &mut Vec<Waker>,
+    ) {
         {
             let mut registry = self.registry.lock();
             let idx = (reg.token & 0xFFFF_FFFF) as usize;
@@ -196,7 +202,9 @@ impl Netpoller {
         }
 
         let mut expired: Expired = Vec::new();
-        self.timers.lock().fire_expired(Instant::now(), wakers, &mut expired);
+        self.timers
+            .lock()
+            .fire_expired(Instant::now(), wakers, &mut expired);
         for (pd, dir, seq) in expired {
             if let Some(pd) = pd.upgrade() {
                 pd.half(dir).fire_deadline(seq, wakers);

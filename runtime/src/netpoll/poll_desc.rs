@@ -172,10 +172,12 @@ impl Half {
         while s >> TICK_SHIFT == tick && s & READY != 0 {
             // Relaxed: clearing READY publishes nothing; a racing edge is
             // detected by the tick comparison of the CAS itself.
-            match self
-                .state
-                .compare_exchange_weak(s, s & !READY, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.state.compare_exchange_weak(
+                s,
+                s & !READY,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return,
                 Err(actual) => s = actual,
             }
@@ -293,7 +295,9 @@ impl PdInner {
 
 impl fmt::Debug for PdInner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PdInner").field("token", &self.token).finish()
+        f.debug_struct("PdInner")
+            .field("token", &self.token)
+            .finish()
     }
 }
 
@@ -457,7 +461,11 @@ impl PollDesc {
     }
 
     /// Async form of [`poll_io`](PollDesc::poll_io).
-    pub async fn io<R>(&self, dir: Direction, mut f: impl FnMut(&OwnedFd) -> io::Result<R>) -> io::Result<R> {
+    pub async fn io<R>(
+        &self,
+        dir: Direction,
+        mut f: impl FnMut(&OwnedFd) -> io::Result<R>,
+    ) -> io::Result<R> {
         poll_fn(|cx| self.poll_io(cx, dir, &mut f)).await
     }
 
@@ -480,7 +488,11 @@ impl PollDesc {
             },
             |seq| {
                 let d = deadline.expect("armed without a deadline");
-                let (key, wake) = self.driver.timers.lock().insert(d, Action::Deadline(weak, dir, seq));
+                let (key, wake) = self
+                    .driver
+                    .timers
+                    .lock()
+                    .insert(d, Action::Deadline(weak, dir, seq));
                 if wake {
                     self.driver.wake();
                 }
@@ -533,8 +545,12 @@ impl PollDesc {
 
     fn deregister(&self) {
         let mut wakers = Vec::new();
-        self.driver
-            .deregister(&self.inner, self.registration, self.fd.as_raw_fd(), &mut wakers);
+        self.driver.deregister(
+            &self.inner,
+            self.registration,
+            self.fd.as_raw_fd(),
+            &mut wakers,
+        );
         wakers.into_iter().for_each(Waker::wake);
     }
 }

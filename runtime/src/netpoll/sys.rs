@@ -48,7 +48,13 @@ impl Epoll {
 
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
         let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        syscall!(epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev)).map(drop)
+        syscall!(epoll_ctl(
+            self.fd.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            fd,
+            &mut ev
+        ))
+        .map(drop)
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
@@ -58,7 +64,11 @@ impl Epoll {
 
     /// Waits for events; `None` blocks until one arrives. Returns how many
     /// entries of `events` were filled. `EINTR` reports zero events.
-    pub(crate) fn wait(&self, events: &mut [Event], timeout: Option<Duration>) -> io::Result<usize> {
+    pub(crate) fn wait(
+        &self,
+        events: &mut [Event],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
         let ms = match timeout {
             None => -1,
             // Round up, so a timer never fires early.

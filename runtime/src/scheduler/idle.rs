@@ -62,8 +62,7 @@ impl Idle {
             return None;
         }
         let worker = sleepers.pop()?;
-        self.state
-            .fetch_add(UNPARKED_ONE | 1, Ordering::SeqCst);
+        self.state.fetch_add(UNPARKED_ONE | 1, Ordering::SeqCst);
         Some(worker)
     }
 

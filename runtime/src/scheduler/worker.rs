@@ -65,7 +65,11 @@ impl Core {
 
 /// Schedules `task` on this thread's worker if it is a worker of `shared`.
 /// Gives the task back otherwise.
-pub(crate) fn schedule_local(shared: &Shared, task: Notified, is_yield: bool) -> Result<(), Notified> {
+pub(crate) fn schedule_local(
+    shared: &Shared,
+    task: Notified,
+    is_yield: bool,
+) -> Result<(), Notified> {
     let mut task = Some(task);
     let done = context::with_worker_of(shared, |cx| {
         let Ok(mut core) = cx.core.try_borrow_mut() else {
@@ -228,7 +232,9 @@ impl WorkerCtx {
             std::mem::replace(&mut core.searching, false)
         };
         let idle = &self.shared.idle;
-        if idle.transition_worker_to_parked(self.index, was_searching) && self.shared.has_pending_work() {
+        if idle.transition_worker_to_parked(self.index, was_searching)
+            && self.shared.has_pending_work()
+        {
             // We were the last searcher and work arrived while we gave up:
             // wake a worker (possibly ourselves) to take it.
             self.shared.notify_parked();

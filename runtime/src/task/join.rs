@@ -75,8 +75,10 @@ impl<T> Future for JoinHandle<T> {
         // SAFETY: `out` has the task's output type `T`, and this handle
         // holds the join interest.
         unsafe {
-            self.raw
-                .try_read_output(&mut out as *mut Poll<Result<T, JoinError>> as *mut (), cx.waker())
+            self.raw.try_read_output(
+                &mut out as *mut Poll<Result<T, JoinError>> as *mut (),
+                cx.waker(),
+            )
         };
         out
     }

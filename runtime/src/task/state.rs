@@ -206,7 +206,10 @@ impl State {
                 (None, TransitionToNotified::DoNothing)
             } else if s.is_running() {
                 // The poller re-queues the task when its poll returns.
-                (Some(Snapshot(s.0 | NOTIFIED)), TransitionToNotified::DoNothing)
+                (
+                    Some(Snapshot(s.0 | NOTIFIED)),
+                    TransitionToNotified::DoNothing,
+                )
             } else {
                 let next = Snapshot((s.0 | NOTIFIED) + REF_ONE);
                 (Some(next), TransitionToNotified::Submit)

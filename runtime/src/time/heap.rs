@@ -62,11 +62,7 @@ impl Timers {
         self.next_gen = self.next_gen.wrapping_add(1);
         let gen = self.next_gen;
         let pos = self.heap.len();
-        let idx = self.entries.insert(Entry {
-            pos,
-            gen,
-            action,
-        });
+        let idx = self.entries.insert(Entry { pos, gen, action });
         self.heap.push((deadline, idx));
         self.sift_up(pos);
         let wake = match self.sleeping_until {
@@ -127,7 +123,12 @@ impl Timers {
 
     /// Fires every timer due at `now`: sleeps' wakers go to `wakers`,
     /// socket deadlines to `expired`.
-    pub(crate) fn fire_expired(&mut self, now: Instant, wakers: &mut Vec<Waker>, expired: &mut Expired) {
+    pub(crate) fn fire_expired(
+        &mut self,
+        now: Instant,
+        wakers: &mut Vec<Waker>,
+        expired: &mut Expired,
+    ) {
         while let Some(&(deadline, idx)) = self.heap.first() {
             if deadline > now {
                 break;

@@ -36,7 +36,10 @@ pub fn interval(period: Duration) -> Interval {
 ///
 /// Panics if `period` is zero.
 pub fn interval_at(start: Instant, period: Duration) -> Interval {
-    assert!(period > Duration::ZERO, "`interval` period must be non-zero");
+    assert!(
+        period > Duration::ZERO,
+        "`interval` period must be non-zero"
+    );
     Interval {
         sleep: Box::pin(sleep_until(start)),
         period,

@@ -20,7 +20,10 @@ use crate::netpoll::Netpoller;
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
     let now = Instant::now();
-    sleep_until(now.checked_add(duration).unwrap_or(now + Duration::from_secs(86400 * 365 * 30)))
+    sleep_until(
+        now.checked_add(duration)
+            .unwrap_or(now + Duration::from_secs(86400 * 365 * 30)),
+    )
 }
 
 /// Waits until `deadline`.

@@ -1,0 +1,1 @@
+//! Model tests of the task state word (run with `RUSTFLAGS="--cfg loom"`).
