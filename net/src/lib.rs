@@ -1,1 +1,72 @@
-//! gopark's sockets.
+//! gopark's sockets: [`TcpListener`], [`TcpStream`] and [`UdpSocket`].
+//!
+//! Every socket is created non-blocking and registered once with the
+//! runtime's netpoller through a public [`PollDesc`](gopark_runtime::PollDesc).
+//! An operation tries its syscall first; only if the kernel answers
+//! `EAGAIN` does the task park, until the netpoll thread sees the next
+//! readiness edge. Methods take `&self`, so one task can read while another
+//! writes the same connection (share it with an `Arc`, as in Go).
+//!
+//! ```
+//! use gopark_net::{TcpListener, TcpStream};
+//!
+//! gopark_runtime::block_on(async {
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     let addr = listener.local_addr()?;
+//!     let server = gopark_runtime::spawn(async move {
+//!         let (stream, _) = listener.accept().await?;
+//!         let mut buf = [0u8; 64];
+//!         let n = stream.read(&mut buf).await?;
+//!         stream.write_all(&buf[..n]).await
+//!     });
+//!     let client = TcpStream::connect(addr).await?;
+//!     client.write_all(b"ping").await?;
+//!     let mut reply = [0u8; 4];
+//!     client.read_exact(&mut reply).await?;
+//!     assert_eq!(&reply, b"ping");
+//!     server.await?
+//! })
+//! .unwrap();
+//! ```
+#![warn(missing_docs, missing_debug_implementations)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod sys;
+mod tcp;
+mod udp;
+
+pub use std::net::Shutdown;
+pub use tcp::{ListenOptions, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// Resolves `addr`, failing with `InvalidInput` if it names no address.
+pub(crate) fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any address",
+        ));
+    }
+    Ok(addrs)
+}
+
+/// Tries `f` on each address in turn; returns the first success or the
+/// last error.
+pub(crate) fn each_addr<T>(
+    addrs: &[SocketAddr],
+    mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
+    for a in addrs {
+        match f(a) {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("resolve returns at least one address"))
+}

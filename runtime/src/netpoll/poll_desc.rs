@@ -355,12 +355,18 @@ impl PollDesc {
     /// Registers `fd` with the current runtime's netpoller (or the default
     /// runtime's, outside one), switching it to non-blocking mode.
     pub fn new(fd: OwnedFd) -> io::Result<PollDesc> {
-        let driver = crate::runtime::current_netpoller();
-        PollDesc::with_netpoller(fd, driver)
+        super::sys::set_nonblocking(fd.as_raw_fd())?;
+        PollDesc::new_nonblocking(fd)
     }
 
-    pub(crate) fn with_netpoller(fd: OwnedFd, driver: Arc<Netpoller>) -> io::Result<PollDesc> {
-        super::sys::set_nonblocking(fd.as_raw_fd())?;
+    /// Like [`new`](PollDesc::new), for a descriptor created non-blocking
+    /// (`SOCK_NONBLOCK`, `O_NONBLOCK`): saves the `fcntl` calls. A blocking
+    /// descriptor registered this way blocks its worker thread.
+    pub fn new_nonblocking(fd: OwnedFd) -> io::Result<PollDesc> {
+        PollDesc::with_netpoller(fd, crate::runtime::current_netpoller())
+    }
+
+    fn with_netpoller(fd: OwnedFd, driver: Arc<Netpoller>) -> io::Result<PollDesc> {
         let (inner, registration) = driver.register(fd.as_raw_fd())?;
         Ok(PollDesc {
             inner,
@@ -368,6 +374,14 @@ impl PollDesc {
             registration,
             fd,
         })
+    }
+
+    /// Registers `fd`, which must already be non-blocking, with the same
+    /// netpoller as `self` — for descriptors born of this one, such as the
+    /// connections a listener accepts with `SOCK_NONBLOCK` — so they stay on
+    /// the runtime the listener was created on.
+    pub fn sibling(&self, fd: OwnedFd) -> io::Result<PollDesc> {
+        PollDesc::with_netpoller(fd, self.driver.clone())
     }
 
     /// The descriptor.

@@ -13,8 +13,6 @@
 //! push, sees no searcher and wakes a sleeper (a Dekker pair, `SeqCst` on
 //! both sides).
 
-use std::time::Duration;
-
 use parking_lot::{Condvar, Mutex};
 
 use crate::loom::{AtomicUsize, Ordering};
@@ -131,7 +129,7 @@ impl Parker {
 
     /// Parks for at most `timeout`; returns `true` if it was unparked.
     #[cfg(test)]
-    pub(crate) fn park_timeout(&self, timeout: Duration) -> bool {
+    pub(crate) fn park_timeout(&self, timeout: std::time::Duration) -> bool {
         let mut notified = self.notified.lock();
         if !*notified {
             let _ = self.cvar.wait_for(&mut notified, timeout);
@@ -180,6 +178,6 @@ mod tests {
         let p = Parker::default();
         p.unpark();
         p.park();
-        assert!(!p.park_timeout(Duration::from_millis(1)));
+        assert!(!p.park_timeout(std::time::Duration::from_millis(1)));
     }
 }
