@@ -38,7 +38,7 @@ use crate::loom::{AtomicBool, Mutex, Ordering};
 use crate::time::heap::{Expired, Timers};
 
 #[cfg(all(test, loom))]
-pub(crate) use poll_desc::Half;
+mod loom_tests;
 pub use poll_desc::{Direction, PdInner, PollDesc, ReadyEvent};
 
 /// Token of the wake eventfd; no registration can have it (generation 0 is

@@ -204,6 +204,18 @@ impl Half {
         }
     }
 
+    /// A deliberately broken `notify` for the model tests: it checks for
+    /// waiters *before* publishing `READY`, so a task that parks in between
+    /// is never woken.
+    #[cfg(all(test, loom))]
+    pub(crate) fn notify_split_for_test(&self, wakers: &mut Vec<Waker>) {
+        let s = self.state.load(Ordering::Acquire);
+        if s & WAITERS != 0 {
+            self.take_waiters(wakers);
+        }
+        self.state.fetch_or(READY, Ordering::AcqRel);
+    }
+
     /// Sets `CLOSED` or `TIMED_OUT` and moves the wakers to `wakers`.
     fn set_flag(&self, flag: usize, wakers: &mut Vec<Waker>) {
         let s = self.state.fetch_or(flag, Ordering::AcqRel);
@@ -214,10 +226,24 @@ impl Half {
 
     fn take_waiters(&self, wakers: &mut Vec<Waker>) {
         let mut slow = self.slow.lock();
+        self.take_waiters_locked(&mut slow, wakers);
+    }
+
+    fn take_waiters_locked(&self, slow: &mut Slow, wakers: &mut Vec<Waker>) {
         // Cleared under the lock, so a waiter that pushes after this sets
         // WAITERS again and is seen by the next notifier.
         self.state.fetch_and(!WAITERS, Ordering::AcqRel);
         wakers.append(&mut slow.waiters);
+    }
+
+    /// Sets `TIMED_OUT` with the lock held, so that a concurrent
+    /// `set_deadline` (which clears it under the same lock) is ordered
+    /// entirely before or after.
+    fn time_out_locked(&self, slow: &mut Slow, wakers: &mut Vec<Waker>) {
+        let s = self.state.fetch_or(TIMED_OUT, Ordering::AcqRel);
+        if s & WAITERS != 0 {
+            self.take_waiters_locked(slow, wakers);
+        }
     }
 
     pub(crate) fn close(&self, wakers: &mut Vec<Waker>) {
@@ -226,6 +252,16 @@ impl Half {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    #[cfg(all(test, loom))]
+    pub(crate) fn is_timed_out(&self) -> bool {
+        self.state.load(Ordering::Acquire) & TIMED_OUT != 0
+    }
+
+    #[cfg(all(test, loom))]
+    pub(crate) fn deadline_seq(&self) -> u64 {
+        self.slow.lock().deadline_seq
     }
 
     /// Changes the deadline: bumps the sequence, disarms the old timer,
@@ -247,10 +283,7 @@ impl Half {
         self.state.fetch_and(!TIMED_OUT, Ordering::AcqRel);
         match deadline {
             None => {}
-            Some(d) if d <= now => {
-                drop(slow);
-                self.set_flag(TIMED_OUT, wakers);
-            }
+            Some(d) if d <= now => self.time_out_locked(&mut slow, wakers),
             Some(_) => slow.timer = arm(slow.deadline_seq),
         }
     }
@@ -262,10 +295,7 @@ impl Half {
             return;
         }
         slow.timer = None;
-        drop(slow);
-        // A racing `set_deadline` that bumps the sequence after this point
-        // clears TIMED_OUT again under the lock, after us.
-        self.set_flag(TIMED_OUT, wakers);
+        self.time_out_locked(&mut slow, wakers);
     }
 
     /// Disarms the deadline timer, if any (the descriptor is going away).
