@@ -2,7 +2,8 @@
 //!
 //! The loop, in the order a worker looks for work:
 //!
-//! 1. every [`GLOBAL_POLL_INTERVAL`] ticks, the injector first;
+//! 1. every [`GLOBAL_POLL_INTERVAL`] ticks, and right after a task yielded,
+//!    the injector first;
 //! 2. its own local queue, then the injector;
 //! 3. as a *searcher* (if fewer than half the workers already are): half of
 //!    a random victim's queue, then the injector;
@@ -36,6 +37,10 @@ struct Core {
     lifo: Option<Notified>,
     tick: u32,
     searching: bool,
+    /// Set when a task yields: look at the injector before running it
+    /// again, so yielding tasks cannot hold remote work back for a whole
+    /// global-poll interval.
+    check_injector: bool,
     rng: u64,
 }
 
@@ -78,6 +83,7 @@ pub(crate) fn schedule_local(
         let task = task.take().expect("task scheduled twice");
         let notify = if is_yield {
             core.push_back(shared, task);
+            core.check_injector = true;
             true
         } else {
             match core.lifo.replace(task) {
@@ -111,6 +117,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Worker<Notifi
             lifo: None,
             tick: 0,
             searching: false,
+            check_injector: false,
             rng: 0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) << 17),
         }),
     });
@@ -141,7 +148,7 @@ impl WorkerCtx {
     fn next_task(&self) -> Option<Notified> {
         let mut core = self.core.borrow_mut();
         core.tick = core.tick.wrapping_add(1);
-        if core.tick % GLOBAL_POLL_INTERVAL == 0 {
+        if core.tick % GLOBAL_POLL_INTERVAL == 0 || std::mem::take(&mut core.check_injector) {
             if let Some(task) = self.pop_injector(&core) {
                 return Some(task);
             }

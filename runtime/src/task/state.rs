@@ -35,7 +35,7 @@ const REF_ONE: usize = 1 << REF_SHIFT;
 
 /// Three references at spawn: the owned-task list's, the first `Notified`,
 /// and the `JoinHandle`.
-const INITIAL: usize = 3 * REF_ONE | JOIN_INTEREST | NOTIFIED;
+const INITIAL: usize = (3 * REF_ONE) | JOIN_INTEREST | NOTIFIED;
 
 pub(crate) struct State(AtomicUsize);
 
