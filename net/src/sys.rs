@@ -44,13 +44,17 @@ pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
     .map(|n| n as usize)
 }
 
-/// Vectored send (`sendmsg` with `MSG_NOSIGNAL`).
+/// Most slices one `sendmsg` takes (Linux's `UIO_MAXIOV`).
+pub(crate) const IOV_MAX: usize = 1024;
+
+/// Vectored send (`sendmsg` with `MSG_NOSIGNAL`) of at most [`IOV_MAX`]
+/// slices.
 pub(crate) fn send_vectored(fd: &OwnedFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     // SAFETY: an all-zero msghdr is a valid empty message.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     // IoSlice is ABI-compatible with iovec on Unix (documented by std).
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = bufs.len().min(1024) as _;
+    msg.msg_iovlen = bufs.len().min(IOV_MAX) as _;
     syscall!(sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)).map(|n| n as usize)
 }
 

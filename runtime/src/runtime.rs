@@ -147,21 +147,7 @@ impl Builder {
 /// The netpoll thread: turn readiness and timers into one batch of woken
 /// tasks per `epoll_wait`, injected with a single worker wake-up.
 fn run_netpoll(shared: Arc<Shared>) {
-    let mut events = Vec::new();
-    let mut wakers: Vec<Waker> = Vec::new();
-    loop {
-        shared.io.turn(&mut events, &mut wakers);
-        context::begin_batch(&shared);
-        for w in wakers.drain(..) {
-            w.wake();
-        }
-        if context::end_batch() {
-            shared.notify_parked();
-        }
-        if shared.io.is_shutdown() {
-            break;
-        }
-    }
+    shared.io.run(&*shared);
 }
 
 /// A gopark runtime: worker threads, a netpoll thread, a blocking pool.

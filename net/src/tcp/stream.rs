@@ -177,6 +177,9 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        // The kernel takes at most IOV_MAX slices per call; a transfer is
+        // "short" only against what was offered.
+        let bufs = &bufs[..bufs.len().min(sys::IOV_MAX)];
         let len: usize = bufs.iter().map(|b| b.len()).sum();
         if len == 0 {
             return Poll::Ready(Ok(0));

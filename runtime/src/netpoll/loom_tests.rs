@@ -48,7 +48,7 @@ fn readiness_and_park_never_lose_the_edge() {
             let half = half.clone();
             thread::spawn(move || {
                 let mut wakers = Vec::new();
-                half.notify(&mut wakers);
+                half.notify(false, &mut wakers);
                 wakers.into_iter().for_each(Waker::wake);
             })
         };
@@ -76,7 +76,7 @@ fn two_edges_wake_a_parked_task_once() {
                 let half = half.clone();
                 thread::spawn(move || {
                     let mut wakers = Vec::new();
-                    half.notify(&mut wakers);
+                    half.notify(false, &mut wakers);
                     wakers.into_iter().for_each(Waker::wake);
                 })
             })

@@ -1,8 +1,9 @@
 //! The netpoller: one thread, one epoll instance, one wake pipe.
 //!
-//! Each runtime has one netpoll thread. It alone calls `epoll_wait`, with a
-//! timeout equal to the nearest timer deadline, and it never polls a
-//! future. Each time it wakes it:
+//! Each runtime has one netpoll thread. It owns the runtime's epoll
+//! instance: it alone *blocks* in `epoll_wait`, with a timeout equal to the
+//! nearest timer deadline, and it never polls a future. Each time it wakes
+//! it:
 //!
 //! 1. turns every epoll event into readiness on the descriptor's
 //!    [`PollDesc`] halves (`EPOLLIN`/`EPOLLRDHUP` the read half, `EPOLLOUT`
@@ -13,6 +14,28 @@
 //! 3. hands the whole batch to the scheduler at once, which pushes the tasks
 //!    to its injector and then wakes at most one parked worker.
 //!
+//! # Blocking and standby
+//!
+//! A thread blocked in `epoll_wait` is woken by the kernel for *every* new
+//! event, from inside the `send` of whoever made the socket ready. While the
+//! workers are busy that is pure overhead — a context switch per message on
+//! a loopback ping-pong, measured at a quarter of all cycles — because a
+//! busy worker could have found the event itself. So, as Go's scheduler
+//! does with `netpoll(0)` in `findrunnable`, busy workers take a
+//! non-blocking look (`epoll_wait` with a zero timeout) when they run out of
+//! local work and every 61 ticks, and the netpoll thread has two ways to
+//! sleep:
+//!
+//! * **blocking** in `epoll_wait`, while every worker is parked (an idle
+//!   runtime: no CPU, no wake-ups) or the load is light;
+//! * **standby** on a condition variable, once it has been woken by events
+//!   that a running worker could have picked up. It then wakes only for
+//!   timers and for a periodic check (like Go's `sysmon`): if no worker has
+//!   polled since the last check, it polls itself, so a worker stuck in a
+//!   long computation cannot hide I/O from the others for more than
+//!   [`STANDBY_TICK_PARTIAL`]. The last worker to park wakes it back into
+//!   blocking mode.
+//!
 //! Descriptors are registered once, for both directions, edge-triggered
 //! (`EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`), and never re-armed. The
 //! epoll user data is a token: slab index in the low 32 bits, a generation
@@ -20,18 +43,22 @@
 //! descriptor was closed, and maybe its number and slot reused) is dropped.
 //!
 //! Anyone who needs the thread awake early — a timer earlier than the one it
-//! sleeps for, shutdown — writes the eventfd. An atomic flag keeps at most
-//! one wake-up outstanding (Go's `netpollWakeSig`).
+//! sleeps for, shutdown, the last worker parking — calls
+//! [`Netpoller::wake`]: in blocking mode that writes the eventfd, and an
+//! atomic flag keeps at most one such write outstanding (Go's
+//! `netpollWakeSig`); in standby it signals the condition variable.
 
 mod poll_desc;
 pub(crate) mod sys;
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, AtomicU8};
 use std::sync::Arc;
 use std::task::Waker;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use parking_lot::Condvar;
 use slab::Slab;
 
 use crate::loom::{AtomicBool, Mutex, Ordering};
@@ -46,6 +73,25 @@ pub use poll_desc::{Direction, PdInner, PollDesc, ReadyEvent};
 const WAKE_TOKEN: u64 = u64::MAX;
 /// Events fetched per `epoll_wait`.
 const EVENTS: usize = 1024;
+/// Standby check interval while some worker is parked.
+pub(crate) const STANDBY_TICK_PARTIAL: Duration = Duration::from_millis(1);
+/// Standby check interval while every worker is running.
+const STANDBY_TICK_ALL: Duration = Duration::from_millis(10);
+
+/// What the netpoll thread is doing.
+const RUNNING: u8 = 0;
+const BLOCKING: u8 = 1;
+const STANDBY: u8 = 2;
+
+/// What the netpoll thread needs from the scheduler it serves.
+pub(crate) trait PollHost {
+    /// Workers not parked.
+    fn active_workers(&self) -> usize;
+    /// All workers.
+    fn num_workers(&self) -> usize;
+    /// Schedules the tasks of `wakers` as one batch, draining it.
+    fn deliver(&self, wakers: &mut Vec<Waker>);
+}
 
 /// Where a PollDesc sits in the registry.
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +112,18 @@ pub(crate) struct Netpoller {
     registry: Mutex<Registry>,
     pub(crate) timers: Mutex<Timers>,
     shutdown: AtomicBool,
+    /// `RUNNING`, `BLOCKING` or `STANDBY`; changed under `ctl`.
+    mode: AtomicU8,
+    /// Guards mode changes against `wake`: `true` if a wake-up arrived that
+    /// the thread has not acted on yet.
+    ctl: parking_lot::Mutex<bool>,
+    standby: Condvar,
+    /// Event buffer for the workers' non-blocking polls; its lock also lets
+    /// only one worker poll at a time.
+    worker_events: parking_lot::Mutex<Vec<sys::Event>>,
+    /// When a worker last polled, in nanoseconds since `epoch`.
+    last_worker_poll: AtomicU64,
+    epoch: Instant,
 }
 
 impl Netpoller {
@@ -83,6 +141,12 @@ impl Netpoller {
             }),
             timers: Mutex::new(Timers::default()),
             shutdown: AtomicBool::new(false),
+            mode: AtomicU8::new(RUNNING),
+            ctl: parking_lot::Mutex::new(false),
+            standby: Condvar::new(),
+            worker_events: parking_lot::Mutex::new(Vec::with_capacity(EVENTS)),
+            last_worker_poll: AtomicU64::new(0),
+            epoch: Instant::now(),
         })
     }
 
@@ -90,13 +154,49 @@ impl Netpoller {
         self.shutdown.load(Ordering::Acquire)
     }
 
-    /// Wakes the netpoll thread; coalesced to one outstanding wake-up.
+    /// Wakes the netpoll thread so it re-reads timers, mode and shutdown.
     pub(crate) fn wake(&self) {
-        // AcqRel: pairs with the store(false) after the thread drains the
-        // eventfd; whoever flips the flag writes the byte.
-        if !self.wake_sig.swap(true, Ordering::AcqRel) {
-            self.wake_fd.wake();
+        let mut pending = self.ctl.lock();
+        *pending = true;
+        match self.mode.load(Ordering::Relaxed) {
+            BLOCKING => {
+                // AcqRel: pairs with the store(false) after the thread
+                // drains the eventfd; whoever flips the flag writes the byte.
+                if !self.wake_sig.swap(true, Ordering::AcqRel) {
+                    self.wake_fd.wake();
+                }
+            }
+            STANDBY => {
+                self.standby.notify_one();
+            }
+            // Running: it checks `pending` before it sleeps again.
+            _ => {}
         }
+    }
+
+    /// Returns `true` while the netpoll thread is in standby, i.e. workers
+    /// are expected to poll for themselves.
+    #[inline]
+    pub(crate) fn workers_should_poll(&self) -> bool {
+        self.mode.load(Ordering::Relaxed) == STANDBY
+    }
+
+    /// A worker's non-blocking look at the epoll instance. Collects the
+    /// wakers of what became ready; returns `false` if another worker is
+    /// polling already.
+    pub(crate) fn poll_now(&self, wakers: &mut Vec<Waker>) -> bool {
+        let Some(mut events) = self.worker_events.try_lock() else {
+            return false;
+        };
+        self.last_worker_poll
+            .store(self.now_nanos(), Ordering::Relaxed);
+        self.poll_events(&mut events, Some(Duration::ZERO));
+        self.dispatch(&events, wakers);
+        true
+    }
+
+    fn now_nanos(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
     }
 
     pub(crate) fn register(&self, fd: RawFd) -> io::Result<(Arc<PdInner>, Registration)> {
@@ -153,18 +253,103 @@ impl Netpoller {
         self.registry.lock().slots.len()
     }
 
-    /// One turn of the netpoll thread: sleep until an event, a timer or a
-    /// wake-up, then collect the wakers of everything that became ready.
-    pub(crate) fn turn(&self, events: &mut Vec<sys::Event>, wakers: &mut Vec<Waker>) {
-        let timeout = {
+    /// The netpoll thread's loop; returns at shutdown.
+    pub(crate) fn run(&self, host: &dyn PollHost) {
+        let mut events: Vec<sys::Event> = Vec::with_capacity(EVENTS);
+        let mut wakers: Vec<Waker> = Vec::new();
+        // Set when events woke us although a worker was running: the
+        // workers can poll for themselves, so stand by.
+        let mut busy = false;
+        while !self.is_shutdown() {
+            let active = host.active_workers();
+            if busy && active > 0 {
+                let tick = if active == host.num_workers() {
+                    STANDBY_TICK_ALL
+                } else {
+                    STANDBY_TICK_PARTIAL
+                };
+                let since = self.now_nanos();
+                self.sleep_standby(tick);
+                let last = self.last_worker_poll.load(Ordering::Relaxed);
+                if last < since {
+                    // No worker looked since we went to sleep: look for them.
+                    self.poll_events(&mut events, Some(Duration::ZERO));
+                    self.dispatch(&events, &mut wakers);
+                }
+                if host.active_workers() == 0 {
+                    busy = false;
+                }
+            } else {
+                let n = self.sleep_blocking(&mut events);
+                let active = host.active_workers() > 0;
+                self.dispatch(&events, &mut wakers);
+                busy = active && n > 0 && !wakers.is_empty();
+            }
+            self.fire_timers(&mut wakers);
+            if !wakers.is_empty() {
+                host.deliver(&mut wakers);
+            }
+        }
+    }
+
+    /// Blocks in `epoll_wait` until an event, the nearest timer, or a wake.
+    fn sleep_blocking(&self, events: &mut Vec<sys::Event>) -> usize {
+        let next = {
             let mut timers = self.timers.lock();
             let next = timers.next_deadline();
             timers.set_sleeping(Some(next));
-            next.map(|d| d.saturating_duration_since(Instant::now()))
+            next
         };
-        if events.capacity() < EVENTS {
-            events.reserve(EVENTS);
+        {
+            let mut pending = self.ctl.lock();
+            if std::mem::take(&mut *pending) {
+                drop(pending);
+                self.timers.lock().set_sleeping(None);
+                events.clear();
+                return 0;
+            }
+            self.mode.store(BLOCKING, Ordering::Relaxed);
         }
+        self.poll_events(
+            events,
+            next.map(|d| d.saturating_duration_since(Instant::now())),
+        );
+        {
+            let mut pending = self.ctl.lock();
+            self.mode.store(RUNNING, Ordering::Relaxed);
+            *pending = false;
+        }
+        self.timers.lock().set_sleeping(None);
+        events.len()
+    }
+
+    /// Sleeps on the condition variable for at most `tick`, or until the
+    /// nearest timer or a wake.
+    fn sleep_standby(&self, tick: Duration) {
+        let until = {
+            let mut timers = self.timers.lock();
+            let mut until = Instant::now() + tick;
+            if let Some(next) = timers.next_deadline() {
+                until = until.min(next);
+            }
+            timers.set_sleeping(Some(Some(until)));
+            until
+        };
+        {
+            let mut pending = self.ctl.lock();
+            if !std::mem::take(&mut *pending) {
+                self.mode.store(STANDBY, Ordering::Relaxed);
+                let _ = self.standby.wait_until(&mut pending, until);
+                self.mode.store(RUNNING, Ordering::Relaxed);
+                *pending = false;
+            }
+        }
+        self.timers.lock().set_sleeping(None);
+    }
+
+    /// `epoll_wait` into `events` (zero timeout: just look).
+    fn poll_events(&self, events: &mut Vec<sys::Event>, timeout: Option<Duration>) {
+        events.clear();
         let cap = events.capacity();
         // SAFETY: the kernel only writes, and `wait` returns how many entries
         // it wrote; we read no further than that. epoll_event is plain data.
@@ -174,37 +359,48 @@ impl Netpoller {
             Err(e) => panic!("epoll_wait failed: {e}"),
         };
         events.truncate(n);
-        self.timers.lock().set_sleeping(None);
+    }
 
-        {
-            let registry = self.registry.lock();
-            for ev in events.iter() {
-                let token = ev.u64;
-                let bits = ev.events as libc::c_int;
-                if token == WAKE_TOKEN {
-                    self.wake_fd.drain();
-                    self.wake_sig.store(false, Ordering::Release);
-                    continue;
-                }
-                let idx = (token & 0xFFFF_FFFF) as usize;
-                let Some(pd) = registry.slots.get(idx).filter(|pd| pd.token == token) else {
-                    // A stale event for a descriptor closed since.
-                    continue;
-                };
-                let err = bits & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
-                if err || bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) != 0 {
-                    pd.read.notify(wakers);
-                }
-                if err || bits & libc::EPOLLOUT != 0 {
-                    pd.write.notify(wakers);
-                }
+    /// Turns events into readiness, collecting the wakers of waiting tasks.
+    fn dispatch(&self, events: &[sys::Event], wakers: &mut Vec<Waker>) {
+        if events.is_empty() {
+            return;
+        }
+        let registry = self.registry.lock();
+        for ev in events {
+            let token = ev.u64;
+            let bits = ev.events as libc::c_int;
+            if token == WAKE_TOKEN {
+                self.wake_fd.drain();
+                self.wake_sig.store(false, Ordering::Release);
+                continue;
+            }
+            let idx = (token & 0xFFFF_FFFF) as usize;
+            let Some(pd) = registry.slots.get(idx).filter(|pd| pd.token == token) else {
+                // A stale event for a descriptor closed since.
+                continue;
+            };
+            let err = bits & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
+            let read_hup = err || bits & libc::EPOLLRDHUP != 0;
+            if read_hup || bits & (libc::EPOLLIN | libc::EPOLLPRI) != 0 {
+                pd.read.notify(read_hup, wakers);
+            }
+            if err || bits & libc::EPOLLOUT != 0 {
+                pd.write.notify(err, wakers);
             }
         }
+    }
 
+    /// Fires every due timer, collecting wakers.
+    fn fire_timers(&self, wakers: &mut Vec<Waker>) {
         let mut expired: Expired = Vec::new();
-        self.timers
-            .lock()
-            .fire_expired(Instant::now(), wakers, &mut expired);
+        {
+            let mut timers = self.timers.lock();
+            if timers.next_deadline().is_none_or(|d| d > Instant::now()) {
+                return;
+            }
+            timers.fire_expired(Instant::now(), wakers, &mut expired);
+        }
         for (pd, dir, seq) in expired {
             if let Some(pd) = pd.upgrade() {
                 pd.half(dir).fire_deadline(seq, wakers);

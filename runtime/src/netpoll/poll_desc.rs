@@ -14,7 +14,8 @@
 //! | 1 | `WAITERS` | the waker list is non-empty (Go's *waiting/parked*) |
 //! | 2 | `CLOSED` | the descriptor was closed or its runtime shut down |
 //! | 3 | `TIMED_OUT` | the half's deadline passed |
-//! | 4.. | tick | count of readiness edges, to tell a new edge from an old one |
+//! | 4 | `HUP` | the peer closed its side (`EPOLLRDHUP`), or the socket hung up or failed (`EPOLLHUP`, `EPOLLERR`): ready for good |
+//! | 5.. | tick | count of readiness edges, to tell a new edge from an old one |
 //!
 //! `READY` starts set: an operation always tries its syscall first and only
 //! waits after `EAGAIN`, which clears `READY` — unless the tick moved since
@@ -23,6 +24,9 @@
 //! rule everything rests on. A transfer shorter than the buffer on a stream
 //! socket proves the queue was drained (or filled), so it clears `READY`
 //! the same way and saves the syscall that would only return `EAGAIN`.
+//! `HUP` is never cleared: when the last data and the peer's FIN arrive in
+//! one edge, a short read drains the data, and the next read must still go
+//! to the kernel to see end of stream; no further edge will come for it.
 //!
 //! # No lost wake-up, no double wake-up
 //!
@@ -60,7 +64,8 @@ const READY: usize = 1 << 0;
 const WAITERS: usize = 1 << 1;
 const CLOSED: usize = 1 << 2;
 const TIMED_OUT: usize = 1 << 3;
-const TICK_SHIFT: usize = 4;
+const HUP: usize = 1 << 4;
+const TICK_SHIFT: usize = 5;
 const TICK_ONE: usize = 1 << TICK_SHIFT;
 
 /// Which half of a descriptor an operation uses.
@@ -146,7 +151,7 @@ impl Half {
         // edge (or the close) happens-before the syscall we retry.
         let s = self.state.load(Ordering::Acquire);
         Half::check(s)?;
-        if s & READY != 0 {
+        if s & (READY | HUP) != 0 {
             return Poll::Ready(Ok(s >> TICK_SHIFT));
         }
         let mut slow = self.slow.lock();
@@ -158,7 +163,7 @@ impl Half {
         let s = self.state.fetch_or(WAITERS, Ordering::AcqRel);
         drop(slow);
         Half::check(s)?;
-        if s & READY != 0 {
+        if s & (READY | HUP) != 0 {
             // An edge beat us; our waker stays listed and may be woken
             // spuriously later, which is harmless.
             return Poll::Ready(Ok(s >> TICK_SHIFT));
@@ -184,12 +189,13 @@ impl Half {
         }
     }
 
-    /// A readiness edge: sets `READY`, bumps the tick, and moves the waiting
-    /// tasks' wakers to `wakers`.
-    pub(crate) fn notify(&self, wakers: &mut Vec<Waker>) {
+    /// A readiness edge: sets `READY` (and `HUP` if `hup`), bumps the tick,
+    /// and moves the waiting tasks' wakers to `wakers`.
+    pub(crate) fn notify(&self, hup: bool, wakers: &mut Vec<Waker>) {
+        let extra = if hup { READY | HUP } else { READY };
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
-            let next = (s.wrapping_add(TICK_ONE)) | READY;
+            let next = (s.wrapping_add(TICK_ONE)) | extra;
             // AcqRel: pairs with the fetch_or in `poll_ready` (see there).
             match self
                 .state

@@ -88,14 +88,23 @@ impl Idle {
         searching(prev) == 1
     }
 
-    /// A worker is about to park. Returns `true` if it was the last
-    /// searcher: the caller must re-check every queue before sleeping.
-    pub(crate) fn transition_worker_to_parked(&self, worker: usize, is_searching: bool) -> bool {
+    /// A worker is about to park. Returns whether it was the last searcher
+    /// (the caller must then re-check every queue before sleeping) and
+    /// whether it was the last unparked worker.
+    pub(crate) fn transition_worker_to_parked(&self, worker: usize, is_searching: bool) -> Parked {
         let mut sleepers = self.sleepers.lock();
         let dec = UNPARKED_ONE + usize::from(is_searching);
         let prev = self.state.fetch_sub(dec, Ordering::SeqCst);
         sleepers.push(worker);
-        is_searching && searching(prev) == 1
+        Parked {
+            last_searcher: is_searching && searching(prev) == 1,
+            last_unparked: unparked(prev) == 1,
+        }
+    }
+
+    /// Workers not parked.
+    pub(crate) fn num_unparked(&self) -> usize {
+        unparked(self.state.load(Ordering::SeqCst))
     }
 
     /// Returns `true` if `worker` is listed as parked.
@@ -108,6 +117,14 @@ impl Idle {
         let s = self.state.load(Ordering::SeqCst);
         (searching(s), unparked(s))
     }
+}
+
+/// What [`Idle::transition_worker_to_parked`] tells the parking worker.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Parked {
+    pub(crate) last_searcher: bool,
+    pub(crate) last_unparked: bool,
 }
 
 /// Blocks one worker thread until it is unparked. An unpark that comes
@@ -151,7 +168,7 @@ mod tests {
     fn wakes_one_and_none_while_searching() {
         let idle = Idle::new(4);
         for w in 0..4 {
-            assert!(!idle.transition_worker_to_parked(w, false));
+            assert!(!idle.transition_worker_to_parked(w, false).last_searcher);
         }
         assert_eq!(idle.counts(), (0, 0));
         let first = idle.worker_to_notify();
@@ -169,8 +186,10 @@ mod tests {
         let idle = Idle::new(2);
         assert!(idle.transition_worker_to_searching());
         assert!(!idle.transition_worker_to_searching());
-        assert!(idle.transition_worker_to_parked(0, true));
-        assert!(!idle.transition_worker_to_parked(1, false));
+        let first = idle.transition_worker_to_parked(0, true);
+        assert!(first.last_searcher && !first.last_unparked);
+        let second = idle.transition_worker_to_parked(1, false);
+        assert!(!second.last_searcher && second.last_unparked);
     }
 
     #[test]

@@ -29,12 +29,13 @@ mod worker;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Waker;
 
 use crossbeam_deque::{Injector, Steal, Stealer};
 
 use crate::blocking::BlockingPool;
 use crate::loom::{AtomicBool, Ordering};
-use crate::netpoll::Netpoller;
+use crate::netpoll::{Netpoller, PollHost};
 use crate::task::{self, JoinHandle, Notified, OwnedTasks, RawTask, Schedule};
 
 pub(crate) use worker::WorkerCtx;
@@ -202,6 +203,28 @@ impl Shared {
         self.shutdown.store(true, Ordering::SeqCst);
         for remote in self.remotes.iter() {
             remote.parker.unpark();
+        }
+    }
+}
+
+impl PollHost for Shared {
+    fn active_workers(&self) -> usize {
+        self.idle.num_unparked()
+    }
+
+    fn num_workers(&self) -> usize {
+        self.remotes.len()
+    }
+
+    /// Injects the batch, then wakes one parked worker (which, finding more
+    /// than one task, wakes the next as it starts).
+    fn deliver(&self, wakers: &mut Vec<Waker>) {
+        crate::context::begin_batch(self);
+        for w in wakers.drain(..) {
+            w.wake();
+        }
+        if crate::context::end_batch() {
+            self.notify_parked();
         }
     }
 }

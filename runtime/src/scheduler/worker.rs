@@ -30,6 +30,8 @@ pub(crate) struct WorkerCtx {
     /// Never borrowed across a task poll: a task that wakes another task on
     /// this worker borrows it to push.
     core: RefCell<Core>,
+    /// Wakers found by this worker's own look at the epoll instance.
+    io_wakers: RefCell<Vec<std::task::Waker>>,
 }
 
 struct Core {
@@ -120,6 +122,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Worker<Notifi
             check_injector: false,
             rng: 0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) << 17),
         }),
+        io_wakers: RefCell::new(Vec::new()),
     });
     let _enter = context::enter(super::Handle {
         shared: shared.clone(),
@@ -137,6 +140,11 @@ impl WorkerCtx {
                 self.run_task(task);
                 continue;
             }
+            // Out of local work: look for ready I/O before stealing (Go's
+            // `findrunnable` does `netpoll(0)` at this point too).
+            if self.poll_io() {
+                continue;
+            }
             if let Some(task) = self.steal_work() {
                 self.run_task(task);
                 continue;
@@ -148,7 +156,14 @@ impl WorkerCtx {
     fn next_task(&self) -> Option<Notified> {
         let mut core = self.core.borrow_mut();
         core.tick = core.tick.wrapping_add(1);
-        if core.tick % GLOBAL_POLL_INTERVAL == 0 || std::mem::take(&mut core.check_injector) {
+        if core.tick % GLOBAL_POLL_INTERVAL == 0 {
+            drop(core);
+            self.poll_io();
+            core = self.core.borrow_mut();
+            if let Some(task) = self.pop_injector(&core) {
+                return Some(task);
+            }
+        } else if std::mem::take(&mut core.check_injector) {
             if let Some(task) = self.pop_injector(&core) {
                 return Some(task);
             }
@@ -171,6 +186,23 @@ impl WorkerCtx {
                 Steal::Retry => {}
             }
         }
+    }
+
+    /// Takes a non-blocking look at the epoll instance, if the netpoll
+    /// thread expects workers to; the tasks found are scheduled here.
+    /// Returns `true` if any were.
+    fn poll_io(&self) -> bool {
+        let io = &self.shared.io;
+        if !io.workers_should_poll() {
+            return false;
+        }
+        let mut wakers = std::mem::take(&mut *self.io_wakers.borrow_mut());
+        let found = io.poll_now(&mut wakers) && !wakers.is_empty();
+        for w in wakers.drain(..) {
+            w.wake();
+        }
+        *self.io_wakers.borrow_mut() = wakers;
+        found
     }
 
     fn steal_work(&self) -> Option<Notified> {
@@ -239,12 +271,16 @@ impl WorkerCtx {
             std::mem::replace(&mut core.searching, false)
         };
         let idle = &self.shared.idle;
-        if idle.transition_worker_to_parked(self.index, was_searching)
-            && self.shared.has_pending_work()
-        {
+        let parked = idle.transition_worker_to_parked(self.index, was_searching);
+        if parked.last_searcher && self.shared.has_pending_work() {
             // We were the last searcher and work arrived while we gave up:
             // wake a worker (possibly ourselves) to take it.
             self.shared.notify_parked();
+        }
+        if parked.last_unparked && self.shared.io.workers_should_poll() {
+            // Nobody is left to look at the epoll instance: put the netpoll
+            // thread back into blocking mode.
+            self.shared.io.wake();
         }
         if self.shared.is_shutdown() {
             return;
