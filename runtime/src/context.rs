@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crate::scheduler::{Handle, Shared, WorkerCtx};
+use crate::task::Notified;
 
 thread_local! {
     /// The runtime entered by `block_on`, a worker, or a blocking thread.
@@ -12,9 +13,10 @@ thread_local! {
     /// Set on worker threads for their whole life.
     static WORKER: RefCell<Option<Rc<WorkerCtx>>> = const { RefCell::new(None) };
     /// Set on a netpoll thread while it hands a batch of wake-ups to its
-    /// scheduler: the address of that scheduler, and whether any task of it
-    /// was injected without waking a worker.
-    static BATCH: Cell<(usize, bool)> = const { Cell::new((0, false)) };
+    /// scheduler: the address of that scheduler, and the tasks of it woken
+    /// so far, to be injected together.
+    static BATCH_KEY: Cell<usize> = const { Cell::new(0) };
+    static BATCH: RefCell<Vec<Notified>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Restores the previous runtime context when dropped.
@@ -66,27 +68,27 @@ pub(crate) fn is_worker() -> bool {
 
 /// Starts batching wake-ups for `shared` on this thread.
 pub(crate) fn begin_batch(shared: &Shared) {
-    BATCH.with(|b| b.set((shared as *const Shared as usize, false)));
+    BATCH_KEY.with(|k| k.set(shared as *const Shared as usize));
 }
 
-/// If this thread is batching for `shared`, records that a task was
-/// injected and returns `true`: the caller skips waking a worker.
+/// If this thread is batching for `shared`, keeps `task` for the batch;
+/// otherwise gives it back.
 #[inline]
-pub(crate) fn defer_notify(shared: &Shared) -> bool {
-    BATCH
-        .try_with(|b| {
-            let (key, _) = b.get();
-            if key == shared as *const Shared as usize {
-                b.set((key, true));
-                true
-            } else {
-                false
-            }
-        })
-        .unwrap_or(false)
+pub(crate) fn batch_push(shared: &Shared, task: Notified) -> Result<(), Notified> {
+    let batching = BATCH_KEY
+        .try_with(|k| k.get() == shared as *const Shared as usize)
+        .unwrap_or(false);
+    if !batching {
+        return Err(task);
+    }
+    match BATCH.try_with(|b| b.borrow_mut().push(task)) {
+        Ok(()) => Ok(()),
+        Err(_) => unreachable!("batching on a thread whose locals are gone"),
+    }
 }
 
-/// Ends the batch; returns `true` if a worker should be woken.
-pub(crate) fn end_batch() -> bool {
-    BATCH.with(|b| b.replace((0, false)).1)
+/// Ends the batch and hands its tasks to `inject`.
+pub(crate) fn end_batch(inject: impl FnOnce(&mut Vec<Notified>)) {
+    BATCH_KEY.with(|k| k.set(0));
+    BATCH.with(|b| inject(&mut b.borrow_mut()));
 }

@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, JoinHandle as ThreadHandle, Thread};
 use std::time::Duration;
 
-use crossbeam_deque::{Injector, Worker};
+use crossbeam_deque::Worker;
 
 use crate::blocking::BlockingPool;
 use crate::context;
@@ -110,7 +110,7 @@ impl Builder {
             })
             .collect();
         let shared = Arc::new(Shared {
-            injector: Injector::new(),
+            injector: scheduler::Inject::new(),
             remotes,
             idle: idle::Idle::new(n),
             owned: OwnedTasks::new(),

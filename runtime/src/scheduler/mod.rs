@@ -24,6 +24,7 @@
 //! spins: an idle runtime's workers sleep in `futex`.
 
 pub(crate) mod idle;
+mod inject;
 mod worker;
 
 use std::fmt;
@@ -31,13 +32,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::Waker;
 
-use crossbeam_deque::{Injector, Steal, Stealer};
+use crossbeam_deque::Stealer;
 
 use crate::blocking::BlockingPool;
 use crate::loom::{AtomicBool, Ordering};
 use crate::netpoll::{Netpoller, PollHost};
 use crate::task::{self, JoinHandle, Notified, OwnedTasks, RawTask, Schedule};
 
+pub(crate) use inject::Inject;
 pub(crate) use worker::WorkerCtx;
 
 /// Check the injector first once every this many ticks (as Go and tokio do).
@@ -49,7 +51,7 @@ pub(crate) const LOCAL_QUEUE_CAPACITY: usize = 256;
 
 /// State shared by a runtime's workers, its netpoll thread and its handles.
 pub(crate) struct Shared {
-    pub(crate) injector: Injector<Notified>,
+    pub(crate) injector: inject::Inject,
     pub(crate) remotes: Box<[Remote]>,
     pub(crate) idle: idle::Idle,
     pub(crate) owned: OwnedTasks,
@@ -163,7 +165,24 @@ impl Shared {
 
     /// Pushes a task to the injector and wakes a worker if one is needed.
     pub(crate) fn schedule_remote(&self, task: Notified) {
+        // On the netpoll thread, delivering a batch: queue it with the rest.
+        let Err(task) = crate::context::batch_push(self, task) else {
+            return;
+        };
         self.injector.push(task);
+        self.after_inject();
+    }
+
+    /// Pushes a batch of tasks with one lock and one worker wake-up.
+    fn inject_batch(&self, batch: &mut Vec<Notified>) {
+        if batch.is_empty() {
+            return;
+        }
+        self.injector.push_batch(batch);
+        self.after_inject();
+    }
+
+    fn after_inject(&self) {
         if self.shutdown.load(Ordering::SeqCst) {
             // The runtime is going away and may already have drained the
             // injector: drop what we pushed (and anything else) ourselves.
@@ -171,9 +190,7 @@ impl Shared {
             self.drain_injector();
             return;
         }
-        if !crate::context::defer_notify(self) {
-            self.notify_parked();
-        }
+        self.notify_parked();
     }
 
     /// Wakes one parked worker, unless a worker is already searching.
@@ -189,12 +206,8 @@ impl Shared {
     }
 
     pub(crate) fn drain_injector(&self) {
-        loop {
-            match self.injector.steal() {
-                Steal::Success(task) => task.shutdown(),
-                Steal::Empty => break,
-                Steal::Retry => {}
-            }
+        for task in self.injector.take_all() {
+            task.shutdown();
         }
     }
 
@@ -223,9 +236,7 @@ impl PollHost for Shared {
         for w in wakers.drain(..) {
             w.wake();
         }
-        if crate::context::end_batch() {
-            self.notify_parked();
-        }
+        crate::context::end_batch(|batch| self.inject_batch(batch));
     }
 }
 

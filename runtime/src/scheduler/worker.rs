@@ -51,12 +51,14 @@ impl Core {
     /// the queue to the injector.
     fn push_back(&mut self, shared: &Shared, task: Notified) {
         if self.local.len() >= LOCAL_QUEUE_CAPACITY {
+            let mut overflow = Vec::with_capacity(LOCAL_QUEUE_CAPACITY / 2);
             for _ in 0..LOCAL_QUEUE_CAPACITY / 2 {
                 match self.local.pop() {
-                    Some(t) => shared.injector.push(t),
+                    Some(t) => overflow.push(t),
                     None => break,
                 }
             }
+            shared.injector.push_batch(&mut overflow);
         }
         self.local.push(task);
     }
@@ -179,13 +181,7 @@ impl WorkerCtx {
 
     /// Takes a batch from the injector into the local queue and returns one.
     fn pop_injector(&self, core: &Core) -> Option<Notified> {
-        loop {
-            match self.shared.injector.steal_batch_and_pop(&core.local) {
-                Steal::Success(task) => return Some(task),
-                Steal::Empty => return None,
-                Steal::Retry => {}
-            }
-        }
+        self.shared.injector.pop_into(&core.local)
     }
 
     /// Takes a non-blocking look at the epoll instance, if the netpoll

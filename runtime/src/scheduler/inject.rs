@@ -1,0 +1,80 @@
+//! The global injection queue: where tasks woken off the workers go.
+//!
+//! A `VecDeque` behind a lock, with its length mirrored in an atomic so the
+//! common question — "is there anything?" — takes no lock. The lock is
+//! taken once per *batch*: the netpoll thread pushes every task of one
+//! `epoll_wait` at once, and a worker takes up to half the queue (at most
+//! [`MAX_BATCH`]) into its local queue at once. The ring buffer keeps its
+//! capacity, so after warm-up injecting allocates nothing (a linked-block
+//! queue such as `crossbeam_deque::Injector` allocates a block every few
+//! dozen pushes).
+
+use std::collections::VecDeque;
+
+use crossbeam_deque::Worker;
+use parking_lot::Mutex;
+
+use crate::loom::{AtomicUsize, Ordering};
+use crate::task::Notified;
+
+/// Most tasks a worker takes from the injector at once.
+const MAX_BATCH: usize = 64;
+
+pub(crate) struct Inject {
+    queue: Mutex<VecDeque<Notified>>,
+    len: AtomicUsize,
+}
+
+impl Inject {
+    pub(crate) fn new() -> Inject {
+        Inject {
+            queue: Mutex::new(VecDeque::with_capacity(256)),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// `true` if the queue looks empty. SeqCst: read by parking workers on
+    /// one side of the Dekker pair with producers (see `idle`).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len.load(Ordering::SeqCst) == 0
+    }
+
+    pub(crate) fn push(&self, task: Notified) {
+        let mut q = self.queue.lock();
+        q.push_back(task);
+        self.len.store(q.len(), Ordering::SeqCst);
+    }
+
+    /// Pushes every task of `batch` under one lock, leaving it empty.
+    pub(crate) fn push_batch(&self, batch: &mut Vec<Notified>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut q = self.queue.lock();
+        q.extend(batch.drain(..));
+        self.len.store(q.len(), Ordering::SeqCst);
+    }
+
+    /// Moves up to half the queue (at most `MAX_BATCH` tasks) into `local`
+    /// and returns one more to run now.
+    pub(crate) fn pop_into(&self, local: &Worker<Notified>) -> Option<Notified> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut q = self.queue.lock();
+        let first = q.pop_front()?;
+        let n = (q.len() / 2).min(MAX_BATCH);
+        for task in q.drain(..n) {
+            local.push(task);
+        }
+        self.len.store(q.len(), Ordering::SeqCst);
+        Some(first)
+    }
+
+    /// Takes everything (shutdown).
+    pub(crate) fn take_all(&self) -> VecDeque<Notified> {
+        let mut q = self.queue.lock();
+        self.len.store(0, Ordering::SeqCst);
+        std::mem::take(&mut *q)
+    }
+}
