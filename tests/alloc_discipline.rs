@@ -86,7 +86,9 @@ fn ping_pong_allocs(workers: usize) -> f64 {
 fn external_peer_allocs(workers: usize) -> f64 {
     use std::io::{Read, Write};
     let rt = Builder::new().worker_threads(workers).build().unwrap();
-    let listener = rt.block_on(async { TcpListener::bind("127.0.0.1:0") }).unwrap();
+    let listener = rt
+        .block_on(async { TcpListener::bind("127.0.0.1:0") })
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     let server = rt.spawn(async move {
         let (s, _) = listener.accept().await?;

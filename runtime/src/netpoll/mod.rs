@@ -159,13 +159,9 @@ impl Netpoller {
         let mut pending = self.ctl.lock();
         *pending = true;
         match self.mode.load(Ordering::Relaxed) {
-            BLOCKING => {
-                // AcqRel: pairs with the store(false) after the thread
-                // drains the eventfd; whoever flips the flag writes the byte.
-                if !self.wake_sig.swap(true, Ordering::AcqRel) {
-                    self.wake_fd.wake();
-                }
-            }
+            // AcqRel: pairs with the store(false) after the thread drains
+            // the eventfd; whoever flips the flag writes the byte.
+            BLOCKING if !self.wake_sig.swap(true, Ordering::AcqRel) => self.wake_fd.wake(),
             STANDBY => {
                 self.standby.notify_one();
             }

@@ -1,0 +1,259 @@
+//! An HTTP/1.1 server on gopark, built the way a careful server is built.
+//!
+//! ```text
+//! cargo run --release --example http -- [OPTIONS]
+//! curl localhost:8080/
+//!
+//! --addr ADDR             address to listen on (default 127.0.0.1:8080;
+//!                         port 0 picks a free port)
+//! --workers N             worker threads (default: one per core, or the
+//!                         GOPARK_WORKERS environment variable)
+//! --header-timeout SECS   time a client has to send a request's headers
+//!                         (default 10; fractions allowed)
+//! --idle-timeout SECS     time a keep-alive connection may wait for its
+//!                         next request (default 60)
+//! -h, --help              print the help
+//! ```
+//!
+//! Routes: `GET /` answers `Hello, World!` (text/plain), `GET /json` a small
+//! JSON document, other methods on those paths 405, anything else 404. HEAD
+//! works wherever GET does.
+//!
+//! On stdout it prints `listening on http://ADDR` once bound (the real port
+//! when ADDR asked for port 0), a line when a shutdown begins, and
+//! `served N requests` (every reply written, errors included) on exit.
+//! Bad arguments print the help on stderr and exit with status 2.
+//!
+//! # Protocol
+//!
+//! * Requests are parsed with `httparse`. Connections persist (HTTP/1.1)
+//!   unless the request says `Connection: close`; HTTP/1.0 connections
+//!   close unless the request says `Connection: keep-alive`.
+//! * Pipelined requests are answered in order, and all the replies to the
+//!   requests of one read go out in one write.
+//! * `Content-Length` bodies (up to 8 MiB) are read and discarded;
+//!   `Expect: 100-continue` is honoured. `Transfer-Encoding` (chunked) is
+//!   refused with 501 and a close — never guessed at.
+//! * Refused with 400 and a close: a malformed request line or header, both
+//!   `Content-Length` and `Transfer-Encoding`, conflicting or invalid
+//!   `Content-Length`, a missing or repeated `Host`. With 431 and a close: a
+//!   head over 8 KiB or over 64 header fields.
+//! * Deadlines use the socket's read deadline: a client gets
+//!   `--header-timeout` to send a request head (slowloris clients are cut
+//!   off, with a 408), an idle keep-alive connection `--idle-timeout`.
+//! * The `Date` header is formatted once per second, not per request.
+//!
+//! # Shutdown
+//!
+//! SIGINT (Ctrl-C) or SIGTERM: stop accepting, close idle connections,
+//! let requests in flight finish (their replies say `Connection: close`),
+//! then exit with status 0 — after at most 30 s even if some client never
+//! finishes. A second signal exits at once. The signals arrive through a
+//! `signalfd` registered with gopark's public `PollDesc` API, the way a
+//! user makes any descriptor async.
+
+mod args;
+mod conn;
+mod date;
+mod request;
+mod response;
+
+#[path = "../support/backoff.rs"]
+mod backoff;
+#[path = "../support/nofile.rs"]
+mod nofile;
+#[path = "../support/signals.rs"]
+mod signals;
+
+use std::collections::HashMap;
+use std::io;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_channel::mpsc;
+use futures_util::StreamExt;
+use gopark::net::TcpListener;
+use gopark::runtime::{self, time::timeout, Builder};
+
+use args::{Command, Config};
+use backoff::Backoff;
+use conn::Conn;
+use signals::Signals;
+
+/// How long a shutdown waits for connections to finish.
+const GRACE: Duration = Duration::from_secs(30);
+
+fn main() -> ExitCode {
+    let config = match args::parse(std::env::args().skip(1)) {
+        Ok(Command::Serve(config)) => config,
+        Ok(Command::Help) => {
+            println!("{}", args::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("http: {msg}\n\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+
+    nofile::raise_limit();
+    // Before the runtime starts a thread, so that every thread inherits the
+    // mask and the signals reach only the signalfd.
+    let blocked = match signals::block(&[libc::SIGINT, libc::SIGTERM]) {
+        Ok(blocked) => blocked,
+        Err(e) => {
+            eprintln!("http: cannot block signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut builder = Builder::new();
+    builder.thread_name("http");
+    if let Some(n) = config.workers {
+        builder.worker_threads(n);
+    }
+    let rt = match builder.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("http: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve(config, &blocked)) {
+        Ok(served) => {
+            println!("served {served} requests");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("http: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the connections share: the settings, the stopping flag, and the
+/// open connections (to close the idle ones at shutdown).
+pub struct Server {
+    pub config: Config,
+    stopping: AtomicBool,
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    next_id: AtomicU64,
+    served: AtomicU64,
+}
+
+impl Server {
+    fn new(config: Config) -> Server {
+        Server {
+            config,
+            stopping: AtomicBool::new(false),
+            conns: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            served: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        // Acquire: pairs with the Release in `begin_shutdown`. Connections
+        // that must not miss the flag read it under their own lock, which
+        // `begin_shutdown` takes after setting it (see `conn`).
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Sets the stopping flag, then kicks every idle connection.
+    fn begin_shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
+        for conn in self.conns.lock().unwrap().values() {
+            conn.kick();
+        }
+    }
+
+    pub fn register(&self, conn: Arc<Conn>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.conns.lock().unwrap().insert(id, conn);
+        id
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.conns.lock().unwrap().remove(&id);
+    }
+
+    fn open_connections(&self) -> usize {
+        self.conns.lock().unwrap().len()
+    }
+}
+
+/// Serves until a signal, then drains; returns how many replies were
+/// written.
+async fn serve(config: Config, blocked: &signals::Blocked) -> io::Result<u64> {
+    let listener = TcpListener::bind(&config.addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.addr)))?;
+    println!("listening on http://{}", listener.local_addr()?);
+    let listener = Arc::new(listener);
+    let server = Arc::new(Server::new(config));
+    let signals = Signals::new(blocked)?;
+    runtime::spawn(watch_signals(signals, server.clone(), listener.clone()));
+
+    // Every connection task holds a sender; when all are gone, `done`
+    // yields `None`.
+    let (done_tx, mut done) = mpsc::channel::<()>(0);
+    let mut backoff = Backoff::default();
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                backoff.reset();
+                let server = server.clone();
+                let done_tx = done_tx.clone();
+                runtime::spawn(async move {
+                    let served = conn::serve(&server, stream).await;
+                    // Relaxed: read after every connection task has ended,
+                    // which the channel orders.
+                    server.served.fetch_add(served, Ordering::Relaxed);
+                    drop(done_tx);
+                });
+            }
+            // The signal watcher closed the listener.
+            Err(_) if server.is_stopping() => break,
+            Err(e) => backoff.wait(e).await?,
+        }
+    }
+    drop(listener); // the last reference: new connections are now refused
+    drop(done_tx);
+
+    let open = server.open_connections();
+    if open > 0 {
+        println!("waiting for {open} connection(s) to finish");
+    }
+    if timeout(GRACE, done.next()).await.is_err() {
+        eprintln!(
+            "http: {} connection(s) still open after {GRACE:?}; exiting anyway",
+            server.open_connections()
+        );
+    }
+    Ok(server.served.load(Ordering::Relaxed))
+}
+
+/// Waits for SIGINT or SIGTERM and begins the shutdown; a second signal
+/// exits at once.
+async fn watch_signals(signals: Signals, server: Arc<Server>, listener: Arc<TcpListener>) {
+    let signal = match signals.recv().await {
+        Ok(signal) => signal,
+        Err(e) => {
+            eprintln!("http: cannot receive signals: {e}");
+            return;
+        }
+    };
+    println!(
+        "{}: shutting down: no new connections, finishing requests in flight",
+        signals::name(signal)
+    );
+    server.begin_shutdown();
+    // Fails the parked accept; the accept loop sees the flag and stops.
+    listener.poll_desc().close();
+    drop(listener);
+    if let Ok(signal) = signals.recv().await {
+        eprintln!("{}: exiting now", signals::name(signal));
+        std::process::exit(130);
+    }
+}
