@@ -156,6 +156,21 @@ impl TcpListener {
         Poll::Ready(Ok((TcpStream::from_poll_desc(pd), peer)))
     }
 
+    /// Stops listening, like Go's `Listener.Close`: a task parked in
+    /// [`accept`](TcpListener::accept) wakes with an error, later accepts
+    /// fail, and the kernel stops queueing connections (new ones are
+    /// refused). The descriptor itself is closed when the listener is
+    /// dropped, so this works on a listener shared between tasks.
+    pub fn close(&self) -> io::Result<()> {
+        self.pd.close();
+        // On Linux, shutting down a listening socket takes it out of the
+        // LISTEN state. ENOTCONN means it was not listening any more.
+        match SockRef::from(self.pd.fd()).shutdown(std::net::Shutdown::Both) {
+            Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// The address this listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         sock_addr(SockRef::from(self.pd.fd()).local_addr()?)
