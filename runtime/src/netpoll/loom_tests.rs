@@ -210,3 +210,62 @@ fn seeded_bug_split_notify_loses_wakeup() {
         }
     });
 }
+
+mod wake_signal {
+    use std::sync::Arc;
+
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use loom::thread;
+
+    use crate::netpoll::wake::WakeSignal;
+
+    /// Two wakers and the netpoll thread draining once: at most one byte is
+    /// ever outstanding, and a wake-up raised after the drain is not lost.
+    #[test]
+    fn at_most_one_byte_outstanding_and_none_lost() {
+        loom::model(|| {
+            let sig = Arc::new(WakeSignal::new());
+            // The eventfd's counter, and the most it ever held.
+            let bytes = Arc::new(AtomicUsize::new(0));
+            let max = Arc::new(AtomicUsize::new(0));
+            let write = |bytes: &AtomicUsize, max: &AtomicUsize| {
+                let now = bytes.fetch_add(1, Ordering::SeqCst) + 1;
+                max.fetch_max(now, Ordering::SeqCst);
+            };
+            let wakers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (sig, bytes, max) = (sig.clone(), bytes.clone(), max.clone());
+                    thread::spawn(move || {
+                        if sig.raise() {
+                            write(&bytes, &max);
+                        }
+                    })
+                })
+                .collect();
+            // The netpoll thread: if a byte is there, drain it, then lower.
+            let drained = bytes.swap(0, Ordering::SeqCst);
+            if drained > 0 {
+                sig.lower();
+            }
+            for w in wakers {
+                w.join().unwrap();
+            }
+            assert!(
+                max.load(Ordering::SeqCst) <= 1,
+                "two wake bytes outstanding"
+            );
+            // Every raise is covered: by the byte drained, or by a byte (or a
+            // raised flag) still there for the next epoll_wait.
+            let pending = bytes.load(Ordering::SeqCst);
+            assert!(drained + pending >= 1, "wake-up lost");
+            if pending == 0 {
+                // Nothing left to drain: the flag must be down, or the next
+                // wake-up would write no byte and be lost.
+                assert!(
+                    sig.raise(),
+                    "flag left raised with no byte behind it (drained {drained})"
+                );
+            }
+        });
+    }
+}

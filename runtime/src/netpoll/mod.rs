@@ -50,6 +50,7 @@
 
 mod poll_desc;
 pub(crate) mod sys;
+mod wake;
 
 use std::io;
 use std::os::fd::RawFd;
@@ -108,7 +109,7 @@ pub(crate) struct Netpoller {
     epoll: sys::Epoll,
     wake_fd: sys::EventFd,
     /// Set while a wake-up byte is outstanding.
-    wake_sig: AtomicBool,
+    wake_sig: wake::WakeSignal,
     registry: Mutex<Registry>,
     pub(crate) timers: Mutex<Timers>,
     shutdown: AtomicBool,
@@ -134,7 +135,7 @@ impl Netpoller {
         Ok(Netpoller {
             epoll,
             wake_fd,
-            wake_sig: AtomicBool::new(false),
+            wake_sig: wake::WakeSignal::new(),
             registry: Mutex::new(Registry {
                 slots: Slab::new(),
                 next_gen: 0,
@@ -159,9 +160,8 @@ impl Netpoller {
         let mut pending = self.ctl.lock();
         *pending = true;
         match self.mode.load(Ordering::Relaxed) {
-            // AcqRel: pairs with the store(false) after the thread drains
-            // the eventfd; whoever flips the flag writes the byte.
-            BLOCKING if !self.wake_sig.swap(true, Ordering::AcqRel) => self.wake_fd.wake(),
+            // Whoever raises the flag writes the one outstanding byte.
+            BLOCKING if self.wake_sig.raise() => self.wake_fd.wake(),
             STANDBY => {
                 self.standby.notify_one();
             }
@@ -368,7 +368,7 @@ impl Netpoller {
             let bits = ev.events as libc::c_int;
             if token == WAKE_TOKEN {
                 self.wake_fd.drain();
-                self.wake_sig.store(false, Ordering::Release);
+                self.wake_sig.lower();
                 continue;
             }
             let idx = (token & 0xFFFF_FFFF) as usize;

@@ -25,7 +25,7 @@ pub(crate) struct Idle {
     /// Low 16 bits: searching workers. High bits: unparked workers.
     state: AtomicUsize,
     num_workers: usize,
-    sleepers: Mutex<Vec<usize>>,
+    sleepers: crate::loom::Mutex<Vec<usize>>,
 }
 
 fn searching(s: usize) -> usize {
@@ -41,7 +41,7 @@ impl Idle {
         Idle {
             state: AtomicUsize::new(num_workers << UNPARKED_SHIFT),
             num_workers,
-            sleepers: Mutex::new(Vec::with_capacity(num_workers)),
+            sleepers: crate::loom::Mutex::new(Vec::with_capacity(num_workers)),
         }
     }
 
@@ -95,6 +95,11 @@ impl Idle {
         let mut sleepers = self.sleepers.lock();
         let dec = UNPARKED_ONE + usize::from(is_searching);
         let prev = self.state.fetch_sub(dec, Ordering::SeqCst);
+        // SeqCst fence: the other half of the Dekker pair with the fence in
+        // `worker_to_notify`. Our decrement comes before the caller's
+        // re-check of the queues in the single total order, so either we
+        // see the producer's push or the producer sees us parked.
+        crate::loom::fence(Ordering::SeqCst);
         sleepers.push(worker);
         Parked {
             last_searcher: is_searching && searching(prev) == 1,

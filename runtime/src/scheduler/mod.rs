@@ -25,6 +25,8 @@
 
 pub(crate) mod idle;
 mod inject;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod worker;
 
 use std::fmt;

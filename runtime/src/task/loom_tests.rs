@@ -505,7 +505,6 @@ fn loom_two_wakers_submit_once() {
 /// may read the event as unset (the store-buffering pattern). The poll then
 /// returns `Pending`, and the wake-up is lost.
 #[test]
-#[ignore = "runtime bug: wake_by_ref on a NOTIFIED task publishes nothing (no RMW)"]
 fn loom_wake_by_ref_publishes_to_queued_poll() {
     loom::model(|| {
         let task = Task::new(Future::Pending);

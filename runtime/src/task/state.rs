@@ -202,8 +202,15 @@ impl State {
     /// A waker that keeps its own reference (`wake_by_ref`).
     pub(crate) fn transition_to_notified_by_ref(&self) -> TransitionToNotified {
         self.fetch_update(|s| {
-            if s.is_complete() || s.is_notified() {
+            if s.is_complete() {
                 (None, TransitionToNotified::DoNothing)
+            } else if s.is_notified() {
+                // Already queued: still write the word (unchanged), so that
+                // what the waker published before waking is released to the
+                // poll that takes the task. A plain load would let the poll
+                // miss it (store buffering) and the wake-up be lost. Found
+                // by the loom model `loom_wake_by_ref_publishes_to_queued_poll`.
+                (Some(s), TransitionToNotified::DoNothing)
             } else if s.is_running() {
                 // The poller re-queues the task when its poll returns.
                 (
