@@ -132,7 +132,9 @@ impl Handle {
         self.shared.io.registered()
     }
 
-    /// Number of tasks spawned and not yet finished.
+    /// Number of tasks spawned and not yet finished. A task leaves the count
+    /// just after it completes, so right after its `JoinHandle` resolves it
+    /// may still be counted for a moment.
     pub fn num_alive_tasks(&self) -> usize {
         self.shared.owned.len()
     }
