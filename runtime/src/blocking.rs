@@ -137,7 +137,7 @@ impl Schedule for BlockingSchedule {
 }
 
 fn run(inner: Arc<Inner>, handle: Handle) {
-    let _enter = crate::context::enter(handle);
+    let enter = crate::context::enter(handle);
     let mut st = inner.state.lock();
     loop {
         if let Some(task) = st.queue.pop_front() {
@@ -158,6 +158,11 @@ fn run(inner: Arc<Inner>, handle: Handle) {
             break;
         }
     }
+    // Let go of the runtime before reporting the exit, so that once
+    // `shutdown` sees zero threads nothing here keeps its descriptors open.
+    drop(st);
+    drop(enter);
+    let mut st = inner.state.lock();
     st.threads -= 1;
     drop(st);
     inner.exited.notify_all();

@@ -209,10 +209,12 @@ impl Shared {
         !self.injector.is_empty() || self.remotes.iter().any(|r| !r.stealer.is_empty())
     }
 
+    /// Drops every queued `Notified`. The tasks themselves are cancelled by
+    /// `Runtime::drop` through the owned-task list, on the dropping thread,
+    /// so that `drop` returns only once every future is gone; a thread that
+    /// wakes a task during shutdown only lets go of its reference.
     pub(crate) fn drain_injector(&self) {
-        for task in self.injector.take_all() {
-            task.shutdown();
-        }
+        drop(self.injector.take_all());
     }
 
     /// Tells every worker to exit. The caller joins them afterwards.

@@ -500,10 +500,10 @@ fn loom_two_wakers_submit_once() {
 
 /// A future that reads its event with a plain `Acquire` load relies on the
 /// state word alone to order the waker's write before the poll that the
-/// wake-up promises. When the task is already queued, `wake_by_ref` returns
-/// `DoNothing` after a mere load: nothing is published, and the queued poll
-/// may read the event as unset (the store-buffering pattern). The poll then
-/// returns `Pending`, and the wake-up is lost.
+/// wake-up promises. So `wake_by_ref` on an already-queued task must still
+/// *write* the word (unchanged): with a mere load, nothing is published, the
+/// queued poll may read the event as unset (the store-buffering pattern),
+/// return `Pending`, and the wake-up is lost. This model found that bug.
 #[test]
 fn loom_wake_by_ref_publishes_to_queued_poll() {
     loom::model(|| {
