@@ -4,6 +4,7 @@ use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -29,11 +30,40 @@ use crate::sys;
 /// * `TCP_NODELAY` is on by default, as in Go.
 pub struct TcpStream {
     pd: PollDesc,
+    /// Set once any call saw `ECONNRESET`. The kernel reports a reset to
+    /// the first call only; a read after a write that took it would see
+    /// end of stream, so the read half remembers it here.
+    reset: AtomicBool,
 }
 
 impl TcpStream {
     pub(crate) fn from_poll_desc(pd: PollDesc) -> TcpStream {
-        TcpStream { pd }
+        TcpStream::with_pd(pd)
+    }
+
+    fn with_pd(pd: PollDesc) -> TcpStream {
+        TcpStream {
+            pd,
+            reset: AtomicBool::new(false),
+        }
+    }
+
+    /// Records a reset seen by any operation, and turns the end of stream
+    /// a read reports after it into the reset it really is.
+    fn check_reset(&self, res: Poll<io::Result<usize>>, reading: bool) -> Poll<io::Result<usize>> {
+        match res {
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
+                self.reset.store(true, Ordering::Relaxed);
+                Poll::Ready(Err(e))
+            }
+            Poll::Ready(Ok(0)) if reading && self.reset.load(Ordering::Relaxed) => {
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "connection reset by peer",
+                )))
+            }
+            res => res,
+        }
     }
 
     /// Opens a connection to `addr`, trying each of its addresses in turn
@@ -69,7 +99,7 @@ impl TcpStream {
         let res = socket.connect(&addr.into());
         let pd = PollDesc::new_nonblocking(OwnedFd::from(socket))?;
         match res {
-            Ok(()) => return Ok(TcpStream { pd }),
+            Ok(()) => return Ok(TcpStream::with_pd(pd)),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
@@ -83,7 +113,7 @@ impl TcpStream {
                 return Err(e);
             }
             match sock.peer_addr() {
-                Ok(_) => return Ok(TcpStream { pd }),
+                Ok(_) => return Ok(TcpStream::with_pd(pd)),
                 Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => pd.clear_ready(ev),
                 Err(e) => return Err(e),
             }
@@ -92,9 +122,7 @@ impl TcpStream {
 
     /// Wraps a stream made by `std`, switching it to non-blocking mode.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
-        Ok(TcpStream {
-            pd: PollDesc::new(OwnedFd::from(stream))?,
-        })
+        Ok(TcpStream::with_pd(PollDesc::new(OwnedFd::from(stream))?))
     }
 
     /// Reads into `buf`; returns how many bytes were read, `0` at end of
@@ -109,8 +137,10 @@ impl TcpStream {
             return Poll::Ready(Ok(0));
         }
         let len = buf.len();
-        self.pd
-            .poll_stream_io(cx, Direction::Read, len, |fd| sys::recv(fd, buf, 0))
+        let res = self
+            .pd
+            .poll_stream_io(cx, Direction::Read, len, |fd| sys::recv(fd, buf, 0));
+        self.check_reset(res, true)
     }
 
     /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends
@@ -150,8 +180,10 @@ impl TcpStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        self.pd
-            .poll_stream_io(cx, Direction::Write, buf.len(), |fd| sys::send(fd, buf))
+        let res = self
+            .pd
+            .poll_stream_io(cx, Direction::Write, buf.len(), |fd| sys::send(fd, buf));
+        self.check_reset(res, false)
     }
 
     /// Writes all of `buf`.
@@ -184,8 +216,10 @@ impl TcpStream {
         if len == 0 {
             return Poll::Ready(Ok(0));
         }
-        self.pd
-            .poll_stream_io(cx, Direction::Write, len, |fd| sys::send_vectored(fd, bufs))
+        let res = self
+            .pd
+            .poll_stream_io(cx, Direction::Write, len, |fd| sys::send_vectored(fd, bufs));
+        self.check_reset(res, false)
     }
 
     /// Writes every byte of every buffer, with as few `sendmsg` calls as

@@ -115,6 +115,8 @@ pub(crate) struct Netpoller {
     shutdown: AtomicBool,
     /// `RUNNING`, `BLOCKING` or `STANDBY`; changed under `ctl`.
     mode: AtomicU8,
+    /// Set while standing by with the long tick (every worker was running).
+    long_tick: AtomicBool,
     /// Guards mode changes against `wake`: `true` if a wake-up arrived that
     /// the thread has not acted on yet.
     ctl: parking_lot::Mutex<bool>,
@@ -143,6 +145,7 @@ impl Netpoller {
             timers: Mutex::new(Timers::default()),
             shutdown: AtomicBool::new(false),
             mode: AtomicU8::new(RUNNING),
+            long_tick: AtomicBool::new(false),
             ctl: parking_lot::Mutex::new(false),
             standby: Condvar::new(),
             worker_events: parking_lot::Mutex::new(Vec::with_capacity(EVENTS)),
@@ -175,6 +178,21 @@ impl Netpoller {
     #[inline]
     pub(crate) fn workers_should_poll(&self) -> bool {
         self.mode.load(Ordering::Relaxed) == STANDBY
+    }
+
+    /// A worker is parking. If it was the last one running, the netpoll
+    /// thread goes back to blocking in `epoll_wait`; if the netpoll thread
+    /// stands by with the long tick (it saw every worker running), it
+    /// re-arms with the short one, since a worker that parks no longer
+    /// looks at the epoll instance and the others may be stuck in long
+    /// polls.
+    pub(crate) fn worker_parked(&self, last: bool) {
+        if !self.workers_should_poll() {
+            return;
+        }
+        if last || self.long_tick.load(Ordering::Relaxed) {
+            self.wake();
+        }
     }
 
     /// A worker's non-blocking look at the epoll instance. Collects the
@@ -265,7 +283,10 @@ impl Netpoller {
                     STANDBY_TICK_PARTIAL
                 };
                 let since = self.now_nanos();
+                self.long_tick
+                    .store(tick == STANDBY_TICK_ALL, Ordering::Relaxed);
                 self.sleep_standby(tick);
+                self.long_tick.store(false, Ordering::Relaxed);
                 let last = self.last_worker_poll.load(Ordering::Relaxed);
                 if last < since {
                     // No worker looked since we went to sleep: look for them.

@@ -273,11 +273,9 @@ impl WorkerCtx {
             // wake a worker (possibly ourselves) to take it.
             self.shared.notify_parked();
         }
-        if parked.last_unparked && self.shared.io.workers_should_poll() {
-            // Nobody is left to look at the epoll instance: put the netpoll
-            // thread back into blocking mode.
-            self.shared.io.wake();
-        }
+        // If nobody is left to look at the epoll instance, the netpoll
+        // thread goes back to blocking mode; see `Netpoller::worker_parked`.
+        self.shared.io.worker_parked(parked.last_unparked);
         if self.shared.is_shutdown() {
             return;
         }

@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""The parsing and reporting half of scripts/compare.sh (python3, no
+dependencies).
+
+  compare_report.py parse RESULT WORKLOAD SERVER ROUND LOADAVG CPU_S WALL_S CTXSW LOAD_TIME
+      one CSV row from the output of `load`, the server's CPU seconds and
+      context switches during the run, the generator's "user system real"
+      seconds (and RESULT.perf, the output of
+      `perf stat -x,`, when it exists: its context switches replace CTXSW,
+      and it adds syscalls)
+  compare_report.py report CSV SVG MD NOTE
+      the markdown table of medians (printed and written to MD) and the SVG
+      bar chart
+  compare_report.py parse-wrk RESULT CONNS LOADAVG
+      one row of the wrk check from the output of `wrk --latency`
+  compare_report.py report-wrk CSV
+      the wrk-vs-load table
+  compare_report.py fetch ADDR
+      GET / and GET /json, pipelined on one connection, from an HTTP server;
+      prints the reply bytes with the Date value masked (to check that the
+      gopark and tokio servers send the same bytes)
+"""
+
+import csv
+import re
+import socket
+import statistics
+import sys
+from html import escape
+
+SERVERS = ["gopark", "tokio", "go"]
+COLORS = {"gopark": "#d9622b", "tokio": "#4a6fa5", "go": "#00a29c"}
+
+
+def fail(msg):
+    sys.stderr.write(f"compare_report: {msg}\n")
+    sys.exit(1)
+
+
+# ------------------------------------------------------------------ parse
+
+
+def parse_load(path):
+    text = open(path).read()
+    m = re.search(r"^requests:\s+(\d+) total, ([\d.]+) req/s", text, re.M)
+    if not m:
+        fail(f"no 'requests:' line in {path}")
+    total, rate = int(m.group(1)), float(m.group(2))
+    lat = {}
+    m = re.search(r"^latency:\s+(.*)$", text, re.M)
+    if m:
+        for name, value in re.findall(r"(p50|p90|p99|max) ([\d.]+) ms", m.group(1)):
+            lat[name] = float(value)
+    m = re.search(r"^errors:\s+(\d+)", text, re.M)
+    errors = int(m.group(1)) if m else -1
+    return total, rate, lat, errors
+
+
+def parse_perf(path):
+    """{event: value} from `perf stat -x,` output."""
+    counts = {}
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        return counts
+    for line in lines:
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split(",")
+        if len(fields) < 3:
+            continue
+        try:
+            counts[fields[2]] = float(fields[0])
+        except ValueError:
+            pass  # <not counted>, <not supported>
+    return counts
+
+
+def cmd_parse(result, workload, server, rnd, loadavg, cpu_s, wall_s, ctxsw, load_time):
+    total, rate, lat, errors = parse_load(result)
+    cpu_s, wall_s, ctxsw = float(cpu_s), float(wall_s), float(ctxsw)
+    load_util = ""
+    try:
+        user, system, real = (float(x) for x in load_time.split())
+        load_util = f"{(user + system) / real:.3f}" if real > 0 else ""
+    except ValueError:
+        pass
+    per = ["", "", "", ""]
+    if total > 0 and cpu_s > 0:
+        per[0] = f"{cpu_s / wall_s:.3f}" if wall_s > 0 else ""
+        per[1] = f"{cpu_s * 1e6 / total:.2f}"
+        per[2] = f"{ctxsw / total:.4f}"
+    perf = parse_perf(result + ".perf")
+    if perf and total > 0:
+        if "context-switches" in perf:
+            per[2] = f"{perf['context-switches'] / total:.4f}"
+        if "raw_syscalls:sys_enter" in perf:
+            per[3] = f"{perf['raw_syscalls:sys_enter'] / total:.3f}"
+    row = [
+        workload,
+        server,
+        rnd,
+        f"{rate:.1f}",
+        f"{lat.get('p50', float('nan')):.3f}",
+        f"{lat.get('p99', float('nan')):.3f}",
+        f"{lat.get('max', float('nan')):.3f}",
+        str(errors),
+        loadavg,
+        load_util,
+        *per,
+    ]
+    print(",".join(row))
+
+
+def wrk_ms(value):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", value)
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+
+def cmd_parse_wrk(result, conns, loadavg):
+    text = open(result).read()
+    m = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
+    if not m:
+        fail(f"no 'Requests/sec:' line in {result}")
+    rate = float(m.group(1))
+    m = re.search(r"^\s+99%\s+(\S+)", text, re.M)
+    p99 = wrk_ms(m.group(1)) if m else float("nan")
+    errs = re.search(r"Socket errors: (.*)", text)
+    if errs:
+        sys.stderr.write(f"   wrk: socket errors: {errs.group(1)}\n")
+    print(f"{conns},wrk,{rate:.1f},{p99:.3f},{loadavg}")
+
+
+# ------------------------------------------------------------------ report
+
+
+def label(workload):
+    parts = workload.split("-")
+    if parts[0] == "echo":
+        return f"echo {parts[1]} B, {parts[2]} conns"
+    if parts[1].startswith("p"):
+        return f"HTTP GET / pipeline {parts[1][1:]}, {parts[2]} conns"
+    return f"HTTP GET /, {parts[1]} conns"
+
+
+def fmt_rate(r):
+    return "-" if r is None else f"{r:,.0f}"
+
+
+def fmt_ratio(a, b):
+    return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
+
+
+def fmt_ms(v):
+    return "-" if v is None else f"{v:.2f} ms"
+
+
+def medians(rows):
+    """{workload: {server: (req/s, p99, [perf medians])}}, in CSV order."""
+    groups = {}
+    for r in rows:
+        groups.setdefault(r["workload"], {}).setdefault(r["server"], []).append(r)
+    out = {}
+    for workload, by_server in groups.items():
+        out[workload] = {}
+        for server, rs in by_server.items():
+            def med(key):
+                vals = [float(r[key]) for r in rs if r.get(key) not in ("", None)]
+                return statistics.median(vals) if vals else None
+
+            rates = [float(r["req_per_s"]) for r in rs]
+            out[workload][server] = {
+                "min": min(rates),
+                "max": max(rates),
+                "rounds": len(rates),
+                "util": med("server_cpu_util"),
+                "load_util": med("load_cpu_util"),
+                "rate": med("req_per_s"),
+                "p99": med("p99_ms"),
+                "cpu": med("cpu_us_per_req"),
+                "cs": med("ctx_switches_per_req"),
+                "sys": med("syscalls_per_req"),
+                "errors": sum(int(r["errors"]) for r in rs),
+                "loadavg": [r["loadavg"] for r in rs],
+            }
+    return out
+
+
+def table(meds):
+    lines = [
+        "| workload | gopark req/s | tokio req/s | go req/s | gopark/tokio | gopark/go "
+        "| gopark p99 | tokio p99 | go p99 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for workload, by in meds.items():
+        def get(s, k):
+            return by[s][k] if s in by else None
+
+        lines.append(
+            f"| {label(workload)} | {fmt_rate(get('gopark', 'rate'))} "
+            f"| {fmt_rate(get('tokio', 'rate'))} | {fmt_rate(get('go', 'rate'))} "
+            f"| {fmt_ratio(get('gopark', 'rate'), get('tokio', 'rate'))} "
+            f"| {fmt_ratio(get('gopark', 'rate'), get('go', 'rate'))} "
+            f"| {fmt_ms(get('gopark', 'p99'))} | {fmt_ms(get('tokio', 'p99'))} "
+            f"| {fmt_ms(get('go', 'p99'))} |"
+        )
+    if any(v["cpu"] is not None for by in meds.values() for v in by.values()):
+        with_sys = any(v["sys"] is not None for by in meds.values() for v in by.values())
+        lines += [
+            "",
+            "What a request cost the server (medians; CPU = user + system time of all "
+            "its threads; CPUs used = CPU time / wall time of the run, for the server "
+            "and for the load generator):",
+            "",
+            "| workload | server | CPU µs/req | vs gopark | context switches/req "
+            "| server CPUs used | load CPUs used |"
+            + (" syscalls/req |" if with_sys else ""),
+            "|---|---|---:|---:|---:|---:|---:|" + ("---:|" if with_sys else ""),
+        ]
+        for workload, by in meds.items():
+            base = by.get("gopark", {}).get("cpu")
+            for s in SERVERS:
+                if s in by and by[s]["cpu"] is not None:
+                    v = by[s]
+                    cs = "-" if v["cs"] is None else f"{v['cs']:.3f}"
+                    util = "-" if v["util"] is None else f"{v['util']:.2f}"
+                    lutil = "-" if v["load_util"] is None else f"{v['load_util']:.2f}"
+                    rel = fmt_ratio(v["cpu"], base) if base else "-"
+                    row = (
+                        f"| {label(workload)} | {s} | {v['cpu']:.2f} | {rel} | {cs} "
+                        f"| {util} | {lutil} |"
+                    )
+                    if with_sys:
+                        row += " - |" if v["sys"] is None else f" {v['sys']:.2f} |"
+                    lines.append(row)
+    if any(v["rounds"] > 1 for by in meds.values() for v in by.values()):
+        lines += [
+            "",
+            "Spread of requests/s over the rounds (min to max):",
+            "",
+            "| workload | gopark | tokio | go |",
+            "|---|---:|---:|---:|",
+        ]
+        for workload, by in meds.items():
+            cells = [
+                f"{by[s]['min']:,.0f} to {by[s]['max']:,.0f}" if s in by else "-"
+                for s in SERVERS
+            ]
+            lines.append(f"| {label(workload)} | " + " | ".join(cells) + " |")
+    errs = [
+        f"{s} on {w}: {by[s]['errors']}"
+        for w, by in meds.items()
+        for s in by
+        if by[s]["errors"] != 0
+    ]
+    if errs:
+        lines += ["", "Errors reported by the load generator: " + "; ".join(errs)]
+    return "\n".join(lines)
+
+
+def nice_max(v):
+    """A round axis maximum at or above v."""
+    if v <= 0:
+        return 1.0
+    exp = 10 ** len(str(int(v))) / 10
+    for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if step * exp >= v:
+            return step * exp
+    return 10 * exp
+
+
+def short(v, unit=""):
+    if v == 0:
+        return "0"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f}M{unit}"
+    if v >= 1e3:
+        return f"{v / 1e3:.0f}k{unit}"
+    if v >= 10:
+        return f"{v:.0f}{unit}"
+    return f"{v:.2f}{unit}"
+
+
+def svg_panel(x0, y0, w, h, title, meds, key, fmt, servers):
+    """One grouped bar chart; returns SVG elements."""
+    out = []
+    workloads = list(meds)
+    vmax = max(
+        [meds[wl][s][key] for wl in workloads for s in servers if s in meds[wl] and meds[wl][s][key] is not None]
+        or [1.0]
+    )
+    top = nice_max(vmax * 1.08)
+    plot_x, plot_y = x0 + 56, y0 + 30
+    plot_w, plot_h = w - 66, h - 90
+    out.append(
+        f'<text x="{x0 + w / 2:.1f}" y="{y0 + 16}" text-anchor="middle" '
+        f'font-size="14" font-weight="bold">{escape(title)}</text>'
+    )
+    for i in range(6):
+        v = top * i / 5
+        y = plot_y + plot_h - plot_h * i / 5
+        out.append(
+            f'<line x1="{plot_x}" y1="{y:.1f}" x2="{plot_x + plot_w}" y2="{y:.1f}" '
+            f'stroke="#ddd" stroke-width="1"/>'
+        )
+        out.append(
+            f'<text x="{plot_x - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
+            f'fill="#555">{escape(fmt(v))}</text>'
+        )
+    group_w = plot_w / max(len(workloads), 1)
+    bar_w = min(34.0, group_w * 0.8 / max(len(servers), 1))
+    for gi, wl in enumerate(workloads):
+        gx = plot_x + gi * group_w + (group_w - bar_w * len(servers)) / 2
+        for si, s in enumerate(servers):
+            v = meds[wl].get(s, {}).get(key)
+            bx = gx + si * bar_w
+            if v is None:
+                out.append(
+                    f'<text x="{bx + bar_w / 2:.1f}" y="{plot_y + plot_h - 4}" '
+                    f'text-anchor="middle" font-size="10" fill="#999">n/a</text>'
+                )
+                continue
+            bh = plot_h * v / top
+            out.append(
+                f'<rect x="{bx + 1:.1f}" y="{plot_y + plot_h - bh:.1f}" width="{bar_w - 2:.1f}" '
+                f'height="{bh:.1f}" fill="{COLORS[s]}"><title>{escape(s)}: {escape(fmt(v))}</title></rect>'
+            )
+            out.append(
+                f'<text x="{bx + bar_w / 2:.1f}" y="{plot_y + plot_h - bh - 3:.1f}" '
+                f'text-anchor="middle" font-size="9" fill="#333">{escape(fmt(v))}</text>'
+            )
+        lines = label(wl).split(", ")
+        for li, text in enumerate(lines):
+            out.append(
+                f'<text x="{plot_x + gi * group_w + group_w / 2:.1f}" '
+                f'y="{plot_y + plot_h + 16 + 13 * li}" text-anchor="middle" font-size="11">'
+                f"{escape(text)}</text>"
+            )
+    out.append(
+        f'<line x1="{plot_x}" y1="{plot_y + plot_h}" x2="{plot_x + plot_w}" '
+        f'y2="{plot_y + plot_h}" stroke="#333" stroke-width="1"/>'
+    )
+    return out
+
+
+def svg(meds, note):
+    servers = [s for s in SERVERS if any(s in by for by in meds.values())]
+    width, height = 1000, 440
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="16" font-weight="bold">'
+        "gopark vs tokio vs Go on loopback (same load generator)</text>",
+    ]
+    parts += svg_panel(10, 36, 560, 360, "requests/s (higher is better)", meds, "rate",
+                       lambda v: short(v), servers)
+    parts += svg_panel(580, 36, 410, 360, "p99 latency, ms (lower is better)", meds, "p99",
+                       lambda v: "0" if v == 0 else f"{v:.2f}" if v < 10 else f"{v:.0f}", servers)
+    lx = width / 2 - 70 * len(servers) / 2
+    for i, s in enumerate(servers):
+        parts.append(
+            f'<rect x="{lx + i * 70:.1f}" y="{height - 36}" width="12" height="12" fill="{COLORS[s]}"/>'
+        )
+        parts.append(
+            f'<text x="{lx + i * 70 + 16:.1f}" y="{height - 26}" font-size="12">{escape(s)}</text>'
+        )
+    parts.append(
+        f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle" font-size="10" '
+        f'fill="#555">{escape(note)}</text>'
+    )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def cmd_report(csv_path, svg_path, md_path, note):
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        fail(f"no results in {csv_path}")
+    meds = medians(rows)
+    loads = [float(la) for by in meds.values() for v in by.values() for la in v["loadavg"]]
+    text = table(meds)
+    footer = (
+        f"\n\n{note}. 1-minute load average at the start of the measured runs: "
+        f"{min(loads):.2f} to {max(loads):.2f} (median {statistics.median(loads):.2f})."
+    )
+    print(text + footer)
+    with open(md_path, "w") as f:
+        f.write(text + footer + "\n")
+    with open(svg_path, "w") as f:
+        f.write(svg(meds, f"{note}; load average {min(loads):.1f} to {max(loads):.1f}"))
+    sys.stderr.write(f"wrote {csv_path}, {md_path}, {svg_path}\n")
+
+
+def cmd_report_wrk(csv_path):
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    by = {}
+    for r in rows:
+        by.setdefault(r["connections"], {}).setdefault(r["generator"], []).append(r)
+
+    def med(rs, key):
+        return statistics.median(float(r[key]) for r in rs) if rs else None
+
+    rounds = max((len(rs) for g in by.values() for rs in g.values()), default=0)
+    print(f"Load generator check against the tokio HTTP server (medians of {rounds} round(s)):")
+    print()
+    print("| connections | wrk req/s | load req/s | load/wrk | wrk p99 | load p99 |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for conns, g in by.items():
+        w, l = g.get("wrk", []), g.get("load", [])
+        wr, lr = med(w, "req_per_s"), med(l, "req_per_s")
+        print(
+            f"| {conns} | {fmt_rate(wr)} | {fmt_rate(lr)} | {fmt_ratio(lr, wr)} "
+            f"| {fmt_ms(med(w, 'p99_ms'))} | {fmt_ms(med(l, 'p99_ms'))} |"
+        )
+
+
+def cmd_fetch(addr):
+    host, port = addr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    print(re.sub(rb"Date: [^\r]*", b"Date: *", data))
+
+
+def main(argv):
+    if len(argv) < 2:
+        fail(__doc__)
+    cmd, args = argv[1], argv[2:]
+    commands = {
+        "parse": (cmd_parse, 9),
+        "report": (cmd_report, 4),
+        "parse-wrk": (cmd_parse_wrk, 3),
+        "report-wrk": (cmd_report_wrk, 1),
+        "fetch": (cmd_fetch, 1),
+    }
+    if cmd not in commands or len(args) != commands[cmd][1]:
+        fail(__doc__)
+    commands[cmd][0](*args)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
