@@ -141,6 +141,41 @@ fn content_length_bodies_are_read_and_discarded() {
     assert_hello(&c.response());
 }
 
+#[test]
+fn chunked_bodies_are_read_and_discarded() {
+    let (_server, addr) = server(&[]);
+    let mut c = Client::connect(addr);
+    // A chunk that looks like a request, an extension, a trailer, and a
+    // request pipelined behind.
+    let chunk = "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n";
+    let body = format!(
+        "{:x};name=value\r\n{chunk}\r\n3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n",
+        chunk.len()
+    );
+    let head = "GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    c.send(format!("{head}{body}GET /json HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    assert_hello(&c.response());
+    assert_eq!(
+        c.response().header("content-type"),
+        Some("application/json")
+    );
+
+    // The same, one byte per write.
+    c.send(head.as_bytes());
+    for b in body.bytes() {
+        c.send(&[b]);
+    }
+    assert_hello(&c.response());
+
+    // Expect: 100-continue.
+    c.send(
+        b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+    );
+    assert_eq!(c.response().status, 100);
+    c.send(b"5\r\nhello\r\n0\r\n\r\n");
+    assert_hello(&c.response());
+}
+
 /// Sends `request` on a new connection and expects `status`, a
 /// `Connection: close`, and then the end of the stream.
 fn expect_rejected(addr: SocketAddr, request: &[u8], status: u16) {
@@ -160,7 +195,7 @@ fn bad_requests_get_the_right_status_and_a_close() {
         // Malformed request line or header.
         (b"NOT A REQUEST\r\n\r\n", 400),
         (b"GET / HTTP/1.1 extra\r\nHost: t\r\n\r\n", 400),
-        (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
         (b"GET / HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\n\r\n", 400), // no Host
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
@@ -182,7 +217,7 @@ fn bad_requests_get_the_right_status_and_a_close() {
             400,
         ),
         (
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
             501,
         ),
         (
@@ -378,6 +413,8 @@ fn bad_arguments_exit_2_with_a_message() {
         (&["--workers", "many"], "--workers"),
         (&["--header-timeout", "-1"], "--header-timeout"),
         (&["--idle-timeout", "soon"], "--idle-timeout"),
+        (&["--write-timeout", "0"], "--write-timeout"),
+        (&["--send-buffer", "12"], "--send-buffer"),
         (&["--addr"], "needs a value"),
         (&["--addr", "nowhere"], "--addr"),
         (&["--bogus"], "unknown argument"),

@@ -1,5 +1,5 @@
 //! The command line: `http [--addr ADDR] [--workers N] [--header-timeout SECS]
-//! [--idle-timeout SECS]`.
+//! [--idle-timeout SECS] [--write-timeout SECS] [--send-buffer BYTES]`.
 
 use std::net::ToSocketAddrs;
 use std::time::Duration;
@@ -18,6 +18,11 @@ small JSON document, anything else 404.
                           (default 10)
   --idle-timeout SECS     time a keep-alive connection may wait for its next
                           request (default 60)
+  --write-timeout SECS    time a client has to take a batch of replies
+                          (default 10)
+  --send-buffer BYTES     socket send buffer of each connection (default
+                          131072, which Linux doubles; 0: the kernel's
+                          autotuning, up to megabytes per connection)
   -h, --help              print this help
 
 SIGINT (Ctrl-C) or SIGTERM shuts down gracefully; a second one exits at once.";
@@ -29,6 +34,9 @@ pub struct Config {
     pub workers: Option<usize>,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    pub write_timeout: Duration,
+    /// `SO_SNDBUF` for the connections; `None` leaves the kernel's.
+    pub send_buffer: Option<usize>,
 }
 
 impl Default for Config {
@@ -38,6 +46,8 @@ impl Default for Config {
             workers: None,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
+            send_buffer: Some(128 * 1024),
         }
     }
 }
@@ -86,6 +96,20 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             }
             "--header-timeout" => config.header_timeout = seconds(&name, &value()?)?,
             "--idle-timeout" => config.idle_timeout = seconds(&name, &value()?)?,
+            "--write-timeout" => config.write_timeout = seconds(&name, &value()?)?,
+            "--send-buffer" => {
+                let v = value()?;
+                match v.parse::<usize>() {
+                    Ok(0) => config.send_buffer = None,
+                    Ok(n) if (4096..=64 << 20).contains(&n) => config.send_buffer = Some(n),
+                    _ => {
+                        return Err(format!(
+                            "invalid value '{v}' for --send-buffer: expected 0 or a number of \
+                             bytes from 4096 to 67108864"
+                        ))
+                    }
+                }
+            }
             _ => return Err(format!("unknown argument '{arg}'")),
         }
     }

@@ -1,10 +1,19 @@
 //! One connection, as one plain sequential loop:
 //!
 //! 1. answer every complete request in the read buffer, appending the
-//!    replies, in order, to one output buffer;
+//!    replies, in order, to one output buffer — at most [`OUT_HIGH_WATER`]
+//!    bytes of them at a time;
 //! 2. write that buffer with one `write_all` (pipelined requests that
-//!    arrived in one read get their replies in one write);
+//!    arrived in one read get their replies in one write, unless the
+//!    replies pass that mark); go back to 1 while complete requests are
+//!    buffered;
 //! 3. set the read deadline for what comes next, and read.
+//!
+//! Which bytes are a head and which a body is decided by a
+//! [`Framer`](crate::framing::Framer), which does no I/O (and is fuzzed).
+//! A connection holds at most [`BUF_SIZE`] bytes of input and a little
+//! over [`OUT_HIGH_WATER`] of output, however much a client pipelines: it
+//! does not read while it has replies to write.
 //!
 //! # Deadlines
 //!
@@ -17,12 +26,12 @@
 //!   slowloris client trickling header bytes is cut off however steadily
 //!   it trickles (it gets a 408);
 //! * between requests, a keep-alive connection waits at most
-//!   `--idle-timeout` (moved at most once a second, so a busy connection
-//!   does not touch the timer heap on every request; it may close up to a
-//!   second early);
+//!   `--idle-timeout` (moved at most once a second, or an eighth of the
+//!   timeout if that is less, so a busy connection does not touch the
+//!   timer heap on every request; it may close that much early);
 //! * a body must keep arriving: each read gets `--header-timeout`;
-//! * the client must take each batch of replies within [`WRITE_TIMEOUT`]
-//!   (the write deadline; moved at most once a second too), so one that
+//! * the client must take each batch of replies within `--write-timeout`
+//!   (the write deadline; moved as seldom as the idle one), so one that
 //!   pipelines requests but never reads the replies cannot hold the
 //!   connection forever.
 //!
@@ -46,7 +55,8 @@ use std::time::{Duration, Instant};
 use gopark::net::TcpStream;
 
 use crate::date;
-use crate::request::{self, Head, Parsed};
+use crate::framing::{Event, Framer};
+use crate::request::{self, Body, Head};
 use crate::response::{self, Connection, Reply, Status};
 use crate::Server;
 
@@ -57,10 +67,11 @@ const BUF_SIZE: usize = 16 * 1024;
 const MIN_READ: usize = 4 * 1024;
 // After moving a partial head to the front, a full read still fits.
 const _: () = assert!(request::MAX_HEAD + MIN_READ <= BUF_SIZE);
-/// How long the client may take to accept a batch of replies.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Once this many bytes of replies are waiting, they are written before
+/// more requests are answered.
+const OUT_HIGH_WATER: usize = 32 * 1024;
 /// Slack for the idle, body and write deadlines: they move at most this
-/// often.
+/// often (see [`slack`]).
 const DEADLINE_SLACK: Duration = Duration::from_secs(1);
 /// After the last reply, how long to wait for the peer to close (reading
 /// and discarding what it still sends) before closing: closing with unread
@@ -146,12 +157,14 @@ enum Exit {
     Linger,
 }
 
-/// What the next bytes of the stream are.
-enum Expect {
-    /// A request head.
-    Head,
-    /// `remaining` bytes of body, to discard; then `reply`.
-    Body { remaining: u64, reply: Pending },
+/// What [`Handler::process`] leaves to do once the replies are written.
+enum Next {
+    /// Read more.
+    Read,
+    /// Answer more of the requests already buffered.
+    Process,
+    /// Close the connection.
+    Close(Exit),
 }
 
 /// A reply decided from a head, waiting for the body to be read.
@@ -171,7 +184,9 @@ struct Handler<'a> {
     batch: u64,
     /// Replies written.
     served: u64,
-    expect: Expect,
+    framer: Framer,
+    /// The reply to the request whose body is being read.
+    pending: Option<Pending>,
     /// When the request being read began (for a new connection: when it
     /// was accepted); `None` between requests.
     request_start: Option<Instant>,
@@ -191,7 +206,8 @@ impl<'a> Handler<'a> {
             out: Vec::with_capacity(1024),
             batch: 0,
             served: 0,
-            expect: Expect::Head,
+            framer: Framer::new(),
+            pending: None,
             request_start: Some(Instant::now()),
             read_deadline: None,
             write_deadline: None,
@@ -202,32 +218,32 @@ impl<'a> Handler<'a> {
         let config = &self.server.config;
         loop {
             // 1. Answer what is buffered; 2. one write for all of it.
-            let closing = self.process();
+            let next = self.process();
             if self.flush().await.is_err() {
                 return Exit::Close;
             }
-            if let Some(exit) = closing {
-                return exit;
+            match next {
+                Next::Close(exit) => return exit,
+                Next::Process => continue,
+                Next::Read => {}
             }
 
             // 3. Which deadline applies to the read.
             let now = Instant::now();
-            let between_requests = self.buf.is_empty() && matches!(self.expect, Expect::Head);
-            let (deadline, slack) = match (&self.expect, self.request_start) {
+            let at_head = self.framer.at_head();
+            let between_requests = at_head && self.buf.is_empty();
+            let (deadline, slack) = match self.request_start {
                 // A new connection waiting for its first request.
-                (Expect::Head, Some(start)) if between_requests => {
-                    (start + config.header_timeout, Duration::ZERO)
-                }
-                (Expect::Head, _) if between_requests => {
-                    (now + config.idle_timeout, DEADLINE_SLACK)
-                }
+                Some(start) if between_requests => (start + config.header_timeout, Duration::ZERO),
+                None if between_requests => (now + config.idle_timeout, slack(config.idle_timeout)),
                 // A head has begun: it has until its start + header timeout.
-                (Expect::Head, start) => {
+                start if at_head => {
                     let start = start.unwrap_or(now);
                     self.request_start = Some(start);
                     (start + config.header_timeout, Duration::ZERO)
                 }
-                (Expect::Body { .. }, _) => (now + config.header_timeout, DEADLINE_SLACK),
+                // A body.
+                _ => (now + config.header_timeout, slack(config.header_timeout)),
             };
             if self.set_read_deadline(deadline, slack).is_err() {
                 return Exit::Close;
@@ -262,57 +278,40 @@ impl<'a> Handler<'a> {
         }
     }
 
-    /// Answers every complete request in the buffer. Returns `Some` when the
-    /// connection must close once the replies are written.
-    fn process(&mut self) -> Option<Exit> {
+    /// Answers the complete requests in the buffer, until the replies
+    /// reach [`OUT_HIGH_WATER`]; says what to do after writing them.
+    fn process(&mut self) -> Next {
         let date = date::now();
         loop {
-            match &mut self.expect {
-                Expect::Body { remaining, .. } => {
-                    let n = (*remaining).min(self.buf.len() as u64);
-                    self.buf.consume(n as usize);
-                    *remaining -= n;
-                    if *remaining > 0 {
-                        return None;
-                    }
-                    let Expect::Body { reply, .. } =
-                        std::mem::replace(&mut self.expect, Expect::Head)
-                    else {
-                        unreachable!("matched above")
-                    };
-                    if let Some(exit) = self.respond(reply, &date) {
-                        return Some(exit);
-                    }
+            if self.out.len() >= OUT_HIGH_WATER {
+                return Next::Process;
+            }
+            let (event, used) = self.framer.next(self.buf.data());
+            self.buf.consume(used);
+            let reply = match event {
+                Event::Partial => return Next::Read,
+                Event::Reject(status) => {
+                    self.reject(status);
+                    return Next::Close(Exit::Linger);
                 }
-                Expect::Head => {
-                    if self.buf.is_empty() {
-                        return None;
-                    }
-                    let (head, len) = match request::parse(self.buf.data()) {
-                        Parsed::Partial => return None,
-                        Parsed::Reject(status) => {
-                            self.reject(status);
-                            return Some(Exit::Linger);
-                        }
-                        Parsed::Complete(head, len) => (head, len),
-                    };
-                    self.buf.consume(len);
+                Event::Head(head) => {
                     self.request_start = None;
                     let reply = self.decide(&head);
-                    if head.body_len == 0 {
-                        if let Some(exit) = self.respond(reply, &date) {
-                            return Some(exit);
+                    if head.body != Body::None {
+                        // A client that waits for the interim reply has
+                        // sent nothing of the body yet.
+                        if head.expect_continue && self.buf.is_empty() {
+                            self.out.extend_from_slice(response::CONTINUE);
                         }
+                        self.pending = Some(reply);
                         continue;
                     }
-                    if head.expect_continue && (self.buf.len() as u64) < head.body_len {
-                        self.out.extend_from_slice(response::CONTINUE);
-                    }
-                    self.expect = Expect::Body {
-                        remaining: head.body_len,
-                        reply,
-                    };
+                    reply
                 }
+                Event::BodyEnd => self.pending.take().expect("a body follows a head"),
+            };
+            if let Some(exit) = self.respond(reply, &date) {
+                return Next::Close(exit);
             }
         }
     }
@@ -360,8 +359,9 @@ impl<'a> Handler<'a> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let want = Instant::now() + WRITE_TIMEOUT;
-        if !close_enough(self.write_deadline, want, DEADLINE_SLACK) {
+        let timeout = self.server.config.write_timeout;
+        let want = Instant::now() + timeout;
+        if !close_enough(self.write_deadline, want, slack(timeout)) {
             self.stream.set_write_deadline(Some(want))?;
             self.write_deadline = Some(want);
         }
@@ -403,6 +403,13 @@ impl<'a> Handler<'a> {
     }
 }
 
+/// How much earlier than asked a deadline of `timeout` may fire, so that
+/// it need not be moved on every request: [`DEADLINE_SLACK`], or an eighth
+/// of a short timeout.
+fn slack(timeout: Duration) -> Duration {
+    DEADLINE_SLACK.min(timeout / 8)
+}
+
 /// Whether a deadline already set, `current`, may stand in for `want`: it
 /// is at most `slack` earlier (never later).
 fn close_enough(current: Option<Instant>, want: Instant, slack: Duration) -> bool {
@@ -427,10 +434,6 @@ impl ReadBuf {
 
     fn data(&self) -> &[u8] {
         &self.buf[self.start..self.end]
-    }
-
-    fn len(&self) -> usize {
-        self.end - self.start
     }
 
     fn is_empty(&self) -> bool {

@@ -17,16 +17,10 @@ pub enum Route {
 }
 
 /// Routes on the method and the path of the request target (the query
-/// string is ignored; an absolute-form target is reduced to its path).
-pub fn route(method: &str, target: &str) -> Route {
-    let target = match target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"))
-    {
-        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
-        None => target,
-    };
-    let path = target.split_once('?').map_or(target, |(path, _)| path);
+/// string is ignored). The parser has already reduced an absolute-form
+/// target to its path (see `request`).
+pub fn route(method: &str, path: &str) -> Route {
+    let path = path.split_once('?').map_or(path, |(path, _)| path);
     let found = match path {
         "/" => Route::Hello,
         "/json" => Route::Json,
@@ -48,9 +42,11 @@ pub enum Status {
     MethodNotAllowed,
     RequestTimeout,
     ContentTooLarge,
+    UriTooLong,
     ExpectationFailed,
     HeadersTooLarge,
     NotImplemented,
+    VersionNotSupported,
 }
 
 impl Status {
@@ -62,9 +58,11 @@ impl Status {
             Status::MethodNotAllowed => "405 Method Not Allowed",
             Status::RequestTimeout => "408 Request Timeout",
             Status::ContentTooLarge => "413 Content Too Large",
+            Status::UriTooLong => "414 URI Too Long",
             Status::ExpectationFailed => "417 Expectation Failed",
             Status::HeadersTooLarge => "431 Request Header Fields Too Large",
             Status::NotImplemented => "501 Not Implemented",
+            Status::VersionNotSupported => "505 HTTP Version Not Supported",
         }
     }
 }
@@ -118,11 +116,15 @@ impl Reply {
             Status::MethodNotAllowed => error!(MethodNotAllowed, "Method Not Allowed\n"),
             Status::RequestTimeout => error!(RequestTimeout, "Request Timeout\n"),
             Status::ContentTooLarge => error!(ContentTooLarge, "Content Too Large\n"),
+            Status::UriTooLong => error!(UriTooLong, "URI Too Long\n"),
             Status::ExpectationFailed => error!(ExpectationFailed, "Expectation Failed\n"),
             Status::HeadersTooLarge => {
                 error!(HeadersTooLarge, "Request Header Fields Too Large\n")
             }
             Status::NotImplemented => error!(NotImplemented, "Not Implemented\n"),
+            Status::VersionNotSupported => {
+                error!(VersionNotSupported, "HTTP Version Not Supported\n")
+            }
         }
     }
 }

@@ -100,6 +100,11 @@ impl Proc {
         (proc, addr)
     }
 
+    /// The process id.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
     /// Waits for a stdout line matching `pred`; earlier lines are skipped.
     pub fn wait_stdout(&self, pred: impl Fn(&str) -> bool) -> String {
         self.wait_line(&self.stdout, "stdout", pred)
