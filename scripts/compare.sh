@@ -164,8 +164,10 @@ fi
 start_server() {
     local kind=$1 proto=$2 log="$LOGS/server-$1-$2.log" cmd
     case $kind-$proto in
+        # --send-buffer 0: the kernel's send-buffer autotuning, as the tokio
+        # and Go servers have (the example's default caps SO_SNDBUF).
         gopark-echo) cmd=(env GOPARK_WORKERS="$WORKERS" "$BIN/echo" 127.0.0.1:0) ;;
-        gopark-http) cmd=("$BIN/http" --addr 127.0.0.1:0 --workers "$WORKERS") ;;
+        gopark-http) cmd=("$BIN/http" --addr 127.0.0.1:0 --workers "$WORKERS" --send-buffer 0) ;;
         tokio-echo) cmd=("$BIN/tokio_echo" 127.0.0.1:0 --workers "$WORKERS") ;;
         tokio-http) cmd=("$BIN/tokio_http" --addr 127.0.0.1:0 --workers "$WORKERS") ;;
         go-echo) cmd=(env GOMAXPROCS="$WORKERS" "$WORK/echo-go" -workers "$WORKERS" 127.0.0.1:0) ;;
