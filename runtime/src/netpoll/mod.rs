@@ -94,12 +94,6 @@ pub(crate) trait PollHost {
     fn deliver(&self, wakers: &mut Vec<Waker>);
 }
 
-/// Where a PollDesc sits in the registry.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Registration {
-    token: u64,
-}
-
 struct Registry {
     slots: Slab<Arc<PdInner>>,
     next_gen: u32,
@@ -213,7 +207,7 @@ impl Netpoller {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    pub(crate) fn register(&self, fd: RawFd) -> io::Result<(Arc<PdInner>, Registration)> {
+    pub(crate) fn register(&self, fd: RawFd) -> io::Result<Arc<PdInner>> {
         let mut reg = self.registry.lock();
         // Checked under the lock: `close_all` sets the flag, then empties
         // the registry under it.
@@ -232,19 +226,13 @@ impl Netpoller {
         });
         self.epoll.add(fd, token)?;
         entry.insert(inner.clone());
-        Ok((inner, Registration { token }))
+        Ok(inner)
     }
 
-    pub(crate) fn deregister(
-        &self,
-        pd: &Arc<PdInner>,
-        reg: Registration,
-        fd: RawFd,
-        wakers: &mut Vec<Waker>,
-    ) {
+    pub(crate) fn deregister(&self, pd: &Arc<PdInner>, fd: RawFd, wakers: &mut Vec<Waker>) {
         {
             let mut registry = self.registry.lock();
-            let idx = (reg.token & 0xFFFF_FFFF) as usize;
+            let idx = (pd.token & 0xFFFF_FFFF) as usize;
             if registry.slots.get(idx).is_some_and(|p| Arc::ptr_eq(p, pd)) {
                 registry.slots.remove(idx);
                 // ENOENT/EBADF after shutdown or a closed epoll are fine: the

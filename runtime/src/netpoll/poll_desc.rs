@@ -56,7 +56,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use super::{Netpoller, Registration};
+use super::Netpoller;
 use crate::loom::{AtomicUsize, Mutex, Ordering};
 use crate::time::heap::{Action, TimerKey};
 
@@ -383,7 +383,6 @@ impl fmt::Debug for PdInner {
 pub struct PollDesc {
     inner: Arc<PdInner>,
     driver: Arc<Netpoller>,
-    registration: Registration,
     fd: OwnedFd,
 }
 
@@ -403,13 +402,8 @@ impl PollDesc {
     }
 
     fn with_netpoller(fd: OwnedFd, driver: Arc<Netpoller>) -> io::Result<PollDesc> {
-        let (inner, registration) = driver.register(fd.as_raw_fd())?;
-        Ok(PollDesc {
-            inner,
-            driver,
-            registration,
-            fd,
-        })
+        let inner = driver.register(fd.as_raw_fd())?;
+        Ok(PollDesc { inner, driver, fd })
     }
 
     /// Registers `fd`, which must already be non-blocking, with the same
@@ -455,23 +449,9 @@ impl PollDesc {
         &self,
         cx: &mut Context<'_>,
         dir: Direction,
-        mut f: impl FnMut(&OwnedFd) -> io::Result<R>,
+        f: impl FnMut(&OwnedFd) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        if !crate::coop::poll_proceed(cx) {
-            return Poll::Pending;
-        }
-        loop {
-            let ev = match self.poll_ready(cx, dir) {
-                Poll::Ready(Ok(ev)) => ev,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            };
-            match f(&self.fd) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_ready(ev),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                res => return Poll::Ready(res),
-            }
-        }
+        self.poll_io_until_drained(cx, dir, f, |_| false)
     }
 
     /// Like [`poll_io`](PollDesc::poll_io), for byte-stream descriptors
@@ -485,8 +465,20 @@ impl PollDesc {
         cx: &mut Context<'_>,
         dir: Direction,
         len: usize,
-        mut f: impl FnMut(&OwnedFd) -> io::Result<usize>,
+        f: impl FnMut(&OwnedFd) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
+        self.poll_io_until_drained(cx, dir, f, |&n| n > 0 && n < len)
+    }
+
+    /// The EAGAIN loop behind `poll_io` and `poll_stream_io`: `drained`
+    /// says whether a successful result proves the queue empty (or full).
+    fn poll_io_until_drained<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut f: impl FnMut(&OwnedFd) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> Poll<io::Result<R>> {
         if !crate::coop::poll_proceed(cx) {
             return Poll::Pending;
         }
@@ -497,11 +489,11 @@ impl PollDesc {
                 Poll::Pending => return Poll::Pending,
             };
             match f(&self.fd) {
-                Ok(n) => {
-                    if n > 0 && n < len {
+                Ok(v) => {
+                    if drained(&v) {
                         self.clear_ready(ev);
                     }
-                    return Poll::Ready(Ok(n));
+                    return Poll::Ready(Ok(v));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_ready(ev),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -595,12 +587,8 @@ impl PollDesc {
 
     fn deregister(&self) {
         let mut wakers = Vec::new();
-        self.driver.deregister(
-            &self.inner,
-            self.registration,
-            self.fd.as_raw_fd(),
-            &mut wakers,
-        );
+        self.driver
+            .deregister(&self.inner, self.fd.as_raw_fd(), &mut wakers);
         wakers.into_iter().for_each(Waker::wake);
     }
 }

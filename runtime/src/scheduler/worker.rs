@@ -82,10 +82,12 @@ pub(crate) fn schedule_local(
     task: Notified,
     is_yield: bool,
 ) -> Result<(), Notified> {
+    // The task is taken out of `task` only if this thread is one of the
+    // runtime's workers and can reach its queues; otherwise it is handed back.
     let mut task = Some(task);
-    let done = context::with_worker_of(shared, |cx| {
+    context::with_worker_of(shared, |cx| {
         let Ok(mut core) = cx.core.try_borrow_mut() else {
-            return false;
+            return;
         };
         let task = task.take().expect("task scheduled twice");
         let notify = if is_yield {
@@ -105,12 +107,10 @@ pub(crate) fn schedule_local(
         if notify {
             shared.notify_parked();
         }
-        true
     });
-    match (done, task) {
-        (Some(true), _) => Ok(()),
-        (_, Some(task)) => Err(task),
-        (_, None) => Ok(()),
+    match task {
+        None => Ok(()),
+        Some(task) => Err(task),
     }
 }
 

@@ -41,7 +41,7 @@ pub fn interval_at(start: Instant, period: Duration) -> Interval {
         "`interval` period must be non-zero"
     );
     Interval {
-        sleep: Box::pin(sleep_until(start)),
+        sleep: sleep_until(start),
         period,
     }
 }
@@ -49,7 +49,7 @@ pub fn interval_at(start: Instant, period: Duration) -> Interval {
 /// Stream of ticks returned by [`interval`].
 #[derive(Debug)]
 pub struct Interval {
-    sleep: Pin<Box<Sleep>>,
+    sleep: Sleep,
     period: Duration,
 }
 
@@ -61,7 +61,7 @@ impl Interval {
 
     /// Polls for the next tick.
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
-        if self.sleep.as_mut().poll(cx).is_pending() {
+        if Pin::new(&mut self.sleep).poll(cx).is_pending() {
             return Poll::Pending;
         }
         let scheduled = self.sleep.deadline();
@@ -72,7 +72,7 @@ impl Interval {
             let behind = (now - scheduled).as_nanos() / self.period.as_nanos();
             next = scheduled + self.period * (behind as u32 + 1);
         }
-        self.sleep.as_mut().reset(next);
+        self.sleep.reset(next);
         Poll::Ready(scheduled)
     }
 
