@@ -267,7 +267,7 @@ fn io_in_block_on_outside_the_workers() {
     // The future of `block_on` runs on the test thread, not on a worker:
     // the netpoller must wake that thread too.
     for workers in net_support::WORKERS {
-        let dog = net_support::Watchdog::start("block_on io".into(), Duration::from_secs(30));
+        let dog = net_support::Watchdog::start("block_on io", Duration::from_secs(30));
         let rt = Builder::new().worker_threads(workers).build().unwrap();
         let res: io::Result<()> = rt.block_on(async {
             let (c, s) = pair().await?;

@@ -13,7 +13,6 @@
 
 mod reliability_util;
 
-use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,31 +22,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join;
 use gopark::net::{TcpListener, TcpStream};
-use gopark::runtime::{self, time::interval, time::sleep, time::timeout};
-use reliability_util::{figure, serial, threads, Stats, Watchdog};
-
-/// Runs `body` on a fresh runtime named `name`, under a watchdog and a
-/// runtime timeout of `limit`.
-fn run<F, Fut, T>(workers: usize, name: &str, limit: Duration, body: F) -> T
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = io::Result<T>> + Send + 'static,
-    T: Send + 'static,
-{
-    let dog = Watchdog::start(format!("{name} on {workers} worker(s)"), limit * 2);
-    let rt = reliability_util::runtime(workers, name);
-    let fut = body();
-    let res = rt.block_on(async move { timeout(limit, runtime::spawn(fut)).await });
-    drop(rt);
-    dog.disarm();
-    match res {
-        Err(_) => panic!("{name}: timed out after {limit:?}"),
-        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Ok(Err(e)) => panic!("{name}: task failed: {e}"),
-        Ok(Ok(Err(e))) => panic!("{name}: {e} ({:?})", e.kind()),
-        Ok(Ok(Ok(v))) => v,
-    }
-}
+use gopark::runtime::{self, time::interval, time::sleep};
+use reliability_util::{figure, run, serial, threads, Stats, Watchdog};
 
 /// An echo server on the current runtime: accepts forever, one task per
 /// connection.

@@ -25,34 +25,11 @@ use futures_util::future::join;
 use gopark::net::{Shutdown, TcpListener, TcpStream};
 use gopark::runtime::{self, time::sleep, time::timeout, Handle, JoinHandle, Runtime};
 use reliability_util::{
-    child, fd_count, figure, first_difference, pattern, process_cpu, serial, threads, Stats,
+    child, fd_count, figure, first_difference, pattern, process_cpu, run, serial, threads, Stats,
     Watchdog,
 };
 
 const ROLE: &str = "GOPARK_RELIABILITY_ROLE";
-
-/// Runs `body` on a fresh runtime named `name`, under a watchdog and a
-/// runtime timeout of `limit`.
-fn run<F, Fut, T>(workers: usize, name: &str, limit: Duration, body: F) -> T
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = io::Result<T>> + Send + 'static,
-    T: Send + 'static,
-{
-    let dog = Watchdog::start(format!("{name} on {workers} worker(s)"), limit * 2);
-    let rt = reliability_util::runtime(workers, name);
-    let fut = body();
-    let res = rt.block_on(async move { timeout(limit, runtime::spawn(fut)).await });
-    drop(rt);
-    dog.disarm();
-    match res {
-        Err(_) => panic!("{name}: timed out after {limit:?}"),
-        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Ok(Err(e)) => panic!("{name}: task failed: {e}"),
-        Ok(Ok(Err(e))) => panic!("{name}: {e} ({:?})", e.kind()),
-        Ok(Ok(Ok(v))) => v,
-    }
-}
 
 /// A connected pair over loopback: `(client, server)`.
 async fn pair(listener: &TcpListener) -> io::Result<(TcpStream, TcpStream)> {

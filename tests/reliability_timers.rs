@@ -11,7 +11,6 @@
 
 mod reliability_util;
 
-use std::future::Future;
 use std::io::{self, ErrorKind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,30 +19,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join;
 use gopark::net::{TcpListener, TcpStream};
 use gopark::runtime::{self, time::sleep, time::timeout};
-use reliability_util::{figure, serial, threads, Stats, Watchdog};
-
-/// Runs `body` on a fresh runtime named `name`, under a watchdog and a
-/// runtime timeout of `limit`.
-fn run<F, Fut, T>(workers: usize, name: &str, limit: Duration, body: F) -> T
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = io::Result<T>> + Send + 'static,
-    T: Send + 'static,
-{
-    let dog = Watchdog::start(format!("{name} on {workers} worker(s)"), limit * 2);
-    let rt = reliability_util::runtime(workers, name);
-    let fut = body();
-    let res = rt.block_on(async move { timeout(limit, runtime::spawn(fut)).await });
-    drop(rt);
-    dog.disarm();
-    match res {
-        Err(_) => panic!("{name}: timed out after {limit:?} (a hang)"),
-        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Ok(Err(e)) => panic!("{name}: task failed: {e}"),
-        Ok(Ok(Err(e))) => panic!("{name}: {e} ({:?})", e.kind()),
-        Ok(Ok(Ok(v))) => v,
-    }
-}
+use reliability_util::{figure, run, serial, threads, Stats, Watchdog};
 
 async fn pair(listener: &TcpListener) -> io::Result<(TcpStream, TcpStream)> {
     let (c, a) = join(

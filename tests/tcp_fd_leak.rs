@@ -146,7 +146,7 @@ fn no_descriptor_leaks() {
     // A runtime dropped with descriptors still registered and tasks still
     // parked on them closes them all.
     let before = fd_count();
-    let dog = Watchdog::start("runtime drop".into(), Duration::from_secs(30));
+    let dog = Watchdog::start("runtime drop", Duration::from_secs(30));
     let rt = Builder::new().worker_threads(2).build().unwrap();
     let addr = rt
         .block_on(async {

@@ -115,7 +115,8 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    pub fn start(what: String, limit: Duration) -> Watchdog {
+    pub fn start(what: impl Into<String>, limit: Duration) -> Watchdog {
+        let what = what.into();
         let (tx, rx) = mpsc::channel::<()>();
         let thread = thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {

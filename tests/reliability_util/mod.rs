@@ -22,12 +22,12 @@
 //!   CPU time (nanoseconds, from `schedstat`) and context switches.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::io;
-use std::sync::{mpsc, Mutex, MutexGuard};
-use std::thread;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use gopark::runtime::{Builder, Runtime};
+use gopark::runtime::{time::timeout, Builder, Runtime};
 
 /// Takes this test binary's lock: the reliability tests of one file run one
 /// at a time (a failed test poisons nothing).
@@ -50,49 +50,33 @@ pub fn figure(name: &str, text: impl std::fmt::Display) {
     println!("FIGURE {name}: {text}");
 }
 
-/// Aborts the process if not disarmed within its limit: the last line of
-/// defence when a runtime hangs so badly that its own timers cannot fire.
-pub struct Watchdog {
-    tx: mpsc::Sender<()>,
-    thread: thread::JoinHandle<()>,
-}
+// The watchdog and the seeded payloads are the network tests' own.
+#[path = "../net_support/mod.rs"]
+mod net_support;
+#[allow(unused_imports)] // not every test file uses both
+pub use net_support::{pattern, Watchdog};
 
-impl Watchdog {
-    pub fn start(what: impl Into<String>, limit: Duration) -> Watchdog {
-        let what = what.into();
-        let (tx, rx) = mpsc::channel::<()>();
-        let thread = thread::Builder::new()
-            .name("watchdog".into())
-            .spawn(move || {
-                if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-                    eprintln!("WATCHDOG: {what} still running after {limit:?}; aborting");
-                    std::process::abort();
-                }
-            })
-            .expect("spawn watchdog");
-        Watchdog { tx, thread }
+/// Runs `body` on a fresh runtime named `name`, under a watchdog and a
+/// runtime timeout of `limit`.
+pub fn run<F, Fut, T>(workers: usize, name: &str, limit: Duration, body: F) -> T
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = io::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let dog = Watchdog::start(format!("{name} on {workers} worker(s)"), limit * 2);
+    let rt = runtime(workers, name);
+    let fut = body();
+    let res = rt.block_on(async move { timeout(limit, gopark::runtime::spawn(fut)).await });
+    drop(rt);
+    dog.disarm();
+    match res {
+        Err(_) => panic!("{name}: timed out after {limit:?} (a hang)"),
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("{name}: task failed: {e}"),
+        Ok(Ok(Err(e))) => panic!("{name}: {e} ({:?})", e.kind()),
+        Ok(Ok(Ok(v))) => v,
     }
-
-    pub fn disarm(self) {
-        let _ = self.tx.send(());
-        let _ = self.thread.join();
-    }
-}
-
-/// `len` bytes of seeded pseudo-random data (splitmix64).
-pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        out.extend_from_slice(&z.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// Index of the first byte where `got` and `want` differ, if any.
