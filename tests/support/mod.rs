@@ -14,7 +14,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -129,29 +129,10 @@ macro_rules! rt_test {
     };
 }
 
-/// Aborts the process if not disarmed within its limit.
-pub struct Watchdog {
-    tx: mpsc::Sender<()>,
-    thread: thread::JoinHandle<()>,
-}
-
-impl Watchdog {
-    pub fn start(what: String, limit: Duration) -> Watchdog {
-        let (tx, rx) = mpsc::channel::<()>();
-        let thread = thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-                eprintln!("WATCHDOG: {what} still running after {limit:?}; aborting");
-                std::process::abort();
-            }
-        });
-        Watchdog { tx, thread }
-    }
-
-    pub fn disarm(self) {
-        let _ = self.tx.send(());
-        let _ = self.thread.join();
-    }
-}
+// The watchdog is the network tests' own.
+#[path = "../net_support/mod.rs"]
+mod net_support;
+pub use net_support::Watchdog;
 
 /// Counts how many of its guards were dropped.
 #[derive(Clone, Default)]
