@@ -24,6 +24,7 @@ use futures_util::future::{join, join_all};
 use gopark::net::{Shutdown, TcpListener, TcpStream};
 use gopark::runtime::{self, time::sleep, time::timeout};
 use reliability_util::{child, fd_count, figure, first_difference, pattern, serial, Watchdog};
+use tokio::sync::watch;
 
 const ROLE: &str = "GOPARK_RELIABILITY_ROLE";
 const ADDR: &str = "GOPARK_RELIABILITY_ADDR";
@@ -74,8 +75,16 @@ fn cap_buffers(stream: &TcpStream) {
     }
 }
 
-/// The server's handler: echo until end of stream; returns bytes echoed.
-async fn echo(stream: TcpStream) -> io::Result<u64> {
+/// The server's handler: once `gate` opens, echo until end of stream;
+/// returns bytes echoed.
+async fn echo(stream: TcpStream, mut gate: watch::Receiver<bool>) -> io::Result<u64> {
+    // Every connection stays open until all of them are accepted, so the
+    // descriptor peak counts them all by construction: the client connects
+    // every stream before it sends a byte, and no handler can finish (and
+    // close its socket) before the gate opens.
+    gate.wait_for(|&open| open)
+        .await
+        .map_err(|_| io::Error::other("gate dropped"))?;
     let mut buf = vec![0u8; 64 * KIB];
     let mut total = 0u64;
     loop {
@@ -116,15 +125,17 @@ fn echo_many(conns: usize, bytes: usize, limit: Duration) {
                 ],
             );
             let client = runtime::spawn_blocking(move || child::run(cmd, limit));
+            let (open, gate) = watch::channel(false);
             let mut handlers = Vec::with_capacity(conns);
             for _ in 0..conns {
                 let (stream, _) = timeout(limit, listener.accept())
                     .await
                     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "accept"))??;
                 cap_buffers(&stream);
-                handlers.push(runtime::spawn(echo(stream)));
+                handlers.push(runtime::spawn(echo(stream, gate.clone())));
             }
             let fds_peak = fd_count();
+            open.send_replace(true);
             drop(listener);
             let (mut echoed, mut errors) = (0u64, 0usize);
             for h in handlers {
