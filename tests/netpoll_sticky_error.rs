@@ -9,7 +9,6 @@
 //! poll never lets the timeout fire at all (the watchdog aborts the run), a
 //! task that spins through the scheduler fires it but shows up as CPU time.
 
-mod net_support;
 mod support;
 
 use std::ffi::CString;
@@ -20,8 +19,7 @@ use std::time::{Duration, Instant};
 
 use gopark::net::{TcpListener, TcpStream, UdpSocket};
 use gopark::runtime::{self, time::timeout, Builder, Direction, PollDesc};
-use net_support::{closed_port, Watchdog};
-use support::threads;
+use support::{threads, Watchdog};
 
 /// How long each case lets a parked operation wait.
 const WAIT: Duration = Duration::from_millis(300);
@@ -70,6 +68,12 @@ async fn parks<T: std::fmt::Debug>(
         "{what}: the runtime spent {spent} clock ticks of CPU in {waited:?} while the task \
          should have been parked"
     );
+}
+
+/// An address on loopback where nothing listens (bound, then released).
+fn closed_port() -> io::Result<std::net::SocketAddr> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    socket.local_addr()
 }
 
 #[test]
