@@ -44,6 +44,27 @@ pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
     .map(|n| n as usize)
 }
 
+/// Linux's `TCP_CLOSE` state (`include/net/tcp_states.h`), which `libc`
+/// does not export: the connection is gone (reset, or closed in order
+/// after our own FIN was acknowledged).
+pub(crate) const TCP_CLOSE: u8 = 7;
+
+/// The TCP state of a socket (`TCP_INFO`'s `tcpi_state`, e.g.
+/// [`TCP_CLOSE`]).
+pub(crate) fn tcp_state(fd: &OwnedFd) -> io::Result<u8> {
+    // SAFETY: tcp_info is plain data, valid when zeroed.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    syscall!(getsockopt(
+        fd.as_raw_fd(),
+        libc::IPPROTO_TCP,
+        libc::TCP_INFO,
+        (&mut info as *mut libc::tcp_info).cast(),
+        &mut len
+    ))?;
+    Ok(info.tcpi_state)
+}
+
 /// Most slices one `sendmsg` takes (Linux's `UIO_MAXIOV`).
 pub(crate) const IOV_MAX: usize = 1024;
 

@@ -34,6 +34,10 @@ pub struct TcpStream {
     /// the first call only; a read after a write that took it would see
     /// end of stream, so the read half remembers it here.
     reset: AtomicBool,
+    /// Set by `shutdown(Write | Both)`: from then on a connection closed in
+    /// order can reach `TCP_CLOSE` too, so the state no longer tells a
+    /// reset (see `check_reset`).
+    shut_write: AtomicBool,
 }
 
 impl TcpStream {
@@ -45,18 +49,29 @@ impl TcpStream {
         TcpStream {
             pd,
             reset: AtomicBool::new(false),
+            shut_write: AtomicBool::new(false),
         }
     }
 
     /// Records a reset seen by any operation, and turns the end of stream
     /// a read reports after it into the reset it really is.
+    ///
+    /// The flag alone is not enough when a read and a write run at once on
+    /// two workers: the write may take the reset from the kernel while the
+    /// read, a moment later but before the write stored the flag, gets end
+    /// of stream. So an end of stream is checked against the socket's TCP
+    /// state (one `getsockopt`, once per connection): a reset leaves it
+    /// `TCP_CLOSE`, while a peer's FIN leaves it `CLOSE_WAIT` — unless we
+    /// shut down our side as well, after which an orderly close may reach
+    /// `TCP_CLOSE` too and the state tells nothing.
     fn check_reset(&self, res: Poll<io::Result<usize>>, reading: bool) -> Poll<io::Result<usize>> {
         match res {
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
                 self.reset.store(true, Ordering::Relaxed);
                 Poll::Ready(Err(e))
             }
-            Poll::Ready(Ok(0)) if reading && self.reset.load(Ordering::Relaxed) => {
+            Poll::Ready(Ok(0)) if reading && self.was_reset() => {
+                self.reset.store(true, Ordering::Relaxed);
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::ConnectionReset,
                     "connection reset by peer",
@@ -64,6 +79,13 @@ impl TcpStream {
             }
             res => res,
         }
+    }
+
+    /// Whether the connection that just reported end of stream was reset.
+    fn was_reset(&self) -> bool {
+        self.reset.load(Ordering::Relaxed)
+            || (!self.shut_write.load(Ordering::Relaxed)
+                && sys::tcp_state(self.pd.fd()).is_ok_and(|s| s == sys::TCP_CLOSE))
     }
 
     /// Opens a connection to `addr`, trying each of its addresses in turn
@@ -239,6 +261,9 @@ impl TcpStream {
     /// peer reads end of stream after `Shutdown::Write`. Shutting down a
     /// half twice is not an error.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        if how != Shutdown::Read {
+            self.shut_write.store(true, Ordering::Relaxed);
+        }
         match SockRef::from(self.pd.fd()).shutdown(how) {
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
             res => res,

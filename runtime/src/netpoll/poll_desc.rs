@@ -550,11 +550,14 @@ impl PollDesc {
             },
             |seq| {
                 let d = deadline.expect("armed without a deadline");
-                let (key, wake) = self
+                let inserted = self
                     .driver
                     .timers
                     .lock()
                     .insert(d, Action::Deadline(weak, dir, seq));
+                // `None`: shut down since the check above; the halves are
+                // closed, so every operation fails anyway.
+                let (key, wake) = inserted?;
                 if wake {
                     self.driver.wake();
                 }

@@ -61,13 +61,14 @@ impl Epoll {
         syscall!(epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev)).map(drop)
     }
 
-    /// Waits for events; `None` blocks until one arrives. Returns how many
-    /// entries of `events` were filled. `EINTR` reports zero events.
+    /// Waits for events; `None` blocks until one arrives. Replaces the
+    /// contents of `events` with what the kernel reported, at most its
+    /// capacity. `EINTR` reports no events.
     pub(crate) fn wait(
         &self,
-        events: &mut [Event],
+        events: &mut Vec<Event>,
         timeout: Option<Duration>,
-    ) -> io::Result<usize> {
+    ) -> io::Result<()> {
         let ms = match timeout {
             None => -1,
             // Round up, so a timer never fires early.
@@ -76,16 +77,24 @@ impl Epoll {
                 .div_ceil(1_000_000)
                 .min(libc::c_int::MAX as u128) as libc::c_int,
         };
-        match syscall!(epoll_wait(
+        events.clear();
+        let spare = events.spare_capacity_mut();
+        let max = spare.len().min(libc::c_int::MAX as usize) as libc::c_int;
+        let n = match syscall!(epoll_wait(
             self.fd.as_raw_fd(),
-            events.as_mut_ptr(),
-            events.len() as libc::c_int,
+            // epoll_event is plain data; the kernel only writes entries.
+            spare.as_mut_ptr().cast::<Event>(),
+            max,
             ms
         )) {
-            Ok(n) => Ok(n as usize),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
-            Err(e) => Err(e),
-        }
+            Ok(n) => n as usize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(e),
+        };
+        // SAFETY: epoll_wait initialised the first `n` entries (n <= max,
+        // which is at most the spare capacity).
+        unsafe { events.set_len(n) };
+        Ok(())
     }
 }
 

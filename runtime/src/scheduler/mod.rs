@@ -167,34 +167,50 @@ impl Shared {
         }
     }
 
-    /// Pushes a task to the injector and wakes a worker if one is needed.
+    /// Schedules a task woken off the workers (see [`hand_off`](Self::hand_off)).
     pub(crate) fn schedule_remote(&self, task: Notified) {
         // On the netpoll thread, delivering a batch: queue it with the rest.
         let Err(task) = crate::context::batch_push(self, task) else {
             return;
         };
-        self.injector.push(task);
-        self.after_inject();
+        self.hand_off(task, &mut Vec::new());
     }
 
-    /// Pushes a batch of tasks with one lock and one worker wake-up.
-    fn inject_batch(&self, batch: &mut Vec<Notified>) {
-        if batch.is_empty() {
-            return;
+    /// Schedules tasks woken off the workers: `first` goes straight to one
+    /// parked worker, which runs it as soon as it wakes, and `rest` to the
+    /// injector. The worker woken is one that last ran on this CPU if any
+    /// (see [`Idle::worker_to_wake`](idle::Idle::worker_to_wake)), and it
+    /// searches for more work only if there is more: a single delivered
+    /// task wakes exactly one worker and makes no trip through the
+    /// injector. With no worker to wake (some worker is searching, or none
+    /// is parked), everything goes to the injector, where the running
+    /// workers find it.
+    fn hand_off(&self, first: Notified, rest: &mut Vec<Notified>) {
+        let more = !rest.is_empty();
+        if more {
+            // Pushed before the idle check below (the Dekker pair of `idle`).
+            self.injector.push_batch(rest);
         }
-        self.injector.push_batch(batch);
-        self.after_inject();
-    }
-
-    fn after_inject(&self) {
+        let to_wake = if self.is_shutdown() {
+            None
+        } else {
+            self.idle.worker_to_wake(idle::current_cpu(), more)
+        };
+        if let Some(w) = to_wake {
+            self.remotes[w].parker.unpark_with(first, more);
+        } else {
+            // Push, then check again: a searcher seen above may have parked
+            // since without seeing `first`.
+            self.injector.push(first);
+            self.notify_parked();
+        }
         if self.shutdown.load(Ordering::SeqCst) {
             // The runtime is going away and may already have drained the
             // injector: drop what we pushed (and anything else) ourselves.
-            // SeqCst pairs with the store in `shutdown`.
+            // A worker handed `first` drops it as it exits. SeqCst pairs
+            // with the store in `begin_shutdown`.
             self.drain_injector();
-            return;
         }
-        self.notify_parked();
     }
 
     /// Wakes one parked worker, unless a worker is already searching.
@@ -215,6 +231,10 @@ impl Shared {
     /// wakes a task during shutdown only lets go of its reference.
     pub(crate) fn drain_injector(&self) {
         drop(self.injector.take_all());
+        // And any task handed to a worker that exited before it woke.
+        for remote in self.remotes.iter() {
+            drop(remote.parker.take_task());
+        }
     }
 
     /// Tells every worker to exit. The caller joins them afterwards.
@@ -235,14 +255,18 @@ impl PollHost for Shared {
         self.remotes.len()
     }
 
-    /// Injects the batch, then wakes one parked worker (which, finding more
-    /// than one task, wakes the next as it starts).
+    /// Wakes the batch's tasks, collecting this runtime's, then hands the
+    /// first to one parked worker and queues the rest (see
+    /// [`Shared::hand_off`]). A foreign waker that panics is skipped.
     fn deliver(&self, wakers: &mut Vec<Waker>) {
         crate::context::begin_batch(self);
-        for w in wakers.drain(..) {
-            w.wake();
-        }
-        crate::context::end_batch(|batch| self.inject_batch(batch));
+        crate::netpoll::wake_all(wakers);
+        crate::context::end_batch(|batch| {
+            if !batch.is_empty() {
+                let first = batch.remove(0);
+                self.hand_off(first, batch);
+            }
+        });
     }
 }
 

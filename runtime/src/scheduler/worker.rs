@@ -233,9 +233,7 @@ impl WorkerCtx {
         }
         let mut wakers = std::mem::take(&mut *self.io_wakers.borrow_mut());
         let found = io.poll_now(&mut wakers) && !wakers.is_empty();
-        for w in wakers.drain(..) {
-            w.wake();
-        }
+        crate::netpoll::wake_all(&mut wakers);
         *self.io_wakers.borrow_mut() = wakers;
         found
     }
@@ -306,7 +304,8 @@ impl WorkerCtx {
             std::mem::replace(&mut core.searching, false)
         };
         let idle = &self.shared.idle;
-        let parked = idle.transition_worker_to_parked(self.index, was_searching);
+        let cpu = super::idle::current_cpu();
+        let parked = idle.transition_worker_to_parked(self.index, was_searching, cpu);
         if parked.last_searcher && self.shared.has_pending_work() {
             // We were the last searcher and work arrived while we gave up:
             // wake a worker (possibly ourselves) to take it.
@@ -318,12 +317,16 @@ impl WorkerCtx {
         if self.shared.is_shutdown() {
             return;
         }
-        self.shared.remotes[self.index].parker.park();
-        // `worker_to_notify` counted us as searching when it picked us.
-        // After shutdown's unpark we leave the loop, so the count is moot.
+        let wakeup = self.shared.remotes[self.index].parker.park();
+        let mut core = self.core.borrow_mut();
+        // A task handed to us runs first; at shutdown `drain` drops it.
+        core.lifo = wakeup.task;
+        // `worker_to_wake` counted us as searching, or not, when it picked
+        // us. After shutdown's unpark we leave the loop, so the count is
+        // moot.
         if !self.shared.is_shutdown() {
             debug_assert!(!idle.is_parked(self.index));
-            self.core.borrow_mut().searching = true;
+            core.searching = wakeup.searching;
         }
     }
 

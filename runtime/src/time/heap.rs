@@ -50,6 +50,9 @@ pub(crate) struct Timers {
     /// (`None` inside, for no timeout): a new timer earlier than that must
     /// wake it.
     sleeping_until: Option<Option<Instant>>,
+    /// Set at runtime shutdown: no thread will fire a timer any more, so
+    /// none may be added.
+    closed: bool,
 }
 
 /// Deadline work that must run outside the timer lock.
@@ -57,8 +60,13 @@ pub(crate) type Expired = Vec<(Weak<PdInner>, Direction, u64)>;
 
 impl Timers {
     /// Adds a timer. Returns its key and whether the netpoll thread must be
-    /// woken to sleep less.
-    pub(crate) fn insert(&mut self, deadline: Instant, action: Action) -> (TimerKey, bool) {
+    /// woken to sleep less, or `None` once the runtime has shut down (the
+    /// caller treats the timer as fired: nobody would ever fire it).
+    #[must_use]
+    pub(crate) fn insert(&mut self, deadline: Instant, action: Action) -> Option<(TimerKey, bool)> {
+        if self.closed {
+            return None;
+        }
         self.next_gen = self.next_gen.wrapping_add(1);
         let gen = self.next_gen;
         let pos = self.heap.len();
@@ -74,7 +82,7 @@ impl Timers {
             // One wake-up is enough until the thread goes back to sleep.
             self.sleeping_until = None;
         }
-        (TimerKey { idx, gen }, wake)
+        Some((TimerKey { idx, gen }, wake))
     }
 
     fn entry(&self, key: TimerKey) -> Option<&Entry> {
@@ -147,9 +155,10 @@ impl Timers {
         }
     }
 
-    /// Drops every timer's waker (runtime shutdown); sleeps then see their
-    /// timers as fired.
-    pub(crate) fn clear(&mut self, wakers: &mut Vec<Waker>) {
+    /// Runtime shutdown: fires every sleep (their wakers go to `wakers`),
+    /// drops every deadline, and refuses new timers from now on.
+    pub(crate) fn close(&mut self, wakers: &mut Vec<Waker>) {
+        self.closed = true;
         self.heap.clear();
         let keys: Vec<usize> = self.entries.iter().map(|(k, _)| k).collect();
         for k in keys {
@@ -165,7 +174,7 @@ impl Timers {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
@@ -233,7 +242,9 @@ mod tests {
         let base = Instant::now();
         let mut keys = Vec::new();
         for i in [5u64, 1, 9, 3, 7, 2, 8] {
-            let (k, _) = t.insert(base + Duration::from_millis(i), Action::Wake(None));
+            let (k, _) = t
+                .insert(base + Duration::from_millis(i), Action::Wake(None))
+                .unwrap();
             keys.push((i, k));
         }
         // Cancel 3 and 8.
@@ -264,11 +275,37 @@ mod tests {
         let mut t = Timers::default();
         let base = Instant::now();
         t.set_sleeping(Some(Some(base + Duration::from_secs(1))));
-        let (_, wake) = t.insert(base + Duration::from_secs(2), Action::Wake(None));
+        let (_, wake) = t
+            .insert(base + Duration::from_secs(2), Action::Wake(None))
+            .unwrap();
         assert!(!wake);
-        let (_, wake) = t.insert(base + Duration::from_millis(1), Action::Wake(None));
+        let (_, wake) = t
+            .insert(base + Duration::from_millis(1), Action::Wake(None))
+            .unwrap();
         assert!(wake);
-        let (_, wake) = t.insert(base, Action::Wake(None));
+        let (_, wake) = t.insert(base, Action::Wake(None)).unwrap();
         assert!(!wake, "already woken");
+    }
+
+    /// A sleep that registers after shutdown closed the heap must not wait
+    /// for a thread that will never fire it: the insert is refused, so the
+    /// sleep completes.
+    #[test]
+    fn a_closed_heap_refuses_new_timers() {
+        let mut t = Timers::default();
+        let base = Instant::now();
+        let (key, _) = t
+            .insert(base + Duration::from_secs(60), Action::Wake(None))
+            .unwrap();
+        let mut wakers = Vec::new();
+        t.close(&mut wakers);
+        assert!(
+            t.poll_sleep(key, std::task::Waker::noop()),
+            "fired by close"
+        );
+        assert!(t
+            .insert(base + Duration::from_secs(60), Action::Wake(None))
+            .is_none());
+        assert_eq!(t.len(), 0);
     }
 }

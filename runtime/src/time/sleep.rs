@@ -87,14 +87,15 @@ impl Future for Sleep {
                     return Poll::Ready(());
                 }
                 let driver = crate::runtime::current_netpoller();
-                if driver.is_shutdown() {
-                    this.fired = true;
-                    return Poll::Ready(());
-                }
-                let (key, wake) = driver
+                let inserted = driver
                     .timers
                     .lock()
                     .insert(this.deadline, Action::Wake(Some(cx.waker().clone())));
+                let Some((key, wake)) = inserted else {
+                    // The runtime has shut down: no thread would fire it.
+                    this.fired = true;
+                    return Poll::Ready(());
+                };
                 if wake {
                     driver.wake();
                 }
