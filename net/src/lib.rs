@@ -32,13 +32,17 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod split;
+mod stream;
 mod sys;
-mod tcp;
+pub mod tcp;
 mod udp;
+pub mod unix;
 
 pub use std::net::Shutdown;
 pub use tcp::{ListenOptions, TcpListener, TcpStream};
 pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixListener, UnixStream};
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
