@@ -115,7 +115,7 @@ impl fmt::Display for AddrError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: ", self.op.verb(), self.addr)?;
         match self.why {
-            Some(why) => write!(f, "{why} ({})", self.source),
+            Some(why) => write!(f, "{why}: {}", self.source),
             None => write!(f, "{}", self.source),
         }
     }
