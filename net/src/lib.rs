@@ -1,4 +1,6 @@
-//! gopark's sockets: [`TcpListener`], [`TcpStream`] and [`UdpSocket`].
+//! gopark's sockets: [`TcpListener`], [`TcpStream`] and [`UdpSocket`], and
+//! for Unix domain sockets [`UnixListener`], [`UnixStream`] and
+//! [`UnixDatagram`] (module [`unix`]).
 //!
 //! Every socket is created non-blocking and registered once with the
 //! runtime's netpoller through a public [`PollDesc`](gopark_runtime::PollDesc).
