@@ -176,3 +176,16 @@ async fn compute() -> u64 {
 fn main_returns_the_body_s_value() {
     assert_eq!(compute(), 42);
 }
+
+#[gopark::main]
+async fn fallible(input: &'static str) -> Result<u32, Box<dyn std::error::Error>> {
+    runtime::yield_now().await;
+    Ok(input.parse::<u32>()? + 1)
+}
+
+#[test]
+fn main_returns_results_and_errors() {
+    assert_eq!(fallible("41").expect("a number"), 42);
+    let err = fallible("forty-one").expect_err("not a number");
+    assert!(err.is::<std::num::ParseIntError>(), "{err}");
+}

@@ -33,6 +33,7 @@ use crate::sys;
 /// gopark_runtime::block_on(async {
 ///     let dir = std::env::temp_dir();
 ///     let path = dir.join(format!("gopark-dgram-{}.sock", std::process::id()));
+///     # let _ = std::fs::remove_file(&path); // left by an interrupted run
 ///     let server = UnixDatagram::bind(&path)?;
 ///     let client = UnixDatagram::unbound()?;
 ///     client.send_to(b"ping", &path).await?;

@@ -26,6 +26,7 @@ use crate::sys;
 ///
 /// gopark_runtime::block_on(async {
 ///     let path = std::env::temp_dir().join(format!("gopark-listener-{}.sock", std::process::id()));
+///     # let _ = std::fs::remove_file(&path); // left by an interrupted run
 ///     let listener = UnixListener::bind(&path)?;
 ///     assert_eq!(listener.local_addr()?.as_pathname(), Some(path.as_path()));
 ///     let server = gopark_runtime::spawn(async move {

@@ -79,6 +79,7 @@ impl UnixStream {
     ///
     /// gopark_runtime::block_on(async {
     ///     let path = std::env::temp_dir().join(format!("gopark-doc-{}.sock", std::process::id()));
+    ///     # let _ = std::fs::remove_file(&path); // left by an interrupted run
     ///     let listener = UnixListener::bind(&path)?;
     ///     let client = UnixStream::connect(&path).await?;
     ///     let (server, _) = listener.accept().await?;
