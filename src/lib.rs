@@ -31,3 +31,6 @@
 
 pub use gopark_net as net;
 pub use gopark_runtime as runtime;
+
+#[doc(inline)]
+pub use gopark_macros::{main, test};

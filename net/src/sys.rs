@@ -81,7 +81,7 @@ pub(crate) fn send_vectored(fd: &OwnedFd, bufs: &[IoSlice<'_>]) -> io::Result<us
 
 /// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: the new descriptor needs
 /// no further `fcntl`.
-pub(crate) fn accept(fd: &OwnedFd) -> io::Result<(OwnedFd, SocketAddr)> {
+pub(crate) fn accept_raw(fd: &OwnedFd) -> io::Result<(OwnedFd, SockAddr)> {
     // SAFETY: `try_init` hands us storage and a length for the kernel to
     // fill, exactly what accept4 expects.
     let (res, addr) = unsafe {
@@ -96,19 +96,25 @@ pub(crate) fn accept(fd: &OwnedFd) -> io::Result<(OwnedFd, SocketAddr)> {
     }?;
     // SAFETY: accept4 returned a fresh descriptor that nothing else owns.
     let stream = unsafe { OwnedFd::from_raw_fd(res) };
+    Ok((stream, addr))
+}
+
+/// [`accept_raw`] for IP sockets.
+pub(crate) fn accept(fd: &OwnedFd) -> io::Result<(OwnedFd, SocketAddr)> {
+    let (stream, addr) = accept_raw(fd)?;
     let addr = addr
         .as_socket()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "accepted a non-IP peer"))?;
     Ok((stream, addr))
 }
 
-pub(crate) fn recv_from(
+pub(crate) fn recv_from_raw(
     fd: &OwnedFd,
     buf: &mut [u8],
     flags: libc::c_int,
-) -> io::Result<(usize, SocketAddr)> {
-    // SAFETY: as in `accept`: storage and length for the kernel to fill;
-    // `buf` is live for its length.
+) -> io::Result<(usize, SockAddr)> {
+    // SAFETY: as in `accept_raw`: storage and length for the kernel to
+    // fill; `buf` is live for its length.
     let (n, addr) = unsafe {
         SockAddr::try_init(|storage, len| {
             syscall!(recvfrom(
@@ -121,14 +127,24 @@ pub(crate) fn recv_from(
             ))
         })
     }?;
-    let addr = addr
-        .as_socket()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "datagram from a non-IP peer"))?;
     Ok((n as usize, addr))
 }
 
-pub(crate) fn send_to(fd: &OwnedFd, buf: &[u8], addr: &SocketAddr) -> io::Result<usize> {
-    let addr = SockAddr::from(*addr);
+/// [`recv_from_raw`] for IP sockets.
+pub(crate) fn recv_from(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+    flags: libc::c_int,
+) -> io::Result<(usize, SocketAddr)> {
+    let (n, addr) = recv_from_raw(fd, buf, flags)?;
+    let addr = addr
+        .as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "datagram from a non-IP peer"))?;
+    Ok((n, addr))
+}
+
+/// `sendto` with `MSG_NOSIGNAL`.
+pub(crate) fn send_to_raw(fd: &OwnedFd, buf: &[u8], addr: &SockAddr) -> io::Result<usize> {
     syscall!(sendto(
         fd.as_raw_fd(),
         buf.as_ptr().cast(),
@@ -138,6 +154,30 @@ pub(crate) fn send_to(fd: &OwnedFd, buf: &[u8], addr: &SocketAddr) -> io::Result
         addr.len()
     ))
     .map(|n| n as usize)
+}
+
+/// [`send_to_raw`] for IP sockets.
+pub(crate) fn send_to(fd: &OwnedFd, buf: &[u8], addr: &SocketAddr) -> io::Result<usize> {
+    send_to_raw(fd, buf, &SockAddr::from(*addr))
+}
+
+/// The credentials of a Unix socket's peer (`SO_PEERCRED`): the process
+/// that connected (or created the pair), as of `connect`/`socketpair`.
+pub(crate) fn peer_cred(fd: &OwnedFd) -> io::Result<libc::ucred> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    syscall!(getsockopt(
+        fd.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_PEERCRED,
+        (&mut cred as *mut libc::ucred).cast(),
+        &mut len
+    ))?;
+    Ok(cred)
 }
 
 /// Default listen backlog: the kernel's `somaxconn`, as Go reads it.
