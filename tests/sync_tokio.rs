@@ -8,15 +8,12 @@
 //! an `.await`), and checks that nothing is lost or duplicated: every
 //! producer sends its own range of numbers and the receiving side marks
 //! each one in a bitmap, failing on the first number seen twice or never.
-//!
-//! Each test prints how long its million took (`--nocapture` shows it).
 
 mod support;
 
 use std::panic::resume_unwind;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use gopark::runtime::{spawn, yield_now, JoinHandle};
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Mutex, Notify, RwLock, Semaphore};
@@ -40,46 +37,15 @@ macro_rules! sync_test {
 
             #[test]
             fn four_workers() {
-                super::timed(4, stringify!($name), body)
+                crate::support::run(4, stringify!($name), body)
             }
 
             #[test]
             fn two_workers() {
-                super::timed(2, stringify!($name), body)
+                crate::support::run(2, stringify!($name), body)
             }
         }
     )*};
-}
-
-/// Runs `body` on a `workers`-worker runtime and prints how long it took,
-/// in wall-clock time and in CPU time of the whole process (the test's
-/// own when run alone, `--test-threads=1`).
-fn timed<F, Fut>(workers: usize, name: &str, body: F)
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (start, cpu) = (Instant::now(), cpu_time());
-    support::run(workers, name, body);
-    eprintln!(
-        "{name} on {workers} workers: {TOTAL} in {:.2?} (process CPU {:.2?})",
-        start.elapsed(),
-        cpu_time() - cpu
-    );
-}
-
-/// User plus system CPU time of this process so far.
-fn cpu_time() -> Duration {
-    // SAFETY: (1) `rusage` is plain integers, for which all-zero bytes are
-    // a valid value; (2) `getrusage` writes only into the struct it is
-    // given, which lives for the whole call.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 /// Awaits a task, re-raising its panic with the task's own message.
