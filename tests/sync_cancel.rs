@@ -90,7 +90,10 @@ struct Parked {
     peers: Vec<TcpStream>,
     /// Held for the whole test, so the lock and the permits are never
     /// granted.
-    _held: (tokio::sync::OwnedMutexGuard<()>, tokio::sync::OwnedSemaphorePermit),
+    _held: (
+        tokio::sync::OwnedMutexGuard<()>,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
     /// Kept so the channel and the notifier stay open (a closed channel
     /// would end the receives).
     _keep: (async_channel::Sender<()>, Arc<Notify>),
@@ -180,7 +183,10 @@ async fn parked_ops() -> io::Result<Parked> {
 /// then runs it to completion.
 async fn park_then<F: Future>(fut: F, parked: &Semaphore) -> F::Output {
     let mut fut = pin!(fut);
-    assert!(poll!(fut.as_mut()).is_pending(), "the operation did not park");
+    assert!(
+        poll!(fut.as_mut()).is_pending(),
+        "the operation did not park"
+    );
     parked.add_permits(1);
     fut.await
 }
@@ -260,7 +266,11 @@ impl Seen {
         assert!(
             self.bits.iter().enumerate().all(|(i, w)| {
                 let left = self.n - i as u64 * 64;
-                let want = if left >= 64 { u64::MAX } else { (1 << left) - 1 };
+                let want = if left >= 64 {
+                    u64::MAX
+                } else {
+                    (1 << left) - 1
+                };
                 w.load(Ordering::Relaxed) == want
             }),
             "a number is missing"

@@ -91,7 +91,12 @@ impl Seen {
             } else {
                 (1u64 << (self.n - lo)) - 1
             };
-            assert_eq!(w.load(Ordering::Relaxed), want, "a number in {lo}..{} is missing", lo + 64);
+            assert_eq!(
+                w.load(Ordering::Relaxed),
+                want,
+                "a number in {lo}..{} is missing",
+                lo + 64
+            );
         }
     }
 }
