@@ -524,7 +524,7 @@ cancel_test! {
             seen.mark(v);
             left += 1;
         }
-        assert!(recorded >= TOTAL / 2 && recorded < TOTAL, "aborted after {recorded}");
+        assert!((TOTAL / 2..TOTAL).contains(&recorded), "aborted after {recorded}");
         assert_eq!(recorded + left, sent, "sent {sent}, recorded {recorded}, left {left}");
         drop(tx);
     }
