@@ -1,17 +1,17 @@
 //! `async-channel` on gopark's scheduler.
 //!
 //! async-channel is a multi-producer, multi-consumer channel that parks
-//! through the `Waker` alone: the closest thing to Go's `chan` (a bounded
-//! channel is a buffered `chan`; `bounded(1)` is the nearest to an
-//! unbuffered one). Each test moves 1,000,000 messages from many producers
-//! to many consumers on a 4-worker and a 2-worker runtime and checks that
-//! each number arrived exactly once.
+//! through the `Waker` alone: the closest thing to Go's `chan`. Each test
+//! moves 1,000,000 messages from many producers to many consumers on a
+//! 4-worker and a 2-worker runtime and checks that each number arrived
+//! exactly once.
 
-mod support;
+mod net_support;
 
 use std::panic::resume_unwind;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use gopark::runtime::{spawn, yield_now, JoinHandle};
 
@@ -24,8 +24,13 @@ const CONSUMERS: usize = 4;
 /// What each producer sends.
 const PER_PRODUCER: u64 = TOTAL / PRODUCERS;
 
+/// Bound of one test on one runtime: a hang detector, far above the few
+/// seconds each needs, even on a loaded 2-core machine.
+const LIMIT: Duration = Duration::from_secs(120);
+
 /// One test body, run on a 4-worker and on a 2-worker runtime, each bounded
-/// by `support::run` (a runtime timeout and a watchdog thread).
+/// by `net_support::run` (a runtime timeout of [`LIMIT`] and a watchdog
+/// thread).
 macro_rules! sync_test {
     ($(async fn $name:ident() $body:block)*) => {$(
         mod $name {
@@ -36,12 +41,18 @@ macro_rules! sync_test {
 
             #[test]
             fn four_workers() {
-                crate::support::run(4, stringify!($name), body)
+                crate::net_support::run(4, stringify!($name), super::LIMIT, || async {
+                    body().await;
+                    Ok(())
+                })
             }
 
             #[test]
             fn two_workers() {
-                crate::support::run(2, stringify!($name), body)
+                crate::net_support::run(2, stringify!($name), super::LIMIT, || async {
+                    body().await;
+                    Ok(())
+                })
             }
         }
     )*};
@@ -157,15 +168,6 @@ sync_test! {
 
     async fn unbounded_many_to_many() {
         let (tx, rx) = async_channel::unbounded();
-        many_to_many(tx, rx).await;
-    }
-
-    async fn capacity_one() {
-        // Go's `make(chan T)` hands each value over directly; a channel of
-        // capacity one is the nearest: almost every send waits for a
-        // receive, so producers and consumers park on each other all the
-        // time.
-        let (tx, rx) = async_channel::bounded(1);
         many_to_many(tx, rx).await;
     }
 

@@ -15,7 +15,7 @@
 //! that every message sent was received or is still queued, exactly once.
 //! All run on a 4-worker and a 2-worker runtime.
 
-mod support;
+mod net_support;
 
 use std::future::Future;
 use std::io;
@@ -45,8 +45,13 @@ const EACH: usize = 32;
 /// Longer than any test may run: a wait that ends by itself fails it.
 const FOREVER: Duration = Duration::from_secs(3600);
 
+/// Bound of one test on one runtime: a hang detector, far above the few
+/// seconds each needs, even on a loaded 2-core machine.
+const LIMIT: Duration = Duration::from_secs(120);
+
 /// One test body, run on a 4-worker and on a 2-worker runtime, each bounded
-/// by `support::run` (a runtime timeout and a watchdog thread).
+/// by `net_support::run` (a runtime timeout of [`LIMIT`] and a watchdog
+/// thread).
 macro_rules! cancel_test {
     ($(async fn $name:ident() $body:block)*) => {$(
         mod $name {
@@ -57,12 +62,18 @@ macro_rules! cancel_test {
 
             #[test]
             fn four_workers() {
-                crate::support::run(4, stringify!($name), body)
+                crate::net_support::run(4, stringify!($name), super::LIMIT, || async {
+                    body().await;
+                    Ok(())
+                })
             }
 
             #[test]
             fn two_workers() {
-                crate::support::run(2, stringify!($name), body)
+                crate::net_support::run(2, stringify!($name), super::LIMIT, || async {
+                    body().await;
+                    Ok(())
+                })
             }
         }
     )*};

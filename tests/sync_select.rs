@@ -9,7 +9,7 @@
 //! and a gopark timer, on a 4-worker and a 2-worker runtime, and checks
 //! that every number arrived exactly once, however often a branch lost.
 
-mod support;
+mod net_support;
 
 use std::panic::resume_unwind;
 use std::pin::pin;
@@ -29,8 +29,13 @@ const PRODUCERS: u64 = 4;
 /// What each producer sends.
 const PER_PRODUCER: u64 = TOTAL / 2 / PRODUCERS;
 
+/// Bound of one test on one runtime: a hang detector, far above the few
+/// seconds each needs, even on a loaded 2-core machine.
+const LIMIT: Duration = Duration::from_secs(120);
+
 /// One test body, run on a 4-worker and on a 2-worker runtime, each bounded
-/// by `support::run` (a runtime timeout and a watchdog thread).
+/// by `net_support::run` (a runtime timeout of [`LIMIT`] and a watchdog
+/// thread).
 macro_rules! sync_test {
     ($(async fn $name:ident() $body:block)*) => {$(
         mod $name {
@@ -41,12 +46,18 @@ macro_rules! sync_test {
 
             #[test]
             fn four_workers() {
-                crate::support::run(4, stringify!($name), body)
+                crate::net_support::run(4, stringify!($name), super::LIMIT, || async {
+                    body().await;
+                    Ok(())
+                })
             }
 
             #[test]
             fn two_workers() {
-                crate::support::run(2, stringify!($name), body)
+                crate::net_support::run(2, stringify!($name), super::LIMIT, || async {
+                    body().await;
+                    Ok(())
+                })
             }
         }
     )*};
@@ -118,8 +129,8 @@ sync_test! {
         // and a 1 ms gopark interval. The producers start first, so both
         // channels are full from the first select on: nearly every round
         // has two ready branches, and one of them loses.
-        let (tx_a, mut rx_a) = tokio::sync::mpsc::channel::<u64>(64);
-        let (tx_b, rx_b) = async_channel::bounded::<u64>(64);
+        let (tx_a, mut rx_a) = tokio::sync::mpsc::channel::<u64>(256);
+        let (tx_b, rx_b) = async_channel::bounded::<u64>(256);
         for p in 0..PRODUCERS {
             let tx_a = tx_a.clone();
             spawn(async move {
@@ -170,8 +181,8 @@ sync_test! {
         // when a message wins, drops it again. Whatever wins, no message
         // goes missing or arrives twice.
         const CONSUMERS: usize = 3;
-        let (tx_a, rx_a) = async_channel::bounded::<u64>(32);
-        let (tx_b, rx_b) = async_channel::bounded::<u64>(32);
+        let (tx_a, rx_a) = async_channel::bounded::<u64>(128);
+        let (tx_b, rx_b) = async_channel::bounded::<u64>(128);
         let seen = Arc::new(Seen::new(TOTAL));
         let consumers: Vec<_> = (0..CONSUMERS)
             .map(|_| {
