@@ -7,40 +7,36 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use socket2::SockAddr;
 
-/// Calls a libc function, turning `-1` into `io::Error::last_os_error()`.
-macro_rules! syscall {
-    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
-        #[allow(unused_unsafe)]
-        // SAFETY: each call site passes a live descriptor and buffers valid
-        // for the lengths it passes; the kernel checks everything else.
-        let res = unsafe { libc::$fn($($arg),*) };
-        if res == -1 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(res)
-        }
-    }};
+/// Turns a libc return value of `-1` into `io::Error::last_os_error()`.
+/// Each call site makes its own `unsafe` call and says why it is sound.
+fn cvt<T: PartialEq + From<i8>>(res: T) -> io::Result<T> {
+    if res == T::from(-1) {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(res)
+    }
 }
 
 pub(crate) fn recv(fd: &OwnedFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
-    syscall!(recv(
-        fd.as_raw_fd(),
-        buf.as_mut_ptr().cast(),
-        buf.len(),
-        flags
-    ))
-    .map(|n| n as usize)
+    // SAFETY: `buf` is live and writable for `buf.len()` bytes; the kernel
+    // checks the descriptor.
+    cvt(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) })
+        .map(|n| n as usize)
 }
 
 /// `send` with `MSG_NOSIGNAL`: a write to a reset connection fails with
 /// `EPIPE` instead of raising `SIGPIPE`.
 pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
-    syscall!(send(
-        fd.as_raw_fd(),
-        buf.as_ptr().cast(),
-        buf.len(),
-        libc::MSG_NOSIGNAL
-    ))
+    // SAFETY: `buf` is live and readable for `buf.len()` bytes; the kernel
+    // checks the descriptor.
+    cvt(unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    })
     .map(|n| n as usize)
 }
 
@@ -55,13 +51,17 @@ pub(crate) fn tcp_state(fd: &OwnedFd) -> io::Result<u8> {
     // SAFETY: tcp_info is plain data, valid when zeroed.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    syscall!(getsockopt(
-        fd.as_raw_fd(),
-        libc::IPPROTO_TCP,
-        libc::TCP_INFO,
-        (&mut info as *mut libc::tcp_info).cast(),
-        &mut len
-    ))?;
+    // SAFETY: `info` is a live tcp_info of the size `len` says; the
+    // kernel writes at most that much.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    })?;
     Ok(info.tcpi_state)
 }
 
@@ -76,7 +76,9 @@ pub(crate) fn send_vectored(fd: &OwnedFd, bufs: &[IoSlice<'_>]) -> io::Result<us
     // IoSlice is ABI-compatible with iovec on Unix (documented by std).
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
     msg.msg_iovlen = bufs.len().min(IOV_MAX) as _;
-    syscall!(sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)).map(|n| n as usize)
+    // SAFETY: `msg` points at `bufs`, live `iovec`-compatible slices for
+    // the count it gives, and at no address.
+    cvt(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) }).map(|n| n as usize)
 }
 
 /// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: the new descriptor needs
@@ -86,11 +88,11 @@ pub(crate) fn accept_raw(fd: &OwnedFd) -> io::Result<(OwnedFd, SockAddr)> {
     // fill, exactly what accept4 expects.
     let (res, addr) = unsafe {
         SockAddr::try_init(|storage, len| {
-            syscall!(accept4(
+            cvt(libc::accept4(
                 fd.as_raw_fd(),
                 storage.cast(),
                 len,
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
             ))
         })
     }?;
@@ -117,13 +119,13 @@ pub(crate) fn recv_from_raw(
     // fill; `buf` is live for its length.
     let (n, addr) = unsafe {
         SockAddr::try_init(|storage, len| {
-            syscall!(recvfrom(
+            cvt(libc::recvfrom(
                 fd.as_raw_fd(),
                 buf.as_mut_ptr().cast(),
                 buf.len(),
                 flags,
                 storage.cast(),
-                len
+                len,
             ))
         })
     }?;
@@ -145,14 +147,18 @@ pub(crate) fn recv_from(
 
 /// `sendto` with `MSG_NOSIGNAL`.
 pub(crate) fn send_to_raw(fd: &OwnedFd, buf: &[u8], addr: &SockAddr) -> io::Result<usize> {
-    syscall!(sendto(
-        fd.as_raw_fd(),
-        buf.as_ptr().cast(),
-        buf.len(),
-        libc::MSG_NOSIGNAL,
-        addr.as_ptr().cast(),
-        addr.len()
-    ))
+    // SAFETY: `buf` is live for its length, and `addr` is a valid sockaddr
+    // of the length it reports.
+    cvt(unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+            addr.as_ptr().cast(),
+            addr.len(),
+        )
+    })
     .map(|n| n as usize)
 }
 
@@ -170,13 +176,17 @@ pub(crate) fn peer_cred(fd: &OwnedFd) -> io::Result<libc::ucred> {
         gid: 0,
     };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    syscall!(getsockopt(
-        fd.as_raw_fd(),
-        libc::SOL_SOCKET,
-        libc::SO_PEERCRED,
-        (&mut cred as *mut libc::ucred).cast(),
-        &mut len
-    ))?;
+    // SAFETY: `cred` is a live ucred of the size `len` says; the kernel
+    // writes at most that much.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    })?;
     Ok(cred)
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::scheduler::Handle;
-use crate::task::{self, JoinHandle, Notified, RawTask, Schedule};
+use crate::task::{self, Header, JoinHandle, Notified, RawTask, Schedule};
 
 pub(crate) struct BlockingPool {
     inner: Arc<Inner>,
@@ -131,8 +131,8 @@ impl Schedule for BlockingSchedule {
         }
     }
 
-    fn release(&self, _task: RawTask) -> bool {
-        false
+    fn release(&self, _task: &Header) -> Option<RawTask> {
+        None
     }
 }
 

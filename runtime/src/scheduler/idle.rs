@@ -56,6 +56,7 @@ impl Idle {
 
     /// Picks a parked worker to wake, if one should be woken. The chosen
     /// worker is counted as unparked and searching before it runs.
+    #[must_use = "the worker picked must be unparked"]
     pub(crate) fn worker_to_notify(&self) -> Option<usize> {
         self.worker_to_wake(None, true)
     }
@@ -67,6 +68,7 @@ impl Idle {
     /// worker is counted as unparked, and as searching if `searching`:
     /// a worker handed exactly the task it is to run is not searching, so
     /// finding it wakes nobody else.
+    #[must_use = "the worker picked must be unparked"]
     pub(crate) fn worker_to_wake(&self, cpu: Option<u32>, searching: bool) -> Option<usize> {
         // SeqCst: the caller's push to a queue comes before this load in the
         // single total order; pairs with the fetch_sub in
@@ -95,6 +97,7 @@ impl Idle {
 
     /// A worker with nothing to do wants to steal. Returns `false` if
     /// enough workers are searching already.
+    #[must_use = "`false` means the caller is not searching"]
     pub(crate) fn transition_worker_to_searching(&self) -> bool {
         let s = self.state.load(Ordering::SeqCst);
         if 2 * searching(s) >= self.num_workers {
@@ -106,6 +109,7 @@ impl Idle {
 
     /// A searcher found work. Returns `true` if it was the last searcher:
     /// the caller must then wake another worker so the search goes on.
+    #[must_use = "`true` means the caller must wake another worker"]
     pub(crate) fn transition_worker_from_searching(&self) -> bool {
         let prev = self.state.fetch_sub(1, Ordering::SeqCst);
         debug_assert!(searching(prev) > 0);

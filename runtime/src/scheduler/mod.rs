@@ -39,7 +39,7 @@ use crossbeam_deque::Stealer;
 use crate::blocking::BlockingPool;
 use crate::loom::{AtomicBool, Ordering};
 use crate::netpoll::{Netpoller, PollHost};
-use crate::task::{self, JoinHandle, Notified, OwnedTasks, RawTask, Schedule};
+use crate::task::{self, Header, JoinHandle, Notified, OwnedTasks, RawTask, Schedule};
 
 pub(crate) use inject::Inject;
 pub(crate) use worker::WorkerCtx;
@@ -147,7 +147,7 @@ impl Shared {
         F::Output: Send + 'static,
     {
         let (notified, owned_ref, join) = task::new_task(future, self.clone());
-        if !self.owned.bind(owned_ref) {
+        if let Err(owned_ref) = self.owned.bind(owned_ref) {
             // Shut down: the task is cancelled before it ever runs.
             notified.shutdown();
             owned_ref.drop_reference();
@@ -279,7 +279,7 @@ impl Schedule for Arc<Shared> {
         self.schedule_task(task, true);
     }
 
-    fn release(&self, task: RawTask) -> bool {
+    fn release(&self, task: &Header) -> Option<RawTask> {
         self.owned.remove(task)
     }
 }
