@@ -69,7 +69,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::loom::{AtomicBool, AtomicU64, Mutex, Ordering};
-use crate::time::heap::Timers;
+use crate::time::driver::{TimeDriver, Unpark};
 
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -101,7 +101,8 @@ pub(crate) struct Netpoller {
     /// Set while a wake-up byte is outstanding.
     wake_sig: wake::WakeSignal,
     registry: Mutex<registry::Registry>,
-    pub(crate) timers: Mutex<Timers>,
+    /// The runtime's timers, which this thread fires.
+    pub(crate) time: Arc<TimeDriver>,
     shutdown: AtomicBool,
     /// Blocking, standby or awake; see [`mode`].
     mode: mode::ModeMachine,
@@ -114,22 +115,24 @@ pub(crate) struct Netpoller {
 }
 
 impl Netpoller {
-    pub(crate) fn new() -> io::Result<Netpoller> {
+    pub(crate) fn new() -> io::Result<Arc<Netpoller>> {
         let epoll = sys::Epoll::new()?;
         let wake_fd = sys::EventFd::new()?;
         epoll.add_level(wake_fd.raw(), WAKE_TOKEN)?;
-        Ok(Netpoller {
-            epoll,
-            wake_fd,
-            wake_sig: wake::WakeSignal::new(),
-            registry: Mutex::new(registry::Registry::default()),
-            timers: Mutex::new(Timers::default()),
-            shutdown: AtomicBool::new(false),
-            mode: mode::ModeMachine::new(),
-            worker_events: parking_lot::Mutex::new(Vec::with_capacity(EVENTS)),
-            last_worker_poll: AtomicU64::new(0),
-            epoch: Instant::now(),
-        })
+        Ok(Arc::new_cyclic(|me: &std::sync::Weak<Netpoller>| {
+            Netpoller {
+                epoll,
+                wake_fd,
+                wake_sig: wake::WakeSignal::new(),
+                registry: Mutex::new(registry::Registry::default()),
+                time: Arc::new(TimeDriver::new(me.clone() as std::sync::Weak<dyn Unpark>)),
+                shutdown: AtomicBool::new(false),
+                mode: mode::ModeMachine::new(),
+                worker_events: parking_lot::Mutex::new(Vec::with_capacity(EVENTS)),
+                last_worker_poll: AtomicU64::new(0),
+                epoch: Instant::now(),
+            }
+        }))
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -200,10 +203,9 @@ impl Netpoller {
         }
         pd.read.close(wakers);
         pd.write.close(wakers);
-        let mut timers = self.timers.lock();
         for half in [&pd.read, &pd.write] {
             if let Some(key) = half.take_timer() {
-                timers.remove(key);
+                self.time.remove(key);
             }
         }
     }
@@ -262,7 +264,14 @@ impl Netpoller {
             pd.read.close(wakers);
             pd.write.close(wakers);
         }
-        self.timers.lock().close(wakers);
+        self.time.lock().close(wakers);
+        self.wake();
+    }
+}
+
+impl Unpark for Netpoller {
+    /// A timer earlier than the one the thread sleeps for was added.
+    fn unpark(&self) {
         self.wake();
     }
 }

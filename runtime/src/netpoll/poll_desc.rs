@@ -58,13 +58,13 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use super::Netpoller;
 use crate::loom::{AtomicUsize, Mutex, Ordering};
-use crate::time::heap::{Action, TimerKey};
+use crate::time::heap::{Action, Expire, TimerKey};
 
 const READY: usize = 1 << 0;
 const WAITERS: usize = 1 << 1;
@@ -349,6 +349,25 @@ impl PdInner {
     }
 }
 
+/// A deadline timer's tag: the half in the low bit, its deadline sequence
+/// number above.
+fn deadline_tag(dir: Direction, seq: u64) -> u64 {
+    (seq << 1) | u64::from(dir == Direction::Write)
+}
+
+impl Expire for PdInner {
+    /// A deadline timer fired: times the half out if its deadline is still
+    /// the one the timer was armed for.
+    fn expire(&self, tag: u64, wakers: &mut Vec<Waker>) {
+        let dir = if tag & 1 == 1 {
+            Direction::Write
+        } else {
+            Direction::Read
+        };
+        self.half(dir).fire_deadline(tag >> 1, wakers);
+    }
+}
+
 impl fmt::Debug for PdInner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PdInner")
@@ -407,21 +426,11 @@ pub struct PollDesc {
 }
 
 impl PollDesc {
-    /// Registers `fd` with the current runtime's netpoller (or the default
-    /// runtime's, outside one), switching it to non-blocking mode.
-    pub fn new(fd: OwnedFd) -> io::Result<PollDesc> {
-        super::sys::set_nonblocking(fd.as_raw_fd())?;
-        PollDesc::new_nonblocking(fd)
-    }
+    // `new` and `new_nonblocking`, which find the calling thread's runtime,
+    // are defined by the runtime layer (`rt/poll_desc.rs`).
 
-    /// Like [`new`](PollDesc::new), for a descriptor created non-blocking
-    /// (`SOCK_NONBLOCK`, `O_NONBLOCK`): saves the `fcntl` calls. A blocking
-    /// descriptor registered this way blocks its worker thread.
-    pub fn new_nonblocking(fd: OwnedFd) -> io::Result<PollDesc> {
-        PollDesc::with_netpoller(fd, crate::runtime::current_netpoller())
-    }
-
-    fn with_netpoller(fd: OwnedFd, driver: Arc<Netpoller>) -> io::Result<PollDesc> {
+    /// Registers `fd`, already non-blocking, with `driver`.
+    pub(crate) fn with_netpoller(fd: OwnedFd, driver: Arc<Netpoller>) -> io::Result<PollDesc> {
         let inner = driver.register(fd.as_raw_fd())?;
         Ok(PollDesc { inner, driver, fd })
     }
@@ -541,27 +550,17 @@ impl PollDesc {
             return Err(HalfError::Closed.into_io(true));
         }
         let mut wakers = Vec::new();
-        let weak = Arc::downgrade(&self.inner);
+        let time = &self.driver.time;
+        let target = Arc::downgrade(&self.inner) as Weak<dyn Expire>;
         self.inner.half(dir).set_deadline(
             deadline,
-            Instant::now(),
-            |key| {
-                self.driver.timers.lock().remove(key);
-            },
+            time.now(),
+            |key| time.remove(key),
             |seq| {
                 let d = deadline.expect("armed without a deadline");
-                let inserted = self
-                    .driver
-                    .timers
-                    .lock()
-                    .insert(d, Action::Deadline(weak, dir, seq));
                 // `None`: shut down since the check above; the halves are
                 // closed, so every operation fails anyway.
-                let (key, wake) = inserted?;
-                if wake {
-                    self.driver.wake();
-                }
-                Some(key)
+                time.insert(d, Action::Expire(target, deadline_tag(dir, seq)))
             },
             &mut wakers,
         );

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::mode::{Blocking, StandBy};
 use super::{sys, Netpoller, PollHost, EVENTS, STANDBY_TICK_ALL, STANDBY_TICK_PARTIAL};
 use crate::loom::Ordering;
+use crate::time::heap::Expired;
 
 /// Pause after an `epoll_wait` that failed, so a persistent error cannot
 /// turn the loop into a spin.
@@ -56,7 +57,7 @@ impl Netpoller {
         };
         let since = self.now_nanos();
         let until = {
-            let mut timers = self.timers.lock();
+            let mut timers = self.time.lock();
             let mut until = Instant::now() + tick;
             if let Some(next) = timers.next_deadline() {
                 until = until.min(next);
@@ -65,7 +66,7 @@ impl Netpoller {
             until
         };
         let ended = self.mode.stand_by(|| host.active_workers(), until, long);
-        self.timers.lock().set_sleeping(None);
+        self.time.lock().set_sleeping(None);
         if ended == StandBy::NoWorkers {
             return false;
         }
@@ -87,7 +88,7 @@ impl Netpoller {
         wakers: &mut Vec<Waker>,
     ) -> io::Result<usize> {
         let next = {
-            let mut timers = self.timers.lock();
+            let mut timers = self.time.lock();
             let next = timers.next_deadline();
             timers.set_sleeping(Some(next));
             next
@@ -101,24 +102,24 @@ impl Netpoller {
                 res
             }
         };
-        self.timers.lock().set_sleeping(None);
+        self.time.lock().set_sleeping(None);
         res
     }
 
     /// Fires every due timer, collecting wakers.
     fn fire_timers(&self, wakers: &mut Vec<Waker>) {
-        let mut expired = Vec::new();
+        let mut expired: Expired = Vec::new();
         {
-            let mut timers = self.timers.lock();
+            let mut timers = self.time.lock();
             let now = Instant::now();
             if timers.next_deadline().is_none_or(|d| d > now) {
                 return;
             }
             timers.fire_expired(now, wakers, &mut expired);
         }
-        for (pd, dir, seq) in expired {
-            if let Some(pd) = pd.upgrade() {
-                pd.half(dir).fire_deadline(seq, wakers);
+        for (target, tag) in expired {
+            if let Some(target) = target.upgrade() {
+                target.expire(tag, wakers);
             }
         }
     }

@@ -29,7 +29,6 @@ mod inject;
 mod loom_tests;
 mod worker;
 
-use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::Waker;
@@ -42,7 +41,7 @@ use crate::netpoll::{Netpoller, PollHost};
 use crate::task::{self, Header, JoinHandle, Notified, OwnedTasks, RawTask, Schedule};
 
 pub(crate) use inject::Inject;
-pub(crate) use worker::WorkerCtx;
+pub(crate) use worker::{is_worker, is_worker_of, run_worker};
 
 /// Check the injector first once every this many ticks (as Go and tokio do).
 pub(crate) const GLOBAL_POLL_INTERVAL: u32 = 61;
@@ -66,78 +65,6 @@ pub(crate) struct Shared {
 pub(crate) struct Remote {
     pub(crate) stealer: Stealer<Notified>,
     pub(crate) parker: idle::Parker,
-}
-
-/// A handle to a runtime: spawn onto it from any thread.
-///
-/// Cheap to clone. It does not keep the runtime running: once the
-/// [`Runtime`](crate::Runtime) is dropped, tasks spawned through a handle
-/// are cancelled at once.
-#[derive(Clone)]
-pub struct Handle {
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl fmt::Debug for Handle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle")
-            .field("workers", &self.shared.remotes.len())
-            .finish()
-    }
-}
-
-impl Handle {
-    /// Returns the handle of the runtime this thread is in (a worker, a
-    /// blocking thread, or inside `block_on`).
-    ///
-    /// # Panics
-    ///
-    /// Panics outside a runtime; see [`try_current`](Handle::try_current).
-    pub fn current() -> Handle {
-        Handle::try_current().expect("`Handle::current()` called outside a gopark runtime")
-    }
-
-    /// Returns the current runtime's handle, or `None` outside one.
-    pub fn try_current() -> Option<Handle> {
-        crate::context::with_current(|h| h.cloned())
-    }
-
-    /// Spawns a task on this runtime. See [`spawn`](crate::spawn).
-    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.shared.spawn(future)
-    }
-
-    /// Runs a blocking function on this runtime's blocking pool. See
-    /// [`spawn_blocking`](crate::spawn_blocking).
-    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
-    where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        self.shared.blocking.spawn(self.clone(), f)
-    }
-
-    /// Number of worker threads.
-    pub fn num_workers(&self) -> usize {
-        self.shared.remotes.len()
-    }
-
-    /// Number of descriptors registered with this runtime's netpoller
-    /// (live [`PollDesc`](crate::PollDesc)s).
-    pub fn num_poll_descs(&self) -> usize {
-        self.shared.io.registered()
-    }
-
-    /// Number of tasks spawned and not yet finished. A task leaves the count
-    /// just after it completes, so right after its `JoinHandle` resolves it
-    /// may still be counted for a moment.
-    pub fn num_alive_tasks(&self) -> usize {
-        self.shared.owned.len()
-    }
 }
 
 impl Shared {
@@ -170,7 +97,7 @@ impl Shared {
     /// Schedules a task woken off the workers (see [`hand_off`](Self::hand_off)).
     pub(crate) fn schedule_remote(&self, task: Notified) {
         // On the netpoll thread, delivering a batch: queue it with the rest.
-        let Err(task) = crate::context::batch_push(self, task) else {
+        let Err(task) = batch::push(self, task) else {
             return;
         };
         self.hand_off(task, &mut Vec::new());
@@ -259,9 +186,9 @@ impl PollHost for Shared {
     /// first to one parked worker and queues the rest (see
     /// [`Shared::hand_off`]). A foreign waker that panics is skipped.
     fn deliver(&self, wakers: &mut Vec<Waker>) {
-        crate::context::begin_batch(self);
+        batch::begin(self);
         crate::netpoll::wake_all(wakers);
-        crate::context::end_batch(|batch| {
+        batch::end(|batch| {
             if !batch.is_empty() {
                 let first = batch.remove(0);
                 self.hand_off(first, batch);
@@ -284,4 +211,52 @@ impl Schedule for Arc<Shared> {
     }
 }
 
-pub(crate) use worker::run_worker;
+/// The netpoll thread's delivery batch.
+///
+/// While the netpoll thread wakes the wakers of one `epoll_wait`
+/// ([`PollHost::deliver`]), each waker of a task of this runtime calls
+/// `schedule`, which lands in [`Shared::schedule_remote`]. Rather than hand
+/// each task off on its own (a lock and maybe a worker wake-up apiece), it
+/// is kept here and the whole batch is handed off at the end. The key is
+/// the address of the `Shared` being delivered to: a waker in the batch
+/// that belongs to *another* runtime (one netpoll thread serves one
+/// runtime, but a task may wait on another's descriptor) finds a different
+/// address and is scheduled on its own runtime at once. The address is
+/// only compared, never dereferenced, and it cannot be reused while the
+/// batch runs: the delivering thread holds that `Shared` alive.
+mod batch {
+    use std::cell::{Cell, RefCell};
+
+    use super::Shared;
+    use crate::task::Notified;
+
+    thread_local! {
+        static KEY: Cell<*const Shared> = const { Cell::new(std::ptr::null()) };
+        static BATCH: RefCell<Vec<Notified>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Starts batching wake-ups for `shared` on this thread.
+    pub(super) fn begin(shared: &Shared) {
+        KEY.with(|k| k.set(shared));
+    }
+
+    /// If this thread is batching for `shared`, keeps `task` for the
+    /// batch; otherwise gives it back.
+    #[inline]
+    pub(super) fn push(shared: &Shared, task: Notified) -> Result<(), Notified> {
+        let batching = KEY
+            .try_with(|k| std::ptr::eq(k.get(), shared))
+            .unwrap_or(false);
+        if !batching {
+            return Err(task);
+        }
+        BATCH.with(|b| b.borrow_mut().push(task));
+        Ok(())
+    }
+
+    /// Ends the batch and hands its tasks to `f`.
+    pub(super) fn end(f: impl FnOnce(&mut Vec<Notified>)) {
+        KEY.with(|k| k.set(std::ptr::null()));
+        BATCH.with(|b| f(&mut b.borrow_mut()));
+    }
+}

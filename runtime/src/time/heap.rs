@@ -12,8 +12,6 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use crate::netpoll::{Direction, PdInner};
-
 /// Identifies one timer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimerKey {
@@ -26,9 +24,9 @@ pub(crate) enum Action {
     /// A `Sleep`: wake its task; the entry stays, marked fired, until the
     /// `Sleep` sees it.
     Wake(Option<Waker>),
-    /// A socket deadline: time out one half of a PollDesc, if its deadline
-    /// sequence still matches.
-    Deadline(Weak<PdInner>, Direction, u64),
+    /// A deadline of something else (a socket's): call its
+    /// [`Expire::expire`] with the tag, outside the timer lock.
+    Expire(Weak<dyn Expire>, u64),
     /// A `Sleep` whose timer has fired.
     Fired,
 }
@@ -55,8 +53,16 @@ pub(crate) struct Timers {
     closed: bool,
 }
 
+/// What a deadline timer fires: implemented by whatever keeps deadlines
+/// (a `PollDesc` half), so this module names none of them.
+pub(crate) trait Expire: Send + Sync {
+    /// The timer armed with `tag` fired; the wakers of what it times out
+    /// go to `wakers`.
+    fn expire(&self, tag: u64, wakers: &mut Vec<Waker>);
+}
+
 /// Deadline work that must run outside the timer lock.
-pub(crate) type Expired = Vec<(Weak<PdInner>, Direction, u64)>;
+pub(crate) type Expired = Vec<(Weak<dyn Expire>, u64)>;
 
 impl Timers {
     /// Adds a timer. Returns its key and whether the netpoll thread must be
@@ -116,7 +122,7 @@ impl Timers {
                 }
                 false
             }
-            Action::Deadline(..) => unreachable!("sleep key names a deadline timer"),
+            Action::Expire(..) => unreachable!("sleep key names a deadline timer"),
         }
     }
 
@@ -146,9 +152,9 @@ impl Timers {
             entry.pos = FIRED;
             match std::mem::replace(&mut entry.action, Action::Fired) {
                 Action::Wake(w) => wakers.extend(w),
-                Action::Deadline(pd, dir, seq) => {
+                Action::Expire(target, tag) => {
                     self.entries.remove(idx);
-                    expired.push((pd, dir, seq));
+                    expired.push((target, tag));
                 }
                 Action::Fired => {}
             }
@@ -166,7 +172,7 @@ impl Timers {
             e.pos = FIRED;
             match std::mem::replace(&mut e.action, Action::Fired) {
                 Action::Wake(w) => wakers.extend(w),
-                Action::Deadline(..) => {
+                Action::Expire(..) => {
                     self.entries.remove(k);
                 }
                 Action::Fired => {}
