@@ -93,6 +93,10 @@ pub(crate) trait PollHost {
     fn num_workers(&self) -> usize;
     /// Schedules the tasks of `wakers` as one batch, draining it.
     fn deliver(&self, wakers: &mut Vec<Waker>);
+    /// Looks for workers stuck inside one poll (the thread is the
+    /// scheduler's `sysmon`); returns when to look again, `None` if no
+    /// worker is running a poll.
+    fn check_blocked(&self, now: Instant) -> Option<Instant>;
 }
 
 pub(crate) struct Netpoller {

@@ -23,16 +23,19 @@ impl Netpoller {
         // Set when events woke us although a worker was running: the
         // workers can look for themselves, so stand by.
         let mut busy = false;
+        // When to look for a stuck worker next.
+        let mut check: Option<Instant> = None;
         while !self.is_shutdown() {
             if busy {
-                busy = self.stand_by(host, &mut events, &mut wakers, &mut errors);
+                busy = self.stand_by(host, check, &mut events, &mut wakers, &mut errors);
             } else {
-                let res = self.sleep_blocking(&mut events, &mut wakers);
+                let res = self.sleep_blocking(check, &mut events, &mut wakers);
                 match res {
                     Ok(n) => busy = n > 0 && !wakers.is_empty() && host.active_workers() > 0,
                     Err(e) => errors.report(e),
                 }
             }
+            check = host.check_blocked(Instant::now());
             self.fire_timers(&mut wakers);
             if !wakers.is_empty() {
                 host.deliver(&mut wakers);
@@ -45,6 +48,7 @@ impl Netpoller {
     fn stand_by(
         &self,
         host: &dyn PollHost,
+        check: Option<Instant>,
         events: &mut Vec<sys::Event>,
         wakers: &mut Vec<Waker>,
         errors: &mut ErrorReport,
@@ -59,7 +63,7 @@ impl Netpoller {
         let until = {
             let mut timers = self.time.lock();
             let mut until = Instant::now() + tick;
-            if let Some(next) = timers.next_deadline() {
+            for next in [timers.next_deadline(), check].into_iter().flatten() {
                 until = until.min(next);
             }
             timers.set_sleeping(Some(Some(until)));
@@ -80,16 +84,22 @@ impl Netpoller {
         host.active_workers() > 0
     }
 
-    /// Blocks in `epoll_wait` until an event, the nearest timer, or a
-    /// wake-up. Returns the number of events.
+    /// Blocks in `epoll_wait` until an event, the nearest timer, the next
+    /// look for a stuck worker (`check`), or a wake-up. Returns the number
+    /// of events.
     fn sleep_blocking(
         &self,
+        check: Option<Instant>,
         events: &mut Vec<sys::Event>,
         wakers: &mut Vec<Waker>,
     ) -> io::Result<usize> {
         let next = {
             let mut timers = self.time.lock();
-            let next = timers.next_deadline();
+            let next = match (timers.next_deadline(), check) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            // A timer earlier than that must wake us.
             timers.set_sleeping(Some(next));
             next
         };

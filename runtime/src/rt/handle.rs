@@ -20,7 +20,7 @@ pub struct Handle {
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
-            .field("workers", &self.shared.remotes.len())
+            .field("workers", &self.shared.num_workers())
             .finish()
     }
 }
@@ -62,7 +62,7 @@ impl Handle {
 
     /// Number of worker threads.
     pub fn num_workers(&self) -> usize {
-        self.shared.remotes.len()
+        self.shared.num_workers()
     }
 
     /// Number of descriptors registered with this runtime's netpoller

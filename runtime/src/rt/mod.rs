@@ -30,8 +30,8 @@ pub use handle::Handle;
 use crate::blocking::BlockingPool;
 use crate::loom::AtomicBool;
 use crate::netpoll::Netpoller;
-use crate::scheduler::{self, idle, Remote, Shared};
-use crate::task::{JoinHandle, OwnedTasks};
+use crate::scheduler::{self, Shared, Slot};
+use crate::task::{JoinHandle, Notified};
 use crate::time::driver::{self as time_driver, TimeDriver};
 
 /// Configures and builds a [`Runtime`].
@@ -117,37 +117,47 @@ impl Builder {
             .unwrap_or_else(default_workers)
             .min(0xFFFF);
         let io = Netpoller::new()?;
-        let locals: Vec<Worker<_>> = (0..n).map(|_| Worker::new_fifo()).collect();
-        let remotes = locals
-            .iter()
-            .map(|w| Remote {
-                stealer: w.stealer(),
-                parker: idle::Parker::default(),
-            })
-            .collect();
+        // `n` active slots and as many spare ones, for workers handed off
+        // while stuck (see the scheduler's monitor).
+        let mut locals: Vec<Worker<_>> = (0..2 * n).map(|_| Worker::new_fifo()).collect();
+        let slots: Box<[Slot]> = locals.iter().map(Slot::new).collect();
+        let spares = locals.split_off(n);
+        let name = self.thread_name.clone();
         let shared = Arc::new_cyclic(|me: &std::sync::Weak<Shared>| {
             // A blocking thread enters the runtime while it lives, if the
             // runtime still does.
-            let me = me.clone();
+            let weak = me.clone();
             let enter = move || {
-                me.upgrade()
+                weak.upgrade()
                     .map(|shared| Box::new(context::enter(Handle { shared })) as Box<dyn Any>)
             };
-            Shared {
-                injector: scheduler::Inject::new(),
-                remotes,
-                idle: idle::Idle::new(n),
-                owned: OwnedTasks::new(),
-                shutdown: AtomicBool::new(false),
+            let weak = me.clone();
+            let start_worker = move |index, local| match weak.upgrade() {
+                Some(shared) => match start_worker(&name, shared.clone(), index, local) {
+                    Ok(thread) => {
+                        shared.extra_threads.lock().push(thread);
+                        Ok(())
+                    }
+                    Err(local) => Err(local),
+                },
+                None => Err(local),
+            };
+            Shared::new(
+                slots,
+                n,
                 io,
-                blocking: BlockingPool::new(
+                BlockingPool::new(
                     self.max_blocking_threads,
                     self.blocking_keep_alive,
                     self.thread_name.clone(),
                     Box::new(enter),
                 ),
-            }
+                Box::new(start_worker),
+            )
         });
+        for (i, local) in spares.into_iter().enumerate() {
+            shared.slots[n + i].make_spare(local);
+        }
         // From now on a timer polled off every runtime falls back on the
         // default runtime's.
         time_driver::set_default(default_time_driver);
@@ -158,15 +168,8 @@ impl Builder {
             threads: Vec::with_capacity(n + 1),
         };
         for (index, local) in locals.into_iter().enumerate() {
-            let shared = shared.clone();
-            let t = thread::Builder::new()
-                .name(format!("{}-worker-{index}", self.thread_name))
-                .spawn(move || {
-                    let _enter = context::enter(Handle {
-                        shared: shared.clone(),
-                    });
-                    scheduler::run_worker(shared, index, local);
-                })?;
+            let t = start_worker(&self.thread_name, shared.clone(), index, local)
+                .map_err(|_| io::Error::other("could not start a worker thread"))?;
             rt.threads.push(t);
         }
         let poller = shared.clone();
@@ -175,6 +178,35 @@ impl Builder {
             .spawn(move || run_netpoll(poller))?;
         rt.threads.push(t);
         Ok(rt)
+    }
+}
+
+/// Starts a worker thread on slot `index`, entered into the runtime.
+/// Gives the local queue back if the thread could not start.
+fn start_worker(
+    name: &str,
+    shared: Arc<Shared>,
+    index: usize,
+    local: Worker<Notified>,
+) -> Result<ThreadHandle<()>, Worker<Notified>> {
+    // The queue travels through a slot the new thread takes it from, so it
+    // can be given back if the spawn fails.
+    let cell = Arc::new(parking_lot::Mutex::new(Some(local)));
+    let theirs = cell.clone();
+    let spawned = thread::Builder::new()
+        .name(format!("{name}-worker-{index}"))
+        .spawn(move || {
+            let Some(local) = theirs.lock().take() else {
+                return;
+            };
+            let _enter = context::enter(Handle {
+                shared: shared.clone(),
+            });
+            scheduler::run_worker(shared, index, local);
+        });
+    match spawned {
+        Ok(thread) => Ok(thread),
+        Err(_) => Err(cell.lock().take().expect("the thread never started")),
     }
 }
 
@@ -260,6 +292,12 @@ impl Drop for Runtime {
         // blocked in `block_on` on a descriptor of ours wakes to an error.
         wakers.into_iter().for_each(Waker::wake);
         for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        // Threads started on spare slots; the netpoll thread, which starts
+        // them, has exited, so the list is final.
+        let extra = std::mem::take(&mut *shared.extra_threads.lock());
+        for t in extra {
             let _ = t.join();
         }
         shared.owned.close_and_shutdown_all();

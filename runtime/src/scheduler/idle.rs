@@ -140,6 +140,20 @@ impl Idle {
         }
     }
 
+    /// The number of workers that run tasks.
+    pub(crate) fn num_workers(&self) -> usize {
+        self.num_workers
+    }
+
+    /// A running worker leaves for good without parking (it was handed off
+    /// and no thread could take its place). Returns `true` if it was the
+    /// last unparked worker.
+    #[must_use = "`true` means no worker is left running"]
+    pub(crate) fn worker_left(&self) -> bool {
+        let prev = self.state.fetch_sub(UNPARKED_ONE, Ordering::SeqCst);
+        unparked(prev) == 1
+    }
+
     /// Workers not parked.
     pub(crate) fn num_unparked(&self) -> usize {
         unparked(self.state.load(Ordering::SeqCst))

@@ -91,3 +91,98 @@ fn seeded_bug_no_recheck_loses_the_task() {
         assert!(by_producer.is_some() || unparked > 0, "task lost");
     });
 }
+
+// ---------------------------------------------------------------------
+// The hand-off of a stuck worker (`slot.rs`): the owner's end of a poll
+// and the monitor's retake decide once who has the slot's work, and a
+// task in the LIFO slot is taken exactly once.
+// ---------------------------------------------------------------------
+
+use crossbeam_deque::Worker;
+
+use super::slot::Slot;
+use crate::task::{self, Header, Notified, RawTask, Schedule};
+
+/// A scheduler that never runs anything: the model only moves tasks.
+struct Nowhere;
+
+impl Schedule for Nowhere {
+    fn schedule(&self, task: Notified) {
+        drop(task);
+    }
+
+    fn release(&self, _task: &Header) -> Option<RawTask> {
+        None
+    }
+}
+
+/// A task whose `Notified` the model hands around; the other two
+/// references are let go at once.
+fn a_task() -> Notified {
+    let (notified, owned, join) = task::new_task(async {}, Nowhere);
+    owned.drop_reference();
+    drop(join);
+    notified
+}
+
+/// The owner polls a task that queues another in the LIFO slot; the
+/// monitor, which saw the poll, tries to retake the slot at the same time.
+fn owner_and_monitor(owner_polls_again: bool) {
+    owner_and_monitor_with(owner_polls_again, Slot::end_poll);
+}
+
+fn owner_and_monitor_with(owner_polls_again: bool, end_poll: fn(&Slot) -> bool) {
+    loom::model(move || {
+        let local = Worker::new_fifo();
+        let slot = Arc::new(Slot::new(&local));
+        slot.begin_poll();
+        let seen = slot.current_poll().expect("inside a poll");
+
+        let monitor = {
+            let slot = slot.clone();
+            thread::spawn(move || {
+                if slot.retake(seen) {
+                    // The monitor has the slot's work.
+                    Some(slot.take_lifo().is_some())
+                } else {
+                    None
+                }
+            })
+        };
+        // Inside the poll: a message wakes a task onto this worker.
+        assert!(slot.push_lifo(a_task()).is_none());
+        let kept = end_poll(&slot);
+        let mut taken_by_owner = usize::from(slot.take_lifo().is_some());
+        if kept && owner_polls_again {
+            slot.begin_poll();
+            taken_by_owner += usize::from(end_poll(&slot) && slot.take_lifo().is_some());
+        }
+        let by_monitor = monitor.join().unwrap();
+
+        // Exactly one side decided it owns the slot's work...
+        assert_eq!(kept, by_monitor.is_none(), "both or neither kept the slot");
+        // ...and the task was taken exactly once, by whichever side.
+        let taken = taken_by_owner + usize::from(by_monitor == Some(true));
+        assert_eq!(taken, 1, "the LIFO task was taken {taken} times");
+        // A retaken slot stays retaken: its owner leaves.
+        assert_eq!(slot.is_retaken(), !kept);
+    });
+}
+
+#[test]
+fn end_of_poll_and_retake_decide_once() {
+    owner_and_monitor(false);
+}
+
+#[test]
+fn a_later_poll_is_never_retaken_by_an_old_observation() {
+    owner_and_monitor(true);
+}
+
+/// The model catches a seeded bug: an end of poll that CASes from the value
+/// it reads "keeps" a slot the monitor retook.
+#[test]
+#[should_panic(expected = "both or neither kept the slot")]
+fn seeded_bug_blind_end_of_poll_keeps_a_retaken_slot() {
+    owner_and_monitor_with(false, Slot::end_poll_blind_for_test);
+}

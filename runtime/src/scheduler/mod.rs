@@ -7,13 +7,15 @@
 //! * A task woken *on a worker* (by another task running there) goes to that
 //!   worker's LIFO slot, so a message sent to a task is handled next, while
 //!   the data is hot in cache; the task it displaces goes to the back of the
-//!   local queue. Landing in the LIFO slot wakes no other worker: the slot
-//!   cannot be stolen, and the current worker runs it right after the
-//!   current poll. At most [`MAX_LIFO_POLLS`] LIFO runs happen in a row, so
-//!   two tasks passing a message back and forth cannot starve the queue.
+//!   local queue. Landing in the LIFO slot wakes no other worker: other
+//!   workers do not steal it, and the current worker runs it right after
+//!   the current poll. At most [`MAX_LIFO_POLLS`] LIFO runs happen in a
+//!   row, so two tasks passing a message back and forth cannot starve the
+//!   queue.
 //! * A task woken *from outside* (the netpoll thread, a `std::thread`, a
-//!   blocking thread) is pushed to the injector and at most one parked worker
-//!   is woken (see [`idle`]).
+//!   blocking thread) is handed straight to one parked worker, or pushed to
+//!   the injector when no worker needs waking (see [`idle`] and
+//!   `Shared::hand_off`).
 //! * A local queue past [`LOCAL_QUEUE_CAPACITY`] moves half of its tasks to
 //!   the injector, where any worker can take them.
 //! * Every [`GLOBAL_POLL_INTERVAL`] ticks a worker looks at the injector
@@ -22,18 +24,26 @@
 //! An idle worker first steals (half of a victim's queue,
 //! `steal_batch_and_pop`), then parks on its own [`idle::Parker`]. Nothing
 //! spins: an idle runtime's workers sleep in `futex`.
+//!
+//! A worker stuck inside one poll is handed off by the [`monitor`]: its
+//! queued tasks move elsewhere and a new thread takes its place, on a
+//! spare [`slot`].
 
 pub(crate) mod idle;
 mod inject;
 #[cfg(all(test, loom))]
 mod loom_tests;
+mod monitor;
+mod slot;
 mod worker;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::task::Waker;
+use std::thread::JoinHandle as ThreadHandle;
+use std::time::Instant;
 
-use crossbeam_deque::Stealer;
+use crossbeam_deque::Worker;
 
 use crate::blocking::BlockingPool;
 use crate::loom::{AtomicBool, Ordering};
@@ -41,7 +51,14 @@ use crate::netpoll::{Netpoller, PollHost};
 use crate::task::{self, Header, JoinHandle, Notified, OwnedTasks, RawTask, Schedule};
 
 pub(crate) use inject::Inject;
+pub(crate) use slot::Slot;
 pub(crate) use worker::{is_worker, is_worker_of, run_worker};
+
+/// Starts a worker thread on a slot with its local queue (the runtime layer
+/// provides it: a thread must be entered into its runtime). Gives the queue
+/// back if no thread could be started.
+pub(crate) type StartWorker =
+    Box<dyn Fn(usize, Worker<Notified>) -> Result<(), Worker<Notified>> + Send + Sync>;
 
 /// Check the injector first once every this many ticks (as Go and tokio do).
 pub(crate) const GLOBAL_POLL_INTERVAL: u32 = 61;
@@ -53,21 +70,50 @@ pub(crate) const LOCAL_QUEUE_CAPACITY: usize = 256;
 /// State shared by a runtime's workers, its netpoll thread and its handles.
 pub(crate) struct Shared {
     pub(crate) injector: inject::Inject,
-    pub(crate) remotes: Box<[Remote]>,
+    /// `num_workers` active slots first, then as many spare ones.
+    pub(crate) slots: Box<[Slot]>,
     pub(crate) idle: idle::Idle,
     pub(crate) owned: OwnedTasks,
     pub(crate) shutdown: AtomicBool,
     pub(crate) io: Arc<Netpoller>,
     pub(crate) blocking: BlockingPool,
-}
-
-/// What other threads may touch of a worker.
-pub(crate) struct Remote {
-    pub(crate) stealer: Stealer<Notified>,
-    pub(crate) parker: idle::Parker,
+    /// What the monitor saw of each slot at its last look.
+    monitor: crate::loom::Mutex<Vec<monitor::Seen>>,
+    /// Starts a worker on a spare slot.
+    start_worker: StartWorker,
+    /// Threads started on spare slots, joined at shutdown.
+    pub(crate) extra_threads: parking_lot::Mutex<Vec<ThreadHandle<()>>>,
 }
 
 impl Shared {
+    /// A scheduler for `num_workers` workers, over `slots` (the active ones
+    /// first, then the spare ones).
+    pub(crate) fn new(
+        slots: Box<[Slot]>,
+        num_workers: usize,
+        io: Arc<Netpoller>,
+        blocking: BlockingPool,
+        start_worker: StartWorker,
+    ) -> Shared {
+        Shared {
+            injector: Inject::new(),
+            monitor: crate::loom::Mutex::new(vec![monitor::Seen::default(); slots.len()]),
+            slots,
+            idle: idle::Idle::new(num_workers),
+            owned: OwnedTasks::new(),
+            shutdown: AtomicBool::new(false),
+            io,
+            blocking,
+            start_worker,
+            extra_threads: parking_lot::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Number of worker threads running tasks (not counting spare slots).
+    pub(crate) fn num_workers(&self) -> usize {
+        self.idle.num_workers()
+    }
+
     pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -124,7 +170,7 @@ impl Shared {
             self.idle.worker_to_wake(idle::current_cpu(), more)
         };
         if let Some(w) = to_wake {
-            self.remotes[w].parker.unpark_with(first, more);
+            self.slots[w].parker.unpark_with(first, more);
         } else {
             // Push, then check again: a searcher seen above may have parked
             // since without seeing `first`.
@@ -143,13 +189,13 @@ impl Shared {
     /// Wakes one parked worker, unless a worker is already searching.
     pub(crate) fn notify_parked(&self) {
         if let Some(w) = self.idle.worker_to_notify() {
-            self.remotes[w].parker.unpark();
+            self.slots[w].parker.unpark();
         }
     }
 
     /// Returns `true` if any queue a worker could take from is non-empty.
     pub(crate) fn has_pending_work(&self) -> bool {
-        !self.injector.is_empty() || self.remotes.iter().any(|r| !r.stealer.is_empty())
+        !self.injector.is_empty() || self.slots.iter().any(|s| !s.stealer.is_empty())
     }
 
     /// Drops every queued `Notified`. The tasks themselves are cancelled by
@@ -159,16 +205,17 @@ impl Shared {
     pub(crate) fn drain_injector(&self) {
         drop(self.injector.take_all());
         // And any task handed to a worker that exited before it woke.
-        for remote in self.remotes.iter() {
-            drop(remote.parker.take_task());
+        for slot in self.slots.iter() {
+            drop(slot.parker.take_task());
+            drop(slot.take_lifo());
         }
     }
 
     /// Tells every worker to exit. The caller joins them afterwards.
     pub(crate) fn begin_shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
-        for remote in self.remotes.iter() {
-            remote.parker.unpark();
+        for slot in self.slots.iter() {
+            slot.parker.unpark();
         }
     }
 }
@@ -179,7 +226,11 @@ impl PollHost for Shared {
     }
 
     fn num_workers(&self) -> usize {
-        self.remotes.len()
+        Shared::num_workers(self)
+    }
+
+    fn check_blocked(&self, now: Instant) -> Option<Instant> {
+        Shared::check_blocked(self, now)
     }
 
     /// Wakes the batch's tasks, collecting this runtime's, then hands the

@@ -11,6 +11,10 @@
 //!
 //! After each task it runs the LIFO slot, up to [`MAX_LIFO_POLLS`] times in
 //! a row.
+//!
+//! Each poll is bracketed by [`Slot::begin_poll`] and [`Slot::end_poll`];
+//! if the monitor retook the slot while the poll ran (the worker was stuck
+//! in it), the worker hands on what it still holds and its thread exits.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -18,7 +22,7 @@ use std::sync::Arc;
 
 use crossbeam_deque::{Steal, Worker};
 
-use super::{Shared, GLOBAL_POLL_INTERVAL, LOCAL_QUEUE_CAPACITY, MAX_LIFO_POLLS};
+use super::{Shared, Slot, GLOBAL_POLL_INTERVAL, LOCAL_QUEUE_CAPACITY, MAX_LIFO_POLLS};
 
 /// How long the last running worker looks for I/O before it parks.
 const SPIN_FOR_IO: std::time::Duration = std::time::Duration::from_micros(25);
@@ -53,10 +57,13 @@ pub(crate) fn is_worker() -> bool {
 }
 
 /// A worker's thread-local state. Other threads reach the worker only
-/// through its `Remote` (stealer and parker).
+/// through its [`Slot`].
 pub(crate) struct WorkerCtx {
     pub(crate) shared: Arc<Shared>,
+    /// The slot this thread owns.
     index: usize,
+    /// Set when the monitor retook the slot: the thread leaves.
+    retaken: std::cell::Cell<bool>,
     /// Never borrowed across a task poll: a task that wakes another task on
     /// this worker borrows it to push.
     core: RefCell<Core>,
@@ -66,7 +73,6 @@ pub(crate) struct WorkerCtx {
 
 struct Core {
     local: Worker<Notified>,
-    lifo: Option<Notified>,
     tick: u32,
     searching: bool,
     /// Set when a task yields: look at the injector before running it
@@ -113,6 +119,12 @@ pub(crate) fn schedule_local(
     // runtime's workers and can reach its queues; otherwise it is handed back.
     let mut task = Some(task);
     with_worker_of(shared, |cx| {
+        let slot = cx.slot();
+        if slot.is_retaken() {
+            // Stuck and handed off: whatever this worker queues now would
+            // wait for its poll to return.
+            return;
+        }
         let Ok(mut core) = cx.core.try_borrow_mut() else {
             return;
         };
@@ -122,7 +134,7 @@ pub(crate) fn schedule_local(
             core.check_injector = true;
             true
         } else {
-            match core.lifo.replace(task) {
+            match slot.push_lifo(task) {
                 Some(prev) => {
                     core.push_back(shared, prev);
                     true
@@ -146,9 +158,9 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Worker<Notifi
     let cx = Rc::new(WorkerCtx {
         shared: shared.clone(),
         index,
+        retaken: std::cell::Cell::new(false),
         core: RefCell::new(Core {
             local,
-            lifo: None,
             tick: 0,
             searching: false,
             check_injector: false,
@@ -159,12 +171,20 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Worker<Notifi
     WORKER.with(|w| *w.borrow_mut() = Some(cx.clone()));
     cx.run();
     WORKER.with(|w| *w.borrow_mut() = None);
-    cx.drain();
+    if cx.retaken.get() {
+        cx.leave();
+    } else {
+        cx.drain();
+    }
 }
 
 impl WorkerCtx {
+    fn slot(&self) -> &Slot {
+        &self.shared.slots[self.index]
+    }
+
     fn run(&self) {
-        while !self.shared.is_shutdown() {
+        while !self.shared.is_shutdown() && !self.retaken.get() {
             if let Some(task) = self.next_task() {
                 self.run_task(task);
                 continue;
@@ -233,7 +253,7 @@ impl WorkerCtx {
                 return Some(task);
             }
         }
-        if let Some(task) = core.lifo.take() {
+        if let Some(task) = self.slot().take_lifo() {
             return Some(task);
         }
         if let Some(task) = core.local.pop() {
@@ -270,8 +290,8 @@ impl WorkerCtx {
             }
             core.searching = true;
         }
-        let remotes = &self.shared.remotes;
-        let n = remotes.len();
+        let slots = &self.shared.slots;
+        let n = slots.len();
         let start = (core.next_rand() % n as u64) as usize;
         for i in 0..n {
             let victim = (start + i) % n;
@@ -279,7 +299,7 @@ impl WorkerCtx {
                 continue;
             }
             loop {
-                match remotes[victim].stealer.steal_batch_and_pop(&core.local) {
+                match slots[victim].stealer.steal_batch_and_pop(&core.local) {
                     Steal::Success(task) => return Some(task),
                     Steal::Empty => break,
                     Steal::Retry => {}
@@ -302,27 +322,45 @@ impl WorkerCtx {
                 }
             }
         }
-        task.run();
+        if !self.poll(task) {
+            return;
+        }
         // Message-passing fast path, bounded so the queue is not starved.
+        let slot = self.slot();
         for _ in 0..MAX_LIFO_POLLS {
-            let next = self.core.borrow_mut().lifo.take();
-            match next {
-                Some(task) => task.run(),
+            match slot.take_lifo() {
+                Some(task) => {
+                    if !self.poll(task) {
+                        return;
+                    }
+                }
                 None => return,
             }
         }
-        let mut core = self.core.borrow_mut();
-        if let Some(task) = core.lifo.take() {
-            core.push_back(&self.shared, task);
-            drop(core);
+        if let Some(task) = slot.take_lifo() {
+            self.core.borrow_mut().push_back(&self.shared, task);
             self.shared.notify_parked();
         }
+    }
+
+    /// Polls one task, inside the slot's poll bracket. Returns `false` if
+    /// the monitor retook the slot meanwhile.
+    #[inline]
+    fn poll(&self, task: Notified) -> bool {
+        let slot = self.slot();
+        slot.begin_poll();
+        task.run();
+        if slot.end_poll() {
+            return true;
+        }
+        self.retaken.set(true);
+        false
     }
 
     fn park(&self) {
         let was_searching = {
             let mut core = self.core.borrow_mut();
-            if core.lifo.is_some() || !core.local.is_empty() {
+            if self.slot().has_lifo() || !core.local.is_empty() {
                 return;
             }
             std::mem::replace(&mut core.searching, false)
@@ -341,10 +379,13 @@ impl WorkerCtx {
         if self.shared.is_shutdown() {
             return;
         }
-        let wakeup = self.shared.remotes[self.index].parker.park();
+        let wakeup = self.slot().parker.park();
         let mut core = self.core.borrow_mut();
         // A task handed to us runs first; at shutdown `drain` drops it.
-        core.lifo = wakeup.task;
+        if let Some(task) = wakeup.task {
+            let displaced = self.slot().push_lifo(task);
+            debug_assert!(displaced.is_none(), "parked with an empty LIFO slot");
+        }
         // `worker_to_wake` counted us as searching, or not, when it picked
         // us. After shutdown's unpark we leave the loop, so the count is
         // moot.
@@ -357,15 +398,32 @@ impl WorkerCtx {
     /// Drops whatever is still queued here; the tasks themselves are
     /// cancelled through the owned-task list.
     fn drain(&self) {
-        let mut core = self.core.borrow_mut();
-        let lifo = core.lifo.take();
-        let mut tasks: Vec<Notified> = lifo.into_iter().collect();
+        for t in self.take_all() {
+            t.shutdown();
+        }
+    }
+
+    /// Leaves a slot the monitor retook: hands on what this worker still
+    /// holds (tasks it queued while it was stuck), gives the slot back as a
+    /// spare, and lets the thread exit. The thread that took its place
+    /// counts as the running worker, so nothing in `Idle` changes.
+    fn leave(&self) {
+        let mut tasks = self.take_all();
+        if !tasks.is_empty() {
+            self.shared.injector.push_batch(&mut tasks);
+            self.shared.notify_parked();
+        }
+        let local = std::mem::replace(&mut self.core.borrow_mut().local, Worker::new_fifo());
+        self.slot().make_spare(local);
+    }
+
+    /// Takes every task this worker holds: the LIFO slot and local queue.
+    fn take_all(&self) -> Vec<Notified> {
+        let core = self.core.borrow_mut();
+        let mut tasks: Vec<Notified> = self.slot().take_lifo().into_iter().collect();
         while let Some(t) = core.local.pop() {
             tasks.push(t);
         }
-        drop(core);
-        for t in tasks {
-            t.shutdown();
-        }
+        tasks
     }
 }

@@ -91,6 +91,23 @@ impl Notified {
         self.0.shutdown();
     }
 
+    /// The task's pointer, carrying this reference (for a slot that keeps
+    /// one task in an atomic pointer).
+    pub(crate) fn into_ptr(self) -> std::ptr::NonNull<()> {
+        self.into_raw().into_ptr()
+    }
+
+    /// Takes back a reference made by [`into_ptr`](Notified::into_ptr).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` came from `into_ptr`, and its reference is given up to the
+    /// returned value (each pointer is turned back once).
+    pub(crate) unsafe fn from_ptr(ptr: std::ptr::NonNull<()>) -> Notified {
+        // SAFETY: forwarded from the caller.
+        Notified(unsafe { RawTask::from_raw(ptr.cast()) })
+    }
+
     /// The reference, without dropping it.
     fn into_raw(self) -> RawTask {
         let this = std::mem::ManuallyDrop::new(self);

@@ -105,8 +105,13 @@ impl RawTask {
     /// `ptr` points to a live task's header, and the caller gives up one
     /// reference it holds (a waker's, or one the state word just counted)
     /// to the returned value.
-    unsafe fn from_raw(ptr: NonNull<Header>) -> RawTask {
+    pub(super) unsafe fn from_raw(ptr: NonNull<Header>) -> RawTask {
         RawTask { ptr }
+    }
+
+    /// The header pointer, carrying this reference (see `from_raw`).
+    pub(super) fn into_ptr(self) -> NonNull<()> {
+        self.ptr.cast()
     }
 
     /// Another `RawTask` for the same task, standing for a reference that

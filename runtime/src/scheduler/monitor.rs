@@ -1,0 +1,127 @@
+//! The blocked-worker monitor: Go's `sysmon` retake and `handoffp`.
+//!
+//! A task that blocks its thread (a blocking syscall, `std::thread::sleep`,
+//! a long loop that never awaits) holds up its worker, and with it every
+//! task queued there. The netpoll thread, which wakes periodically while
+//! any worker is running anyway, calls [`Shared::check_blocked`] after each
+//! wake-up. A worker seen inside the *same* poll for [`BLOCKED_AFTER`] or
+//! longer is handed off:
+//!
+//! 1. its slot is retaken ([`Slot::retake`](super::slot::Slot::retake)):
+//!    the owner, when its poll finally returns, finds it out and leaves;
+//! 2. its queued tasks, LIFO slot included, move to the injector;
+//! 3. a new worker thread starts on a spare slot, so `worker_threads`
+//!    threads keep running tasks, and a parked worker is woken if one is
+//!    needed for the moved tasks.
+//!
+//! The thread that was stuck, when its poll returns, hands on anything it
+//! queued meanwhile, gives its slot back as a spare and exits, so the
+//! thread count returns to `worker_threads` (plus the netpoll thread).
+//! There are as many spare slots as active ones: at most
+//! `2 × worker_threads` worker threads exist at once. With every spare in
+//! use, a stuck worker's queued tasks still move to the injector, but no
+//! new thread starts until a stuck one returns.
+//!
+//! [`BLOCKED_AFTER`] is 10 ms, Go's limit for a goroutine running without
+//! a pause before `sysmon` preempts it. Anything shorter would hand off
+//! the polls of ordinary CPU-heavy tasks (a large JSON body, a
+//! compression block) and start threads for nothing; the cost of a stuck
+//! worker is bounded by it instead: a task queued behind one waits at most
+//! `BLOCKED_AFTER` plus one monitor tick.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::Steal;
+
+use super::Shared;
+use crate::task::Notified;
+
+/// How long a worker may stay inside one poll before it is handed off.
+pub(crate) const BLOCKED_AFTER: Duration = Duration::from_millis(10);
+
+/// What the monitor remembers of one slot between its looks.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Seen {
+    /// The poll the slot's owner was inside, and since when.
+    poll: Option<(u64, Instant)>,
+}
+
+impl Shared {
+    /// Looks for workers stuck in one poll and hands them off. Returns when
+    /// to look again: `None` if every worker is parked (none can get stuck
+    /// before one is woken).
+    pub(crate) fn check_blocked(&self, now: Instant) -> Option<Instant> {
+        let mut seen = self.monitor.lock();
+        let mut next: Option<Instant> = None;
+        for (i, slot) in self.slots.iter().enumerate() {
+            let Some(poll) = slot.current_poll() else {
+                seen[i].poll = None;
+                continue;
+            };
+            let since = match seen[i].poll {
+                Some((p, since)) if p == poll => since,
+                _ => {
+                    seen[i].poll = Some((poll, now));
+                    now
+                }
+            };
+            if now.duration_since(since) >= BLOCKED_AFTER {
+                seen[i].poll = None;
+                self.hand_off_blocked(i, poll);
+            } else {
+                let due = since + BLOCKED_AFTER;
+                next = Some(next.map_or(due, |n| n.min(due)));
+            }
+        }
+        if next.is_none() && self.idle.num_unparked() > 0 {
+            // A running worker between polls may start one that blocks.
+            next = Some(now + BLOCKED_AFTER);
+        }
+        next
+    }
+
+    /// Hands off the worker of slot `i`, stuck in poll `poll`.
+    fn hand_off_blocked(&self, i: usize, poll: u64) {
+        let spare = self
+            .slots
+            .iter()
+            .enumerate()
+            .find_map(|(j, s)| s.take_spare().map(|local| (j, local)));
+        let Some((j, local)) = spare else {
+            // No spare slot: free the stuck worker's queue at least.
+            self.move_queued(i);
+            return;
+        };
+        if !self.slots[i].retake(poll) {
+            // The poll ended just now: nothing to hand off.
+            self.slots[j].make_spare(local);
+            return;
+        }
+        self.move_queued(i);
+        if let Err(local) = (self.start_worker)(j, local) {
+            // No thread: the slot stays spare, and the stuck worker, which
+            // leaves when it returns, is no longer counted as running.
+            self.slots[j].make_spare(local);
+            let last = self.idle.worker_left();
+            self.io.worker_parked(last);
+        }
+    }
+
+    /// Moves slot `i`'s queued tasks, LIFO slot first, to the injector and
+    /// wakes a worker for them.
+    fn move_queued(&self, i: usize) {
+        let slot = &self.slots[i];
+        let mut tasks: Vec<Notified> = slot.take_lifo().into_iter().collect();
+        loop {
+            match slot.stealer.steal() {
+                Steal::Success(task) => tasks.push(task),
+                Steal::Empty => break,
+                Steal::Retry => {}
+            }
+        }
+        if !tasks.is_empty() {
+            self.injector.push_batch(&mut tasks);
+            self.notify_parked();
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! A worker stuck inside one poll (a blocking call, a loop that never
+//! awaits) does not stall the runtime: the monitor hands its queued tasks,
+//! LIFO slot included, to the others and starts a thread in its place, so
+//! `worker_threads` workers keep running; when the stuck poll returns, its
+//! thread leaves and the thread count returns to where it was.
+//!
+//! The echo client runs on plain threads with blocking sockets, outside
+//! the runtime under test, so what it measures is the server's answer.
+//! The bounds separate a hand-off from its absence by orders of magnitude
+//! (a stuck worker holds its tasks for seconds), not by a benchmark's
+//! margins.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream as StdStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use futures_channel::oneshot;
+use gopark::net::TcpListener;
+use gopark::runtime::{self, time};
+use support::{threads, Watchdog};
+
+/// How long the stuck task holds its worker.
+const STUCK_FOR: Duration = Duration::from_secs(5);
+/// Echo round trips the client makes while a worker is stuck.
+const ROUND_TRIPS: usize = 10_000;
+/// Connections they are spread over.
+const CONNS: usize = 10;
+
+/// What the stuck task does with its worker.
+#[derive(Clone, Copy)]
+enum Stuck {
+    /// `std::thread::sleep(1 s)`, five times over, in one poll.
+    Sleeping,
+    /// A loop that spins on the clock and never awaits.
+    Spinning,
+}
+
+impl Stuck {
+    fn hold(self) {
+        let start = Instant::now();
+        match self {
+            Stuck::Sleeping => {
+                while start.elapsed() < STUCK_FOR {
+                    thread::sleep(Duration::from_secs(1));
+                }
+            }
+            Stuck::Spinning => {
+                while start.elapsed() < STUCK_FOR {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+    }
+}
+
+/// Polls the inner future, and tells the test once it returned `Pending`
+/// (its task is parked).
+struct ParkedThen<F>(F, Option<oneshot::Sender<()>>);
+
+impl<F: std::future::Future + Unpin> std::future::Future for ParkedThen<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let res = std::pin::Pin::new(&mut self.0).poll(cx);
+        if res.is_pending() {
+            if let Some(tx) = self.1.take() {
+                let _ = tx.send(());
+            }
+        }
+        res
+    }
+}
+
+/// Latencies, sorted.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p) as usize]
+}
+
+/// Two workers; one task holds one of them for [`STUCK_FOR`] while a
+/// client makes [`ROUND_TRIPS`] echo round trips and a task measures how
+/// late its timers fire.
+fn echo_beside_a_stuck_worker(stuck: Stuck, name: &'static str) {
+    let dog = Watchdog::start(name, Duration::from_secs(120));
+    let rt = support::runtime(2, name);
+    let steady = threads::wait_for(name, 3).threads;
+    let addr = rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        runtime::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                runtime::spawn(async move {
+                    let mut buf = [0u8; 64];
+                    loop {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                if stream.write_all(&buf[..n]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    });
+
+    // Connect first, so every handler task exists before a worker sticks.
+    let conns: Vec<StdStream> = (0..CONNS)
+        .map(|_| {
+            let s = StdStream::connect(addr).expect("connect");
+            s.set_nodelay(true).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s
+        })
+        .collect();
+
+    let stuck_done = Arc::new(AtomicBool::new(false));
+    let holder = {
+        let done = stuck_done.clone();
+        rt.spawn(async move {
+            stuck.hold();
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    // Timers keep firing on time meanwhile.
+    let lateness = rt.spawn(async {
+        let mut worst = Duration::ZERO;
+        for _ in 0..100 {
+            let due = Instant::now() + Duration::from_millis(10);
+            time::sleep_until(due).await;
+            worst = worst.max(due.elapsed());
+        }
+        worst
+    });
+
+    let per_conn = ROUND_TRIPS / CONNS;
+    let clients: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(c, mut s)| {
+            thread::spawn(move || {
+                let mut lat = Vec::with_capacity(per_conn);
+                let msg = [c as u8; 64];
+                let mut back = [0u8; 64];
+                for _ in 0..per_conn {
+                    let t = Instant::now();
+                    s.write_all(&msg).expect("write");
+                    s.read_exact(&mut back).expect("echo back");
+                    lat.push(t.elapsed());
+                    assert_eq!(back, msg, "echo differs");
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut lat: Vec<Duration> = clients
+        .into_iter()
+        .flat_map(|c| c.join().expect("client"))
+        .collect();
+    lat.sort_unstable();
+    let during = !stuck_done.load(Ordering::SeqCst);
+    let threads_while_stuck = threads::usage(name).threads;
+    let worst_timer = rt.block_on(lateness).expect("timer task");
+    rt.block_on(holder).expect("stuck task");
+
+    // Its poll returned: the stuck thread leaves, the count goes back.
+    let start = Instant::now();
+    while threads::usage(name).threads > steady {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "threads stayed at {:?}",
+            threads::usage(name)
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    drop(rt);
+    dog.disarm();
+
+    let (p50, p99, max) = (
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat[lat.len() - 1],
+    );
+    println!(
+        "{name}: {ROUND_TRIPS} round trips beside a stuck worker (all while stuck: {during}): \
+         p50 {p50:?} p99 {p99:?} max {max:?}; timers at most {worst_timer:?} late; \
+         threads {steady} -> {threads_while_stuck} while stuck -> back to {steady}"
+    );
+    assert!(
+        during,
+        "the round trips should all happen while a worker is stuck"
+    );
+    assert!(
+        threads_while_stuck > steady,
+        "a thread took the stuck worker's place"
+    );
+    // Without the hand-off, a connection whose task was queued on the
+    // stuck worker waits for all of STUCK_FOR.
+    assert!(max < Duration::from_secs(1), "a round trip took {max:?}");
+    assert!(p99 < Duration::from_millis(20), "p99 {p99:?}");
+    assert!(
+        worst_timer < Duration::from_millis(20),
+        "a timer fired {worst_timer:?} late"
+    );
+}
+
+#[test]
+fn a_worker_stuck_in_a_blocking_call_is_handed_off() {
+    echo_beside_a_stuck_worker(Stuck::Sleeping, "stucksleep");
+}
+
+#[test]
+fn a_worker_stuck_in_a_loop_is_handed_off() {
+    echo_beside_a_stuck_worker(Stuck::Spinning, "stuckspin");
+}
+
+/// A task woken into the LIFO slot of a worker that then blocks runs on
+/// another worker within the monitor's threshold, not when the block ends.
+#[test]
+fn a_task_in_a_stuck_workers_lifo_slot_runs_elsewhere() {
+    const BLOCK: Duration = Duration::from_secs(2);
+    let dog = Watchdog::start("lifo", Duration::from_secs(60));
+    let rt = support::runtime(2, "stucklifo");
+    let waited = rt
+        .block_on(async {
+            let (tx, rx) = oneshot::channel::<Instant>();
+            let (parked_tx, parked_rx) = oneshot::channel::<()>();
+            let (ran_tx, ran_rx) = oneshot::channel::<Duration>();
+            // B waits for A's message.
+            runtime::spawn(async move {
+                let sent = ParkedThen(rx, Some(parked_tx)).await.expect("message");
+                let _ = ran_tx.send(sent.elapsed());
+            });
+            parked_rx.await.expect("B parked");
+            // A sends (B goes to A's LIFO slot), then blocks its worker.
+            runtime::spawn(async move {
+                tx.send(Instant::now()).expect("B alive");
+                thread::sleep(BLOCK);
+            });
+            time::timeout(Duration::from_secs(30), ran_rx).await
+        })
+        .expect("B ran")
+        .expect("B's report");
+    drop(rt);
+    dog.disarm();
+    println!("a task queued behind a stuck worker ran after {waited:?}");
+    assert!(
+        waited < BLOCK / 4,
+        "B waited {waited:?}, as if for the blocked worker"
+    );
+}
