@@ -28,6 +28,20 @@
 //!     })
 //! }
 //! ```
+//!
+//! # Guides
+//!
+//! * [`signal`]: SIGTERM and Ctrl-C as something a task awaits, for a
+//!   graceful shutdown.
+//! * `hyper` (with the `hyper` feature): hyper and axum servers and clients
+//!   on gopark.
+#![warn(missing_docs, missing_debug_implementations)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(feature = "hyper")]
+pub mod hyper;
+pub mod signal;
 
 pub use gopark_net as net;
 pub use gopark_runtime as runtime;
