@@ -106,7 +106,12 @@ fn wait_exit(child: &mut Child) -> ExitStatus {
 
 /// Whom the parent sends each round's SIGINT to: the whole process, then
 /// each of the runtime's threads by name.
-const TARGETS: [&str; 4] = ["process", "ctrlc-worker-0", "ctrlc-worker-1", "ctrlc-netpoll"];
+const TARGETS: [&str; 4] = [
+    "process",
+    "ctrlc-worker-0",
+    "ctrlc-worker-1",
+    "ctrlc-netpoll",
+];
 
 /// The child: for each target, make a `ctrl_c()` future, poll it once
 /// (that makes the listener), print `ready ROUND TID`, and wait for it.
@@ -138,8 +143,10 @@ fn ctrl_c_returns_on_sigint_whichever_thread_takes_it() {
     if std::env::var(CHILD_ENV).as_deref() == Ok("listen") {
         return child_main();
     }
-    let (mut child, lines) =
-        spawn_child("ctrl_c_returns_on_sigint_whichever_thread_takes_it", "listen");
+    let (mut child, lines) = spawn_child(
+        "ctrl_c_returns_on_sigint_whichever_thread_takes_it",
+        "listen",
+    );
     for (round, target) in TARGETS.iter().enumerate() {
         let ready = wait_line(&lines, &format!("ready {round} "));
         let tid = ready.rsplit(' ').next().unwrap().parse().unwrap();

@@ -89,8 +89,12 @@ fn listeners_on_two_runtimes_both_see_one_delivery() {
     let (before_a, before_b) = (descs(&rt_a), descs(&rt_b));
     // Made inside each runtime: each listener is registered with its own
     // runtime's netpoller.
-    let mut on_a = rt_a.block_on(async { signal(SignalKind::user_defined2()) }).unwrap();
-    let mut on_b = rt_b.block_on(async { signal(SignalKind::user_defined2()) }).unwrap();
+    let mut on_a = rt_a
+        .block_on(async { signal(SignalKind::user_defined2()) })
+        .unwrap();
+    let mut on_b = rt_b
+        .block_on(async { signal(SignalKind::user_defined2()) })
+        .unwrap();
     assert_eq!(descs(&rt_a), before_a + 1, "listener A is on runtime A");
     assert_eq!(descs(&rt_b), before_b + 1, "listener B is on runtime B");
 
@@ -100,8 +104,16 @@ fn listeners_on_two_runtimes_both_see_one_delivery() {
     raise(libc::SIGUSR2);
     rt_a.block_on(a).unwrap();
     rt_b.block_on(b).unwrap();
-    assert_eq!(descs(&rt_a), before_a, "listener A's eventfd was deregistered");
-    assert_eq!(descs(&rt_b), before_b, "listener B's eventfd was deregistered");
+    assert_eq!(
+        descs(&rt_a),
+        before_a,
+        "listener A's eventfd was deregistered"
+    );
+    assert_eq!(
+        descs(&rt_b),
+        before_b,
+        "listener B's eventfd was deregistered"
+    );
 }
 
 #[test]

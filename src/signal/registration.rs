@@ -71,7 +71,12 @@ impl Registration {
         }
         // SAFETY: eventfd returned a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let pd = PollDesc::new_nonblocking(fd)?;
+        let pd = PollDesc::new_nonblocking(fd).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot listen for {kind}: registering its eventfd: {e}"),
+            )
+        })?;
 
         let raw = pd.as_raw_fd();
         let action = move || {
