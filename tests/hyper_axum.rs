@@ -133,7 +133,10 @@ fn json_path_parameters_and_state_over_both_protocols() {
         let mut h1 = Client::connect(addr, false).await;
         let mut h2 = Client::connect(addr, true).await;
 
-        assert_eq!(h1.get("/").await, (StatusCode::OK, Bytes::from("Hello, World!")));
+        assert_eq!(
+            h1.get("/").await,
+            (StatusCode::OK, Bytes::from("Hello, World!"))
+        );
         let (status, body) = h2.get("/json").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(json_of(&body), json!({ "message": "Hello, World!" }));
@@ -197,7 +200,9 @@ fn axum_rejects_bad_input_with_its_own_errors() {
             );
             let (status, _) = client.get("/nowhere").await;
             assert_eq!(status, StatusCode::NOT_FOUND);
-            let (status, body) = client.get(&format!("/stream?chunks={}", app::MAX_CHUNKS + 1)).await;
+            let (status, body) = client
+                .get(&format!("/stream?chunks={}", app::MAX_CHUNKS + 1))
+                .await;
             assert_eq!(status, StatusCode::BAD_REQUEST);
             assert!(String::from_utf8_lossy(&body).contains("at most"));
         }
