@@ -33,8 +33,14 @@
 //!
 //! * [`signal`]: SIGTERM and Ctrl-C as something a task awaits, for a
 //!   graceful shutdown.
-//! * `hyper` (with the `hyper` feature): hyper and axum servers and clients
-//!   on gopark.
+#![cfg_attr(
+    feature = "hyper",
+    doc = "* [`hyper`]: hyper and axum servers and clients on gopark."
+)]
+#![cfg_attr(
+    not(feature = "hyper"),
+    doc = "* `gopark::hyper` (with the `hyper` feature): hyper and axum servers and clients on gopark."
+)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
