@@ -32,6 +32,8 @@ mod app;
 
 #[path = "../support/backoff.rs"]
 mod backoff;
+#[path = "../support/graceful.rs"]
+mod graceful;
 #[path = "../support/nofile.rs"]
 mod nofile;
 
@@ -50,10 +52,10 @@ use gopark::net::TcpListener;
 use gopark::runtime::{self, time::timeout, Builder};
 use gopark::signal::unix::{signal, Signal, SignalKind};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 
 use backoff::Backoff;
+use graceful::Graceful;
 
 /// How long a shutdown waits for connections to finish.
 const GRACE: Duration = Duration::from_secs(30);
@@ -172,7 +174,7 @@ async fn serve(addr: &str) -> io::Result<u64> {
         .timer(Timer::new())
         .header_read_timeout(HEADER_TIMEOUT);
     builder.http2().timer(Timer::new());
-    let graceful = GracefulShutdown::new();
+    let graceful = Graceful::new();
 
     let mut backoff = Backoff::default();
     let signal = {
@@ -190,15 +192,25 @@ async fn serve(addr: &str) -> io::Result<u64> {
             // axum's Router is a tower service; TowerToHyperService makes
             // it the hyper service the connection calls per request.
             let service = TowerToHyperService::new(app.clone());
-            let conn = builder.serve_connection(Io::new(stream), service);
-            let conn = graceful.watch(conn.into_owned());
+            let conn = builder
+                .serve_connection(Io::new(stream), service)
+                .into_owned();
+            let (stop, guard) = graceful.watch();
             runtime::spawn(async move {
-                let _ = conn.await;
+                let mut conn = pin!(conn);
+                // A client that resets its connection, or sends garbage, is
+                // its own problem: the results are not reported.
+                if let Either::Right(_) = select(conn.as_mut(), stop).await {
+                    // hyper finishes the request in flight, then closes.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+                drop(guard);
             });
         }
     };
     drop(listener);
-    let open = graceful.count();
+    let open = graceful.open();
     println!("{signal}: shutting down: no new connections, finishing {open} open connection(s)");
     match select(
         pin!(timeout(GRACE, graceful.shutdown())),

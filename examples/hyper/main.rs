@@ -32,8 +32,9 @@
 //! # Shutdown
 //!
 //! SIGINT (Ctrl-C) or SIGTERM: stop accepting, and tell every connection to
-//! shut down gracefully (hyper's `graceful_shutdown`, through hyper-util's
-//! `GracefulShutdown`): a request in flight is finished and answered (with
+//! shut down gracefully (hyper's `graceful_shutdown`; the bookkeeping is in
+//! `examples/support/graceful.rs`): a request in flight is finished and
+//! answered (with
 //! `Connection: close` on HTTP/1.1, after a GOAWAY on HTTP/2), idle
 //! connections close at once. The server exits with status 0 when the last
 //! connection is done, or after 30 s even if some client never finishes. A
@@ -43,6 +44,8 @@ mod service;
 
 #[path = "../support/backoff.rs"]
 mod backoff;
+#[path = "../support/graceful.rs"]
+mod graceful;
 #[path = "../support/nofile.rs"]
 mod nofile;
 
@@ -60,9 +63,9 @@ use gopark::runtime::{self, time::timeout, Builder};
 use gopark::signal::unix::{signal, Signal, SignalKind};
 use hyper::service::service_fn;
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 
 use backoff::Backoff;
+use graceful::Graceful;
 
 /// How long a shutdown waits for connections to finish.
 const GRACE: Duration = Duration::from_secs(30);
@@ -174,7 +177,7 @@ async fn serve(addr: &str) -> io::Result<u64> {
         .timer(Timer::new())
         .header_read_timeout(HEADER_TIMEOUT);
     builder.http2().timer(Timer::new());
-    let graceful = GracefulShutdown::new();
+    let graceful = Graceful::new();
     let served = Arc::new(AtomicU64::new(0));
 
     let mut backoff = Backoff::default();
@@ -200,17 +203,25 @@ async fn serve(addr: &str) -> io::Result<u64> {
                     resp
                 }
             });
-            let conn = builder.serve_connection(Io::new(stream), service);
-            let conn = graceful.watch(conn.into_owned());
+            let conn = builder
+                .serve_connection(Io::new(stream), service)
+                .into_owned();
+            let (stop, guard) = graceful.watch();
             runtime::spawn(async move {
+                let mut conn = pin!(conn);
                 // A client that resets its connection, or sends garbage, is
-                // its own problem; nothing to report.
-                let _ = conn.await;
+                // its own problem: the results are not reported.
+                if let Either::Right(_) = select(conn.as_mut(), stop).await {
+                    // hyper finishes the request in flight, then closes.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+                drop(guard);
             });
         }
     };
     drop(listener); // new connections are refused from here on
-    let open = graceful.count();
+    let open = graceful.open();
     println!("{signal}: shutting down: no new connections, finishing {open} open connection(s)");
 
     match select(

@@ -187,14 +187,20 @@
 //!
 //! # Graceful shutdown
 //!
-//! Listen for SIGTERM with [`signal`](crate::signal) before serving; when it
-//! comes, stop accepting and call `graceful_shutdown()` on every open
-//! connection (hyper-util's `GracefulShutdown` keeps the list): hyper
-//! finishes the requests in flight, answers them with `Connection: close`
-//! (HTTP/1.1) or a GOAWAY (HTTP/2), and closes idle connections at once.
-//! Wait for them with a bound ([`runtime::time::timeout`](crate::runtime::time::timeout)).
-//! `examples/hyper.rs` puts it together; `examples/axum.rs` does the same
+//! Listen for SIGTERM with [`signal`](crate::signal) before serving. When it
+//! comes, stop accepting, and have every connection task call
+//! `graceful_shutdown()` on its connection and keep polling it: hyper
+//! finishes the request in flight, answers it with `Connection: close`
+//! (HTTP/1.1) or after a GOAWAY (HTTP/2), and closes an idle connection at
+//! once. Wait for the connection tasks with a bound
+//! ([`runtime::time::timeout`](crate::runtime::time::timeout)).
+//! `examples/hyper/` puts it together; `examples/axum/` does the same
 //! for an axum app with JSON, path parameters, state and a streamed body.
+//!
+//! hyper-util's own `GracefulShutdown` does this bookkeeping too, but its
+//! `server-graceful` feature switches on hyper-util's `tokio` feature, and
+//! with it tokio's runtime; the examples keep the list with `futures`
+//! channels instead.
 
 mod executor;
 mod io;

@@ -7,28 +7,34 @@
 //!
 //! The same service (`examples/hyper/service.rs`, included as it is), the
 //! same hyper-util `auto` builder with the same settings (a 10 s header
-//! timeout, HTTP/2 with the runtime's timer), the same graceful shutdown
-//! (hyper-util's `GracefulShutdown`), and the listener, accept back-off and
-//! runtime of the other tokio twins (`benches/servers/common.rs`). Where
+//! timeout, HTTP/2 with the runtime's timer), the same graceful-shutdown
+//! bookkeeping (`examples/support/graceful.rs`), and the listener, accept
+//! back-off and runtime of the other tokio twins
+//! (`benches/servers/common.rs`). Where
 //! the gopark example has `gopark::hyper::{Io, Executor, Timer}`, this has
 //! hyper-util's `TokioIo`, `TokioExecutor` and `TokioTimer`.
 
 #[path = "../servers/common.rs"]
 mod common;
+#[path = "../../examples/support/graceful.rs"]
+mod graceful;
 #[path = "../../examples/hyper/service.rs"]
 mod service;
 
 use std::io;
+use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::{select, Either};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::signal::unix::{signal, SignalKind};
+
+use graceful::Graceful;
 
 const GRACE: Duration = Duration::from_secs(30);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,7 +85,7 @@ async fn serve(addr: &str) -> io::Result<u64> {
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
     builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    let graceful = Graceful::new();
     let served = Arc::new(AtomicU64::new(0));
     let mut delay = None;
 
@@ -107,13 +113,24 @@ async fn serve(addr: &str) -> io::Result<u64> {
                 resp
             }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let (stop, guard) = graceful.watch();
         tokio::spawn(async move {
-            let _ = conn.await;
+            let mut conn = pin!(conn);
+            if let Either::Right(_) = select(conn.as_mut(), stop).await {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+            drop(guard);
         });
     }
     drop(listener);
+    println!(
+        "shutting down: no new connections, finishing {} open connection(s)",
+        graceful.open()
+    );
     let _ = tokio::time::timeout(GRACE, graceful.shutdown()).await;
     Ok(served.load(Ordering::Relaxed))
 }
