@@ -15,6 +15,15 @@
 //! use gopark::runtime;
 //! use gopark::signal::unix::{signal, SignalKind};
 //!
+//! async fn serve(listener: &TcpListener) -> std::io::Result<()> {
+//!     loop {
+//!         let (stream, _) = listener.accept().await?;
+//!         runtime::spawn(async move {
+//!             let _ = stream.write_all(b"hello\n").await;
+//!         });
+//!     }
+//! }
+//!
 //! fn main() -> std::io::Result<()> {
 //!     runtime::block_on(async {
 //!         // Listen first: a SIGTERM that comes before the listener exists
@@ -23,23 +32,14 @@
 //!         let mut terminate = signal(SignalKind::terminate())?;
 //!         let listener = TcpListener::bind("127.0.0.1:7000")?;
 //!
-//!         let serve = pin!(async {
-//!             loop {
-//!                 let (stream, _) = listener.accept().await?;
-//!                 runtime::spawn(async move {
-//!                     let _ = stream.write_all(b"hello\n").await;
-//!                 });
-//!             }
-//!             #[allow(unreachable_code)]
-//!             Ok::<(), std::io::Error>(())
-//!         });
+//!         let serving = pin!(serve(&listener));
 //!         let stop = pin!(async {
 //!             match select(pin!(interrupt.recv()), pin!(terminate.recv())).await {
 //!                 Either::Left(_) => "SIGINT",
 //!                 Either::Right(_) => "SIGTERM",
 //!             }
 //!         });
-//!         match select(serve, stop).await {
+//!         match select(serving, stop).await {
 //!             Either::Left((result, _)) => result,
 //!             Either::Right((name, _)) => {
 //!                 println!("{name}: stopping");
@@ -51,7 +51,7 @@
 //! ```
 //!
 //! `examples/http` (stop accepting, let requests in flight finish, exit)
-//! and `examples/hyper.rs` (hyper's own graceful shutdown) do the same for
+//! and `examples/hyper/` (hyper's own graceful shutdown) do the same for
 //! real.
 //!
 //! A listener is a stream of deliveries, not a one-shot: a daemon reloads
