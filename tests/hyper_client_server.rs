@@ -77,10 +77,19 @@ fn full(bytes: impl Into<Bytes>) -> Full<Bytes> {
 }
 
 /// `POST /echo`: the body back, streamed. `GET /hello`: a greeting.
+/// `GET /header`: the value of the `x-big` header.
 async fn echo(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     Ok(match req.uri().path() {
         "/echo" => Response::new(req.into_body().boxed()),
         "/hello" => Response::new(full("hello").map_err(|never| match never {}).boxed()),
+        "/header" => {
+            let value = req.headers().get("x-big").map(|v| v.as_bytes().to_vec());
+            Response::new(
+                full(value.unwrap_or_default())
+                    .map_err(|never| match never {})
+                    .boxed(),
+            )
+        }
         _ => {
             let mut resp = Response::new(full("").map_err(|never| match never {}).boxed());
             *resp.status_mut() = StatusCode::NOT_FOUND;
@@ -196,6 +205,28 @@ fn http1_echoes_every_byte_on_one_keep_alive_connection() {
             );
         });
     }
+}
+
+#[test]
+fn a_request_head_larger_than_one_read_arrives_whole() {
+    // `Io` offers a read 1 KiB at first and grows the offer only when a
+    // read fills it: a 60 KiB head takes several reads, each larger.
+    run(1, || async {
+        let (addr, _) = serve_echo();
+        let mut client = h1_client(addr).await;
+        for len in [100, 1023, 1024, 1025, 4000, 60_000] {
+            let value: String = (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+            let req = Request::get("http://localhost/header")
+                .header("host", "localhost")
+                .header("x-big", &value)
+                .body(full(""))
+                .unwrap();
+            client.ready().await.unwrap();
+            let resp = client.send_request(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{len}-byte header");
+            assert_same(&body_bytes(resp).await, value.as_bytes(), "header value");
+        }
+    });
 }
 
 #[test]
