@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -345,6 +346,52 @@ fn header_read_timeout_runs_on_gopark_timers() {
         );
         let err = server.await.unwrap().expect_err("the connection timed out");
         assert!(err.is_timeout(), "{err}");
+    });
+}
+
+#[test]
+fn timer_reset_moves_a_sleep_later_and_earlier() {
+    use hyper::rt::Timer as _;
+    run(1, || async {
+        let timer = Timer::new();
+        let ms = Duration::from_millis;
+
+        // Later, before the first poll and while parked: never early.
+        for poll_first in [false, true] {
+            let start = Instant::now();
+            let mut sleep = timer.sleep(ms(50));
+            if poll_first {
+                let polled = std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx))).await;
+                assert!(polled.is_pending());
+            }
+            timer.reset(&mut sleep, start + ms(300));
+            sleep.as_mut().await;
+            assert!(start.elapsed() >= ms(300), "{:?}", start.elapsed());
+        }
+
+        // Earlier: an hour becomes 20 ms (the test's 60 s limit would
+        // catch an hour).
+        let start = Instant::now();
+        let mut sleep = timer.sleep(Duration::from_secs(3600));
+        timer.reset(&mut sleep, start + ms(20));
+        sleep.as_mut().await;
+        assert!(start.elapsed() >= ms(20));
+
+        // After it completed: armed again.
+        let start = Instant::now();
+        timer.reset(&mut sleep, start + ms(100));
+        sleep.as_mut().await;
+        assert!(start.elapsed() >= ms(100));
+
+        // Many moves later, as hyper makes per request: one completion, at
+        // the last deadline.
+        let start = Instant::now();
+        let mut sleep = timer.sleep(ms(10));
+        for i in 1..=20u64 {
+            timer.reset(&mut sleep, start + ms(10 * i));
+        }
+        sleep.as_mut().await;
+        assert!(start.elapsed() >= ms(200));
     });
 }
 
