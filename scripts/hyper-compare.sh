@@ -97,8 +97,11 @@ CARGO_TARGET_DIR=target cargo build --release --quiet --manifest-path benches/to
 declare -A BIN=([gopark]=target/release/examples/hyper [tokio]=target/release/tokio_hyper)
 LOAD=target/release/examples/load
 
-start_server() { # KIND: sets SERVER_PID and SERVER_ADDR
-    local log="$LOGS/server-$1.log" i
+start_server() { # KIND TAG: sets SERVER_PID and SERVER_ADDR
+    local log="$LOGS/server-$1-$2.log" i
+    # A log of its own, empty before the server starts: the address read
+    # below is this server's, never a previous one's.
+    : >"$log"
     "${PIN_SERVER[@]}" "${BIN[$1]}" --addr 127.0.0.1:0 --workers "$WORKERS" >"$log" 2>&1 &
     SERVER_PID=$!
     for ((i = 0; i < 100; i++)); do
@@ -166,7 +169,7 @@ CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 # ---------------------------------------------------------------- same answer
 declare -A ANSWER
 for kind in gopark tokio; do
-    start_server "$kind"
+    start_server "$kind" check
     ANSWER[$kind]=$(fetch "$SERVER_ADDR" || echo "fetch failed")
     stop_server
 done
@@ -187,7 +190,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     order=(gopark tokio)
     ((round % 2 == 0)) && order=(tokio gopark)
     for kind in "${order[@]}"; do
-        start_server "$kind"
+        start_server "$kind" "$round"
         [[ $WARMUP != 0 ]] && { run_gen "$LOGS/$kind-$round.warmup" "$WARMUP" >/dev/null || true; }
         la=$(cut -d' ' -f1 /proc/loadavg)
         t0=$(cpu_ticks "$SERVER_PID")
