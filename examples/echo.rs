@@ -22,8 +22,6 @@
 mod backoff;
 #[path = "support/nofile.rs"]
 mod nofile;
-#[path = "support/signals.rs"]
-mod signals;
 
 use std::io;
 use std::net::ToSocketAddrs;
@@ -33,9 +31,9 @@ use std::process::ExitCode;
 use futures_util::future::{select, Either};
 use gopark::net::{TcpListener, TcpStream};
 use gopark::runtime;
+use gopark::signal::unix::{signal, SignalKind};
 
 use backoff::Backoff;
-use signals::Signals;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7000";
 const BUF_SIZE: usize = 16 * 1024;
@@ -64,15 +62,7 @@ fn main() -> ExitCode {
     }
 
     nofile::raise_limit();
-    // Before any thread exists, so every runtime thread inherits the mask.
-    let blocked = match signals::block(&[libc::SIGINT, libc::SIGTERM]) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("echo: cannot block signals: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime::block_on(serve(&addr, &blocked)) {
+    match runtime::block_on(serve(&addr)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("echo: {e}");
@@ -87,18 +77,26 @@ fn usage_error(msg: &str) -> ExitCode {
 }
 
 /// Accepts connections until a signal arrives.
-async fn serve(addr: &str, blocked: &signals::Blocked) -> io::Result<()> {
+async fn serve(addr: &str) -> io::Result<()> {
+    // Before the server says it is listening: from then on SIGINT and
+    // SIGTERM end it cleanly.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     let listener = TcpListener::bind(addr)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     println!("listening on {}", listener.local_addr()?);
-    let signals = Signals::new(blocked)?;
 
     let accepting = pin!(accept_loop(&listener));
-    let signal = pin!(signals.recv());
+    let signal = pin!(async {
+        match select(pin!(interrupt.recv()), pin!(terminate.recv())).await {
+            Either::Left(_) => SignalKind::interrupt(),
+            Either::Right(_) => SignalKind::terminate(),
+        }
+    });
     match select(accepting, signal).await {
         Either::Left((res, _)) => res,
         Either::Right((signal, _)) => {
-            println!("{}: exiting", signals::name(signal?));
+            println!("{signal}: exiting");
             Ok(())
         }
     }

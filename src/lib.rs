@@ -42,9 +42,25 @@
 //!   error handling and a graceful exit;
 //! * [Deadlines](guide::deadlines): Go's read and write deadlines;
 //! * [`PollDesc` for your own descriptor](guide::poll_desc): an eventfd,
-//!   a timerfd or a pipe made async.
+//!   a timerfd or a pipe made async;
+//! * [`signal`]: SIGTERM and Ctrl-C as something a task awaits, for a
+//!   graceful shutdown.
+#![cfg_attr(
+    feature = "hyper",
+    doc = "* [`hyper`]: hyper and axum servers and clients on gopark."
+)]
+#![cfg_attr(
+    not(feature = "hyper"),
+    doc = "* `gopark::hyper` (with the `hyper` feature): hyper and axum servers and clients on gopark."
+)]
+#![warn(missing_docs, missing_debug_implementations)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod guide;
+#[cfg(feature = "hyper")]
+pub mod hyper;
+pub mod signal;
 
 pub use gopark_net as net;
 pub use gopark_runtime as runtime;

@@ -65,9 +65,8 @@
 //! SIGINT (Ctrl-C) or SIGTERM: stop accepting, close idle connections,
 //! let requests in flight finish (their replies say `Connection: close`),
 //! then exit with status 0 — after at most 30 s even if some client never
-//! finishes. A second signal exits at once. The signals arrive through a
-//! `signalfd` registered with gopark's public `PollDesc` API, the way a
-//! user makes any descriptor async.
+//! finishes. A second signal exits at once. The signals arrive through
+//! `gopark::signal`, listened for before the server says it is listening.
 
 mod args;
 mod chunked;
@@ -81,26 +80,26 @@ mod response;
 mod backoff;
 #[path = "../support/nofile.rs"]
 mod nofile;
-#[path = "../support/signals.rs"]
-mod signals;
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_channel::mpsc;
+use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use gopark::net::TcpListener;
 use gopark::runtime::{self, time::timeout, Builder};
+use gopark::signal::unix::{signal, Signal, SignalKind};
 
 use args::{Command, Config};
 use backoff::Backoff;
 use conn::Conn;
-use signals::Signals;
 
 /// How long a shutdown waits for connections to finish.
 const GRACE: Duration = Duration::from_secs(30);
@@ -119,15 +118,6 @@ fn main() -> ExitCode {
     };
 
     nofile::raise_limit();
-    // Before the runtime starts a thread, so that every thread inherits the
-    // mask and the signals reach only the signalfd.
-    let blocked = match signals::block(&[libc::SIGINT, libc::SIGTERM]) {
-        Ok(blocked) => blocked,
-        Err(e) => {
-            eprintln!("http: cannot block signals: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let mut builder = Builder::new();
     builder.thread_name("http");
     if let Some(n) = config.workers {
@@ -140,7 +130,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(serve(config, &blocked)) {
+    match rt.block_on(serve(config)) {
         Ok(served) => {
             println!("served {served} requests");
             ExitCode::SUCCESS
@@ -206,7 +196,10 @@ impl Server {
 
 /// Serves until a signal, then drains; returns how many replies were
 /// written.
-async fn serve(config: Config, blocked: &signals::Blocked) -> io::Result<u64> {
+async fn serve(config: Config) -> io::Result<u64> {
+    // Before the server says it is listening: from then on a SIGTERM means
+    // "shut down", never the default "die".
+    let signals = Signals::new()?;
     let listener = TcpListener::bind(&config.addr)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.addr)))?;
     if let Some(bytes) = config.send_buffer {
@@ -217,7 +210,6 @@ async fn serve(config: Config, blocked: &signals::Blocked) -> io::Result<u64> {
     println!("listening on http://{}", listener.local_addr()?);
     let listener = Arc::new(listener);
     let server = Arc::new(Server::new(config));
-    let signals = Signals::new(blocked)?;
     runtime::spawn(watch_signals(signals, server.clone(), listener.clone()));
 
     // Every connection task holds a sender; when all are gone, `done`
@@ -281,26 +273,39 @@ fn set_send_buffer(listener: &TcpListener, bytes: usize) -> io::Result<()> {
     }
 }
 
+/// The signals that stop the server.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn new() -> io::Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Waits for SIGINT or SIGTERM; returns which came.
+    async fn recv(&mut self) -> SignalKind {
+        match select(pin!(self.interrupt.recv()), pin!(self.terminate.recv())).await {
+            Either::Left(_) => SignalKind::interrupt(),
+            Either::Right(_) => SignalKind::terminate(),
+        }
+    }
+}
+
 /// Waits for SIGINT or SIGTERM and begins the shutdown; a second signal
 /// exits at once.
-async fn watch_signals(signals: Signals, server: Arc<Server>, listener: Arc<TcpListener>) {
-    let signal = match signals.recv().await {
-        Ok(signal) => signal,
-        Err(e) => {
-            eprintln!("http: cannot receive signals: {e}");
-            return;
-        }
-    };
-    println!(
-        "{}: shutting down: no new connections, finishing requests in flight",
-        signals::name(signal)
-    );
+async fn watch_signals(mut signals: Signals, server: Arc<Server>, listener: Arc<TcpListener>) {
+    let signal = signals.recv().await;
+    println!("{signal}: shutting down: no new connections, finishing requests in flight");
     server.begin_shutdown();
     // Fails the parked accept; the accept loop sees the flag and stops.
     listener.poll_desc().close();
     drop(listener);
-    if let Ok(signal) = signals.recv().await {
-        eprintln!("{}: exiting now", signals::name(signal));
-        std::process::exit(130);
-    }
+    let signal = signals.recv().await;
+    eprintln!("{signal}: exiting now");
+    std::process::exit(130);
 }

@@ -51,8 +51,6 @@ mod stats;
 
 #[path = "../support/nofile.rs"]
 mod nofile;
-#[path = "../support/signals.rs"]
-mod signals;
 
 use std::io;
 use std::pin::pin;
@@ -63,9 +61,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{select, Either};
 use gopark::runtime::{self, time::timeout_at, Builder};
+use gopark::signal::unix::{signal, Signal, SignalKind};
 
 use args::{Command, Config, Mode};
-use signals::Signals;
 use stats::{Report, Stats};
 
 /// How long connections get, once the time is up, to receive the answers
@@ -85,14 +83,6 @@ fn main() -> ExitCode {
         }
     };
     nofile::raise_limit();
-    // Before the runtime starts a thread; see `signals`.
-    let blocked = match signals::block(&[libc::SIGINT, libc::SIGTERM]) {
-        Ok(blocked) => blocked,
-        Err(e) => {
-            eprintln!("load: cannot block signals: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let mut builder = Builder::new();
     builder.thread_name("load");
     if let Some(n) = cfg.workers {
@@ -106,7 +96,7 @@ fn main() -> ExitCode {
         }
     };
     let cfg = Arc::new(cfg);
-    match rt.block_on(run(cfg.clone(), &blocked)) {
+    match rt.block_on(run(cfg.clone())) {
         Ok(report) => {
             report.print(&cfg);
             if report.counts.requests == 0 {
@@ -122,8 +112,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cfg: Arc<Config>, blocked: &signals::Blocked) -> io::Result<Report> {
-    let signals = Signals::new(blocked)?;
+async fn run(cfg: Arc<Config>) -> io::Result<Report> {
+    let mut signals = Signals::new()?;
     let stats = Arc::new(Stats::new());
     let stop = Arc::new(AtomicBool::new(false));
 
@@ -144,7 +134,7 @@ async fn run(cfg: Arc<Config>, blocked: &signals::Blocked) -> io::Result<Report>
     let mut next = start + Duration::from_secs(1);
     loop {
         if let Ok(signal) = timeout_at(next.min(end), signals.recv()).await {
-            eprintln!("{}: stopping early", signals::name(signal?));
+            eprintln!("{signal}: stopping early");
             break;
         }
         let now = Instant::now();
@@ -175,9 +165,32 @@ async fn run(cfg: Arc<Config>, blocked: &signals::Blocked) -> io::Result<Report>
     let unfinished = match select(drain, pin!(signals.recv())).await {
         Either::Left((unfinished, _)) => unfinished,
         Either::Right((signal, _)) => {
-            eprintln!("{}: exiting now", signals::name(signal?));
+            eprintln!("{signal}: exiting now");
             std::process::exit(130);
         }
     };
     Ok(stats.report(elapsed, unfinished))
+}
+
+/// The signals that stop the run.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn new() -> io::Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Waits for SIGINT or SIGTERM; returns which came.
+    async fn recv(&mut self) -> SignalKind {
+        match select(pin!(self.interrupt.recv()), pin!(self.terminate.recv())).await {
+            Either::Left(_) => SignalKind::interrupt(),
+            Either::Right(_) => SignalKind::terminate(),
+        }
+    }
 }

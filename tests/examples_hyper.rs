@@ -1,0 +1,526 @@
+//! The hyper and axum examples, run as child processes on an ephemeral port
+//! and spoken to with hyper's client on gopark (HTTP/1.1 and HTTP/2 with
+//! prior knowledge), with raw sockets, and with curl when it is installed:
+//! their routes, and a graceful shutdown on SIGTERM that finishes the
+//! request in flight.
+//!
+//! `cargo test` builds the examples before it runs the tests; a filtered
+//! run (`--test examples_hyper`) does not: run `cargo build --features
+//! hyper --examples` first.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream as StdTcpStream};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_channel::mpsc as async_mpsc;
+use futures_util::{SinkExt, StreamExt};
+use gopark::hyper::{Executor, Io};
+use gopark::net::TcpStream;
+use gopark::runtime::{self, time::timeout};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::{Request, StatusCode, Version};
+use serde_json::{json, Value};
+
+/// Bound on every wait.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A running example; killed and reaped when dropped.
+struct Server {
+    child: Child,
+    stdout: Receiver<String>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts example `name` on a free port and waits for its
+    /// `listening on http://ADDR` line.
+    fn start(name: &str) -> Server {
+        let exe = std::env::current_exe().unwrap();
+        let path: PathBuf = exe
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("examples")
+            .join(name);
+        assert!(
+            path.exists(),
+            "{} not found: run `cargo build --examples` first",
+            path.display()
+        );
+        let mut child = Command::new(path)
+            .args(["--addr", "127.0.0.1:0", "--workers", "2"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, stdout) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            stdout,
+            addr: "0.0.0.0:0".parse().unwrap(),
+        };
+        let line = server.wait_line("listening on http://");
+        server.addr = line["listening on http://".len()..].parse().unwrap();
+        server
+    }
+
+    /// Waits for a stdout line that starts with `prefix`.
+    fn wait_line(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no line {prefix:?} on stdout: {e}"),
+            }
+        }
+    }
+
+    fn signal(&self, signum: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill takes no pointers; the child is not reaped yet.
+        assert_eq!(unsafe { libc::kill(pid, signum) }, 0);
+    }
+
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no exit within {WAIT:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One client connection over gopark: HTTP/1.1 or HTTP/2 prior knowledge.
+enum Client {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr, http2: bool) -> Client {
+        let io = Io::new(TcpStream::connect(addr).await.unwrap());
+        if http2 {
+            let (s, conn) = hyper::client::conn::http2::handshake(Executor::new(), io)
+                .await
+                .unwrap();
+            runtime::spawn(conn);
+            Client::H2(s)
+        } else {
+            let (s, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            runtime::spawn(conn);
+            Client::H1(s)
+        }
+    }
+
+    /// Sends a request; returns the status, the content type and the body.
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, String, Bytes) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://localhost{path}"))
+            .header("host", "localhost");
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let req = req.body(Full::new(Bytes::from(body))).unwrap();
+        let (resp, version) = match self {
+            Client::H1(s) => {
+                s.ready().await.unwrap();
+                (s.send_request(req).await.unwrap(), Version::HTTP_11)
+            }
+            Client::H2(s) => (s.send_request(req).await.unwrap(), Version::HTTP_2),
+        };
+        assert_eq!(resp.version(), version);
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (
+            status,
+            ct,
+            resp.into_body().collect().await.unwrap().to_bytes(),
+        )
+    }
+
+    async fn get(&mut self, path: &str) -> (StatusCode, String, Bytes) {
+        self.send("GET", path, None, Vec::new()).await
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    runtime::block_on(async {
+        timeout(Duration::from_secs(60), f)
+            .await
+            .expect("the test's requests took over 60 s")
+    })
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+fn json_of(bytes: &Bytes) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{e}: {bytes:?}"))
+}
+
+#[test]
+fn hyper_example_answers_http1_and_http2() {
+    let mut server = Server::start("hyper");
+    let addr = server.addr;
+    block_on(async {
+        for http2 in [false, true] {
+            let mut c = Client::connect(addr, http2).await;
+            let (status, ct, body) = c.get("/").await;
+            assert_eq!(
+                (status, ct.as_str(), &body[..]),
+                (StatusCode::OK, "text/plain", &b"Hello, World!"[..])
+            );
+            let (status, ct, body) = c.get("/json").await;
+            assert_eq!((status, ct.as_str()), (StatusCode::OK, "application/json"));
+            assert_eq!(json_of(&body), json!({ "message": "Hello, World!" }));
+            let sent = pattern(1 << 20);
+            let (status, _, body) = c.send("POST", "/echo", None, sent.clone()).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(body == sent, "1 MiB echoed");
+            assert_eq!(c.get("/nowhere").await.0, StatusCode::NOT_FOUND);
+            assert_eq!(
+                c.send("DELETE", "/", None, Vec::new()).await.0,
+                StatusCode::METHOD_NOT_ALLOWED
+            );
+            assert_eq!(c.get("/echo").await.0, StatusCode::METHOD_NOT_ALLOWED);
+        }
+    });
+    server.signal(libc::SIGTERM);
+    server.wait_line("SIGTERM: shutting down");
+    assert_eq!(server.wait_line("served "), "served 12 requests");
+    assert!(server.wait_exit().success());
+}
+
+#[test]
+fn axum_example_answers_http1_and_http2() {
+    let mut server = Server::start("axum");
+    let addr = server.addr;
+    block_on(async {
+        let mut h1 = Client::connect(addr, false).await;
+        let mut h2 = Client::connect(addr, true).await;
+        assert_eq!(&h1.get("/").await.2[..], b"Hello, World!");
+        let (status, ct, body) = h2.get("/json").await;
+        assert_eq!((status, ct.as_str()), (StatusCode::OK, "application/json"));
+        assert_eq!(json_of(&body), json!({ "message": "Hello, World!" }));
+
+        let user = serde_json::to_vec(&json!({ "name": "Ada" })).unwrap();
+        let (status, _, body) = h1
+            .send("POST", "/users", Some("application/json"), user)
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(json_of(&body), json!({ "id": 1, "name": "Ada" }));
+        let (status, _, body) = h2.get("/users/1").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(json_of(&body), json!({ "id": 1, "name": "Ada" }));
+        assert_eq!(h2.get("/users/2").await.0, StatusCode::NOT_FOUND);
+
+        assert_eq!(json_of(&h1.get("/counter").await.2), json!({ "count": 1 }));
+        assert_eq!(json_of(&h2.get("/counter").await.2), json!({ "count": 2 }));
+
+        let want: String = (0..50).map(|i| format!("chunk {i}\n")).collect();
+        for c in [&mut h1, &mut h2] {
+            let (status, _, body) = c.get("/stream?chunks=50&every_ms=0").await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body, want.as_bytes());
+        }
+    });
+    server.signal(libc::SIGINT);
+    server.wait_line("SIGINT: shutting down");
+    assert_eq!(server.wait_line("served "), "served 9 requests");
+    assert!(server.wait_exit().success());
+}
+
+/// Reads from a blocking socket until `done(bytes so far)` holds, or to the
+/// end of the stream if `done` is `None`; appends to `all`.
+fn read_until(stream: &mut StdTcpStream, all: &mut Vec<u8>, done: Option<fn(&[u8]) -> bool>) {
+    let mut buf = [0u8; 64 * 1024];
+    while !done.is_some_and(|d| d(all)) {
+        let n = stream.read(&mut buf).unwrap();
+        if n == 0 {
+            assert!(done.is_none(), "the server closed early");
+            return;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_over_http1() {
+    let mut server = Server::start("hyper");
+    let sent = pattern(200_000);
+    let mut stream = StdTcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        sent.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&sent[..100_000]).unwrap();
+    // The echo answers as the body comes: once the head and some of the
+    // body are back, the request is in the server's hands.
+    let mut reply = Vec::new();
+    read_until(
+        &mut stream,
+        &mut reply,
+        Some(|b| head_end(b).is_some_and(|end| b.len() > end)),
+    );
+
+    server.signal(libc::SIGTERM);
+    server.wait_line("SIGTERM: shutting down");
+    // Listening has stopped...
+    let refused = StdTcpStream::connect(server.addr).expect_err("no new connections");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    // ...but the request in flight is finished, and then the connection
+    // closes.
+    stream.write_all(&sent[100_000..]).unwrap();
+    read_until(&mut stream, &mut reply, None);
+    let end = head_end(&reply).unwrap();
+    let head = String::from_utf8_lossy(&reply[..end]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", sent.len())),
+        "{head}"
+    );
+    assert!(reply[end..] == sent[..], "the whole body came back");
+    assert_eq!(server.wait_line("served "), "served 1 requests");
+    assert!(server.wait_exit().success());
+}
+
+#[test]
+fn sigterm_finishes_the_stream_in_flight_over_http2() {
+    let mut server = Server::start("hyper");
+    let addr = server.addr;
+    let sent = pattern(300_000);
+    // The request body comes from a channel the test feeds.
+    let (mut feed, frames) = async_mpsc::channel::<Bytes>(1);
+    let body = StreamBody::new(frames.map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b))));
+    let (status, mut echo, conn) = block_on(async {
+        let io = Io::new(TcpStream::connect(addr).await.unwrap());
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(Executor::new(), io)
+            .await
+            .unwrap();
+        let conn = runtime::spawn(conn);
+        let req = Request::post("http://localhost/echo").body(body).unwrap();
+        feed.send(Bytes::copy_from_slice(&sent[..100_000]))
+            .await
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        (resp.status(), resp.into_body(), conn)
+    });
+    assert_eq!(status, StatusCode::OK);
+    // Bytes echoed back: the stream is in the server's hands.
+    let mut got = block_on(async {
+        let frame = echo.frame().await.unwrap().unwrap();
+        frame.into_data().unwrap().to_vec()
+    });
+    assert!(!got.is_empty());
+
+    server.signal(libc::SIGTERM);
+    server.wait_line("SIGTERM: shutting down");
+    assert_eq!(
+        StdTcpStream::connect(addr)
+            .expect_err("no new connections")
+            .kind(),
+        std::io::ErrorKind::ConnectionRefused
+    );
+    let rest = block_on(async move {
+        feed.send(Bytes::copy_from_slice(&sent[100_000..]))
+            .await
+            .unwrap();
+        drop(feed); // the end of the request body
+        echo.collect().await.unwrap().to_bytes()
+    });
+    got.extend_from_slice(&rest);
+    assert!(got == pattern(300_000), "the whole body came back");
+    assert_eq!(server.wait_line("served "), "served 1 requests");
+    assert!(server.wait_exit().success());
+    block_on(conn)
+        .unwrap()
+        .expect("the server closed the connection cleanly");
+}
+
+#[test]
+fn sigterm_finishes_a_streaming_axum_response() {
+    let mut server = Server::start("axum");
+    let addr = server.addr;
+    let (mut body, conn) = block_on(async {
+        let io = Io::new(TcpStream::connect(addr).await.unwrap());
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(Executor::new(), io)
+            .await
+            .unwrap();
+        let conn = runtime::spawn(conn);
+        let req = Request::get("http://localhost/stream?chunks=4&every_ms=200")
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        (resp.into_body(), conn)
+    });
+    let first = block_on(async { body.frame().await.unwrap().unwrap().into_data().unwrap() });
+    assert_eq!(first, "chunk 0\n");
+
+    server.signal(libc::SIGTERM);
+    server.wait_line("SIGTERM: shutting down");
+    let rest = block_on(async move { body.collect().await.unwrap().to_bytes() });
+    assert_eq!(rest, "chunk 1\nchunk 2\nchunk 3\n");
+    assert_eq!(server.wait_line("served "), "served 1 requests");
+    assert!(server.wait_exit().success());
+    block_on(conn)
+        .unwrap()
+        .expect("the server closed the connection cleanly");
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let mut server = Server::start("hyper");
+    let mut stream = StdTcpStream::connect(server.addr).unwrap();
+    // A request that never finishes.
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
+    let mut first = [0u8; 1];
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.read_exact(&mut first).unwrap();
+    server.signal(libc::SIGINT);
+    server.wait_line("SIGINT: shutting down");
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(130), "{status}");
+}
+
+#[test]
+fn bad_arguments_exit_with_status_2() {
+    for name in ["hyper", "axum"] {
+        let exe = std::env::current_exe().unwrap();
+        let path = exe
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("examples")
+            .join(name);
+        let out = Command::new(&path).arg("--workers=0").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("usage:"));
+        let out = Command::new(&path).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{name} --help");
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("usage:"));
+        assert!(out.status.signal().is_none());
+    }
+}
+
+/// curl, as a user would run it, if it is installed.
+fn curl(args: &[&str]) -> Option<(String, String)> {
+    let out = match Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("curl: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    ))
+}
+
+#[test]
+fn curl_gets_the_right_answers_over_http1_and_http2() {
+    if curl(&["--version"]).is_none() {
+        eprintln!(
+            "curl is not installed: skipped (the hyper-client tests above cover the same routes)"
+        );
+        return;
+    }
+    for name in ["hyper", "axum"] {
+        let server = Server::start(name);
+        let base = format!("http://{}", server.addr);
+        for proto in ["--http1.1", "--http2-prior-knowledge"] {
+            let want = if proto == "--http1.1" { "1.1" } else { "2" };
+            let (out, _) = curl(&[proto, "-w", "\n%{http_version}", &format!("{base}/")]).unwrap();
+            assert_eq!(out, format!("Hello, World!\n{want}"), "{name} {proto}");
+            let (out, _) = curl(&[proto, &format!("{base}/json")]).unwrap();
+            assert_eq!(out, r#"{"message":"Hello, World!"}"#, "{name} {proto}");
+        }
+        if name == "axum" {
+            let (out, _) = curl(&[
+                "--http2-prior-knowledge",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                r#"{"name":"Ada"}"#,
+                &format!("{base}/users"),
+            ])
+            .unwrap();
+            assert_eq!(out, r#"{"id":1,"name":"Ada"}"#);
+            let (out, _) = curl(&[&format!("{base}/users/1")]).unwrap();
+            assert_eq!(out, r#"{"id":1,"name":"Ada"}"#);
+            let (out, _) = curl(&["-N", &format!("{base}/stream?chunks=3&every_ms=10")]).unwrap();
+            assert_eq!(out, "chunk 0\nchunk 1\nchunk 2\n");
+        } else {
+            let (out, _) = curl(&[
+                "--http2-prior-knowledge",
+                "--data-binary",
+                "some bytes",
+                &format!("{base}/echo"),
+            ])
+            .unwrap();
+            assert_eq!(out, "some bytes");
+        }
+    }
+}
