@@ -89,8 +89,10 @@ async fn serve(addr: &str) -> io::Result<()> {
     let accepting = pin!(accept_loop(&listener));
     let signal = pin!(async {
         match select(pin!(interrupt.recv()), pin!(terminate.recv())).await {
-            Either::Left(_) => SignalKind::interrupt(),
-            Either::Right(_) => SignalKind::terminate(),
+            Either::Left((Some(()), _)) => SignalKind::interrupt(),
+            Either::Right((Some(()), _)) => SignalKind::terminate(),
+            // Closed: the runtime is shutting down; no signal came.
+            Either::Left((None, _)) | Either::Right((None, _)) => std::future::pending().await,
         }
     });
     match select(accepting, signal).await {

@@ -244,11 +244,15 @@ impl Signals {
         })
     }
 
-    /// Waits for SIGINT or SIGTERM; returns which came.
+    /// Waits for SIGINT or SIGTERM; returns which came. Once the
+    /// listeners are closed (the runtime is shutting down, and the task
+    /// waiting here is about to be dropped) no signal came and none will:
+    /// it never returns.
     async fn recv(&mut self) -> SignalKind {
         match select(pin!(self.interrupt.recv()), pin!(self.terminate.recv())).await {
-            Either::Left(_) => SignalKind::interrupt(),
-            Either::Right(_) => SignalKind::terminate(),
+            Either::Left((Some(()), _)) => SignalKind::interrupt(),
+            Either::Right((Some(()), _)) => SignalKind::terminate(),
+            Either::Left((None, _)) | Either::Right((None, _)) => std::future::pending().await,
         }
     }
 }

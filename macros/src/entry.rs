@@ -32,12 +32,17 @@ impl Kind {
 /// the `.stderr` files of `tests/ui`). A new argument is one entry here, one
 /// field of [`Args`], one arm in [`Args::parse`] and one line in
 /// [`EntryFn::expand`].
-const ACCEPTED: &[&str] = &["worker_threads = N", "crate = \"path\""];
+const ACCEPTED: &[&str] = &[
+    "worker_threads = N",
+    "start_paused = true",
+    "crate = \"path\"",
+];
 
 /// The parsed arguments.
 #[derive(Default)]
 struct Args {
     worker_threads: Option<usize>,
+    start_paused: Option<bool>,
     krate: Option<syn::Path>,
 }
 
@@ -53,6 +58,7 @@ impl Args {
             seen.push(key.clone());
             match key.as_str() {
                 "worker_threads" => args.worker_threads = Some(worker_threads(&meta)?),
+                "start_paused" => args.start_paused = Some(start_paused(&meta)?),
                 "crate" => args.krate = Some(crate_path(&meta)?),
                 "flavor" => {
                     return Err(meta.error(
@@ -107,6 +113,17 @@ fn worker_threads(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<usize> {
             Ok(n) => Ok(n),
             Err(_) => Err(syn::Error::new(int.span(), FORM)),
         },
+        other => Err(syn::Error::new_spanned(other, FORM)),
+    }
+}
+
+fn start_paused(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<bool> {
+    const FORM: &str = "`start_paused` takes `true` or `false`, like `start_paused = true`";
+    let expr: Expr = value(meta, "start_paused", "start_paused = true")?;
+    match &expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Ok(b.value),
         other => Err(syn::Error::new_spanned(other, FORM)),
     }
 }
@@ -236,6 +253,7 @@ impl EntryFn {
         sig.asyncness = None;
         let krate = args.krate.unwrap_or_else(|| syn::parse_quote!(::gopark));
         let worker_threads = args.worker_threads.map(|n| quote!(.worker_threads(#n)));
+        let start_paused = args.start_paused.map(|p| quote!(.start_paused(#p)));
         let test = (kind == Kind::Test).then(|| quote!(#[::core::prelude::v1::test]));
         // The body's output type, given to the compiler up front so that
         // `?` inside the body knows which error to convert to. An
@@ -266,6 +284,7 @@ impl EntryFn {
                 #pin_body
                 #krate::runtime::Builder::new()
                     #worker_threads
+                    #start_paused
                     .build()
                     .expect(#build)
                     .block_on(body)

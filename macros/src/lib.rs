@@ -12,6 +12,7 @@
 //! | argument | meaning |
 //! |---|---|
 //! | `worker_threads = N` | `Builder::worker_threads(N)`; `N` ≥ 1. Default: one per core, or `GOPARK_WORKERS`. |
+//! | `start_paused = true` | `Builder::start_paused(true)`: the runtime's clock stands still and jumps to the next timer whenever every task is blocked (virtual time, for tests). Default: `false`. |
 //! | `crate = "path"` | where the `gopark` crate is, if it was renamed in `Cargo.toml`. Default: `::gopark`. |
 //!
 //! Mistakes are compile errors that point at the mistake: a function

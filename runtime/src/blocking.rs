@@ -85,6 +85,12 @@ impl BlockingPool {
         join
     }
 
+    /// `true` if no job is queued or running.
+    pub(crate) fn is_idle(&self) -> bool {
+        let st = self.inner.state.lock();
+        st.queue.is_empty() && st.idle == st.threads
+    }
+
     /// Refuses new jobs, cancels queued ones, and waits up to `timeout` for
     /// running jobs to finish and their threads to exit.
     pub(crate) fn shutdown(&self, timeout: Duration) {

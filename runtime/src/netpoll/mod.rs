@@ -97,6 +97,10 @@ pub(crate) trait PollHost {
     /// scheduler's `sysmon`); returns when to look again, `None` if no
     /// worker is running a poll.
     fn check_blocked(&self, now: Instant) -> Option<Instant>;
+    /// `true` if every task is blocked: nothing runs or is queued, on the
+    /// workers, in `block_on`, or on the blocking pool. Decides when a
+    /// paused clock may jump.
+    fn is_idle(&self) -> bool;
 }
 
 pub(crate) struct Netpoller {
@@ -162,6 +166,10 @@ impl Netpoller {
     /// worker is unparked. See [`mode::ModeMachine::worker_parked`].
     pub(crate) fn worker_parked(&self, last: bool) {
         self.mode.worker_parked(last);
+        if last && self.time.is_paused() {
+            // The runtime may be idle now: a paused clock may jump.
+            self.wake();
+        }
     }
 
     /// A worker's non-blocking look at the epoll instance, if the netpoll

@@ -8,11 +8,15 @@ use std::time::{Duration, Instant};
 use super::mode::{Blocking, StandBy};
 use super::{sys, Netpoller, PollHost, EVENTS, STANDBY_TICK_ALL, STANDBY_TICK_PARTIAL};
 use crate::loom::Ordering;
-use crate::time::heap::Expired;
 
 /// Pause after an `epoll_wait` that failed, so a persistent error cannot
 /// turn the loop into a spin.
 const ERROR_PAUSE: Duration = Duration::from_millis(10);
+
+/// With the clock paused, how often the thread looks whether the runtime
+/// went idle, so that the clock may jump (the last worker to park also
+/// wakes it).
+const PAUSED_LOOK: Duration = Duration::from_millis(1);
 
 impl Netpoller {
     /// The netpoll thread's loop; returns at shutdown.
@@ -36,7 +40,10 @@ impl Netpoller {
                 }
             }
             check = host.check_blocked(Instant::now());
-            self.fire_timers(&mut wakers);
+            self.time.fire(&mut wakers);
+            if wakers.is_empty() && self.time.is_paused() {
+                self.auto_advance(host, &mut wakers);
+            }
             if !wakers.is_empty() {
                 host.deliver(&mut wakers);
             }
@@ -61,13 +68,26 @@ impl Netpoller {
         };
         let since = self.now_nanos();
         let until = {
-            let mut timers = self.time.lock();
-            let mut until = Instant::now() + tick;
-            for next in [timers.next_deadline(), check].into_iter().flatten() {
-                until = until.min(next);
+            let real_now = Instant::now();
+            let mut wait = tick;
+            if let Some(check) = check {
+                wait = wait.min(check.saturating_duration_since(real_now));
             }
-            timers.set_sleeping(Some(Some(until)));
-            until
+            let mut timers = self.time.lock();
+            if self.time.is_paused() {
+                // Its timers never come due by waiting (see
+                // `sleep_blocking`).
+                timers.set_sleeping(None);
+            } else {
+                // Timers read the runtime's clock, which may run ahead of
+                // the real one (after a pause).
+                let clock_now = self.time.now();
+                if let Some(next) = timers.next_deadline() {
+                    wait = wait.min(next.saturating_duration_since(clock_now));
+                }
+                timers.set_sleeping(Some(Some(clock_now + wait)));
+            }
+            real_now + wait
         };
         let ended = self.mode.stand_by(|| host.active_workers(), until, long);
         self.time.lock().set_sleeping(None);
@@ -93,20 +113,29 @@ impl Netpoller {
         events: &mut Vec<sys::Event>,
         wakers: &mut Vec<Waker>,
     ) -> io::Result<usize> {
-        let next = {
+        let timeout = {
             let mut timers = self.time.lock();
-            let next = match (timers.next_deadline(), check) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            // A timer earlier than that must wake us.
-            timers.set_sleeping(Some(next));
-            next
+            let mut timeout = check.map(|c| c.saturating_duration_since(Instant::now()));
+            if self.time.is_paused() {
+                // A paused clock's timers never come due by waiting: look
+                // again shortly whether the runtime went idle, and let a
+                // new timer wake nobody.
+                timers.set_sleeping(None);
+                timeout = Some(timeout.map_or(PAUSED_LOOK, |t| t.min(PAUSED_LOOK)));
+            } else {
+                let next = timers.next_deadline();
+                // A timer earlier than this one must wake us.
+                timers.set_sleeping(Some(next));
+                if let Some(d) = next {
+                    let due = d.saturating_duration_since(self.time.now());
+                    timeout = Some(timeout.map_or(due, |t| t.min(due)));
+                }
+            }
+            timeout
         };
         let res = match self.mode.begin_blocking() {
             Blocking::Skip => Ok(0),
             Blocking::Sleep => {
-                let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
                 let res = self.poll(events, timeout, wakers);
                 self.mode.end_blocking();
                 res
@@ -116,21 +145,23 @@ impl Netpoller {
         res
     }
 
-    /// Fires every due timer, collecting wakers.
-    fn fire_timers(&self, wakers: &mut Vec<Waker>) {
-        let mut expired: Expired = Vec::new();
-        {
-            let mut timers = self.time.lock();
-            let now = Instant::now();
-            if timers.next_deadline().is_none_or(|d| d > now) {
-                return;
-            }
-            timers.fire_expired(now, wakers, &mut expired);
+    /// Virtual time: with the clock paused and the runtime idle (every
+    /// task blocked, see [`PollHost::is_idle`]) and nothing ready in epoll,
+    /// the clock jumps to the next timer, which fires.
+    fn auto_advance(&self, host: &dyn PollHost, wakers: &mut Vec<Waker>) {
+        let Some(next) = self.time.lock().next_deadline() else {
+            return;
+        };
+        if !host.is_idle() {
+            return;
         }
-        for (target, tag) in expired {
-            if let Some(target) = target.upgrade() {
-                target.expire(tag, wakers);
-            }
+        // Nothing may be ready for a task that would then run: look.
+        if self
+            .poll(&mut Vec::with_capacity(8), Some(Duration::ZERO), wakers)
+            .is_ok()
+            && wakers.is_empty()
+        {
+            self.time.advance_to(next, wakers);
         }
     }
 }

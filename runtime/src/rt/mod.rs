@@ -50,6 +50,7 @@ pub struct Builder {
     thread_name: String,
     max_blocking_threads: usize,
     blocking_keep_alive: Duration,
+    start_paused: bool,
 }
 
 impl Default for Builder {
@@ -78,6 +79,7 @@ impl Builder {
             thread_name: "gopark".to_string(),
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
+            start_paused: false,
         }
     }
 
@@ -110,6 +112,27 @@ impl Builder {
         self
     }
 
+    /// Starts the runtime with its clock paused: time moves only by
+    /// [`time::advance`](crate::time::advance) or by jumping to the next
+    /// timer whenever every task is blocked (see
+    /// [virtual time](crate::time#virtual-time)). For tests.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = gopark_runtime::Builder::new().start_paused(true).build().unwrap();
+    /// let waited = rt.block_on(async {
+    ///     let start = gopark_runtime::time::now();
+    ///     gopark_runtime::time::sleep(Duration::from_secs(24 * 3600)).await;
+    ///     gopark_runtime::time::now() - start
+    /// });
+    /// assert_eq!(waited, Duration::from_secs(24 * 3600));
+    /// ```
+    pub fn start_paused(&mut self, paused: bool) -> &mut Builder {
+        self.start_paused = paused;
+        self
+    }
+
     /// Starts the workers and the netpoll thread.
     pub fn build(&self) -> io::Result<Runtime> {
         let n = self
@@ -117,6 +140,9 @@ impl Builder {
             .unwrap_or_else(default_workers)
             .min(0xFFFF);
         let io = Netpoller::new()?;
+        if self.start_paused {
+            io.time.pause();
+        }
         // `n` active slots and as many spare ones, for workers handed off
         // while stuck (see the scheduler's monitor).
         let mut locals: Vec<Worker<_>> = (0..2 * n).map(|_| Worker::new_fifo()).collect();
@@ -308,9 +334,13 @@ impl Drop for Runtime {
     }
 }
 
+/// The waker of a `block_on` thread.
 struct ThreadWaker {
     thread: Thread,
     notified: AtomicBool,
+    /// The runtime's count of runnable `block_on` futures (see
+    /// `block_on_handle`).
+    shared: Arc<Shared>,
 }
 
 impl Wake for ThreadWaker {
@@ -322,8 +352,20 @@ impl Wake for ThreadWaker {
         use crate::loom::Ordering;
         // Release: pairs with the Acquire swap before the next poll.
         if !self.notified.swap(true, Ordering::Release) {
+            // Runnable from this instant, not from when the thread wakes.
+            self.shared.outside_polls.fetch_add(1, Ordering::SeqCst);
             self.thread.unpark();
         }
+    }
+}
+
+/// Takes one from the runtime's count of runnable `block_on` futures when
+/// dropped, also when the poll panics.
+struct Runnable<'a>(&'a crate::loom::AtomicUsize);
+
+impl Drop for Runnable<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, crate::loom::Ordering::SeqCst);
     }
 }
 
@@ -340,12 +382,32 @@ fn block_on_handle<F: Future>(handle: &Handle, future: F) -> F::Output {
     let waker_state = Arc::new(ThreadWaker {
         thread: thread::current(),
         notified: AtomicBool::new(false),
+        shared: handle.shared.clone(),
     });
     let waker = Waker::from(waker_state.clone());
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
+    // The future counts as runnable (a paused clock does not jump) from
+    // its first poll, and from each wake-up, until the poll that follows
+    // returns: the first count is taken here, the others by the waker.
+    let polls = &handle.shared.outside_polls;
+    polls.fetch_add(1, Ordering::SeqCst);
+    // On the way out (returning or unwinding), later wake-ups count no more,
+    // and one that came during the last poll is taken back.
+    struct Done<'a>(&'a ThreadWaker);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            if self.0.notified.swap(true, Ordering::AcqRel) {
+                self.0.shared.outside_polls.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+    let _done = Done(&waker_state);
     loop {
-        if let Poll::Ready(v) = crate::coop::with_budget(|| future.as_mut().poll(&mut cx)) {
+        let running = Runnable(polls);
+        let res = crate::coop::with_budget(|| future.as_mut().poll(&mut cx));
+        drop(running);
+        if let Poll::Ready(v) = res {
             return v;
         }
         // Acquire: pairs with the Release in `wake_by_ref`.

@@ -154,6 +154,14 @@ impl Idle {
         unparked(prev) == 1
     }
 
+    /// With every worker parked, returns `f()`, called with the lock that
+    /// every wake-up of a worker takes, so none starts meanwhile; `false`
+    /// if some worker runs.
+    pub(crate) fn if_all_parked(&self, f: impl FnOnce() -> bool) -> bool {
+        let _sleepers = self.sleepers.lock();
+        self.num_unparked() == 0 && f()
+    }
+
     /// Workers not parked.
     pub(crate) fn num_unparked(&self) -> usize {
         unparked(self.state.load(Ordering::SeqCst))
@@ -231,6 +239,11 @@ impl Parker {
         slot.searching = true;
         drop(slot);
         self.cvar.notify_one();
+    }
+
+    /// `true` if a task was handed over and not yet taken.
+    pub(crate) fn has_task(&self) -> bool {
+        self.slot.lock().task.is_some()
     }
 
     /// Takes back a task handed to a worker that exited without running it

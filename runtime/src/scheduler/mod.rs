@@ -83,6 +83,9 @@ pub(crate) struct Shared {
     start_worker: StartWorker,
     /// Threads started on spare slots, joined at shutdown.
     pub(crate) extra_threads: parking_lot::Mutex<Vec<ThreadHandle<()>>>,
+    /// Threads other than the workers polling one of this runtime's
+    /// futures right now (`block_on`): the runtime is not idle meanwhile.
+    pub(crate) outside_polls: crate::loom::AtomicUsize,
 }
 
 impl Shared {
@@ -106,6 +109,7 @@ impl Shared {
             blocking,
             start_worker,
             extra_threads: parking_lot::Mutex::new(Vec::new()),
+            outside_polls: crate::loom::AtomicUsize::new(0),
         }
     }
 
@@ -231,6 +235,21 @@ impl PollHost for Shared {
 
     fn check_blocked(&self, now: Instant) -> Option<Instant> {
         Shared::check_blocked(self, now)
+    }
+
+    fn is_idle(&self) -> bool {
+        // Under the lock every wake-up of a parked worker takes: no worker
+        // can start while this looks.
+        self.idle.if_all_parked(|| {
+            self.injector.is_empty()
+                && self.slots.iter().all(|s| {
+                    // A thread handed off while stuck runs on, its slot
+                    // retaken (odd, like a poll): not idle either.
+                    !s.is_polling() && s.stealer.is_empty() && !s.has_lifo() && !s.parker.has_task()
+                })
+                && self.outside_polls.load(Ordering::SeqCst) == 0
+                && self.blocking.is_idle()
+        })
     }
 
     /// Wakes the batch's tasks, collecting this runtime's, then hands the

@@ -128,6 +128,13 @@ impl Slot {
         (s % 2 == 1 && s != RETAKEN).then_some(s)
     }
 
+    /// `true` while a thread runs a poll on this slot: its owner, or a
+    /// thread handed off from it that has not left yet.
+    pub(crate) fn is_polling(&self) -> bool {
+        // Acquire: pairs with `begin_poll`.
+        self.poll.load(Ordering::Acquire) % 2 == 1
+    }
+
     /// `true` once the monitor retook the slot.
     #[inline]
     pub(crate) fn is_retaken(&self) -> bool {

@@ -13,27 +13,47 @@
 //! [`set_default`] as soon as any runtime is built.
 
 use std::cell::RefCell;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Instant;
+use std::task::Waker;
+use std::time::{Duration, Instant};
 
-use super::heap::{Action, TimerKey, Timers};
-use crate::loom::{Mutex, MutexGuard};
+use super::heap::{Action, Expired, TimerKey, Timers};
+use crate::loom::{AtomicBool, Mutex, MutexGuard, Ordering};
 
 /// Wakes the thread that fires a driver's timers.
 pub(crate) trait Unpark: Send + Sync {
     fn unpark(&self);
 }
 
-/// One runtime's timers.
+/// One runtime's timers, and the clock they read.
 pub(crate) struct TimeDriver {
     timers: Mutex<Timers>,
+    clock: Clock,
     unpark: Weak<dyn Unpark>,
+}
+
+/// A runtime's clock: the real one, shifted by however far it was moved
+/// while paused; or, while paused, a frozen instant that only
+/// [`TimeDriver::advance_to`] moves.
+struct Clock {
+    paused: AtomicBool,
+    /// While paused: now.
+    frozen: Mutex<Instant>,
+    /// While running: how far ahead of the real clock this one is, in
+    /// nanoseconds (negative if it was paused and resumed without moving).
+    offset: AtomicI64,
 }
 
 impl TimeDriver {
     pub(crate) fn new(unpark: Weak<dyn Unpark>) -> TimeDriver {
         TimeDriver {
             timers: Mutex::new(Timers::default()),
+            clock: Clock {
+                paused: AtomicBool::new(false),
+                frozen: Mutex::new(Instant::now()),
+                offset: AtomicI64::new(0),
+            },
             unpark,
         }
     }
@@ -44,8 +64,88 @@ impl TimeDriver {
     }
 
     /// The time as this runtime's timers see it.
+    #[inline]
     pub(crate) fn now(&self) -> Instant {
-        Instant::now()
+        // Acquire: pairs with `pause`/`resume`, so the frozen instant or
+        // the offset they wrote is the one read.
+        if self.clock.paused.load(Ordering::Acquire) {
+            return *self.clock.frozen.lock();
+        }
+        // Relaxed: only ever written before `paused` is cleared.
+        let offset = self.clock.offset.load(std::sync::atomic::Ordering::Relaxed);
+        shift(Instant::now(), offset)
+    }
+
+    /// `true` while the clock is paused.
+    #[inline]
+    pub(crate) fn is_paused(&self) -> bool {
+        self.clock.paused.load(Ordering::Relaxed)
+    }
+
+    /// Stops the clock where it is. Idempotent.
+    pub(crate) fn pause(&self) {
+        let now = self.now();
+        let mut frozen = self.clock.frozen.lock();
+        if !self.clock.paused.load(Ordering::Relaxed) {
+            *frozen = now;
+            self.clock.paused.store(true, Ordering::Release);
+        }
+    }
+
+    /// Lets the clock run again from where it stands. Idempotent.
+    pub(crate) fn resume(&self) {
+        let frozen = self.clock.frozen.lock();
+        if self.clock.paused.load(Ordering::Relaxed) {
+            let real = Instant::now();
+            let ahead = if *frozen >= real {
+                frozen.duration_since(real).as_nanos() as i64
+            } else {
+                -(real.duration_since(*frozen).as_nanos() as i64)
+            };
+            self.clock
+                .offset
+                .store(ahead, std::sync::atomic::Ordering::Relaxed);
+            self.clock.paused.store(false, Ordering::Release);
+        }
+        drop(frozen);
+        // Timers that are due by the real clock fire now.
+        if let Some(unpark) = self.unpark.upgrade() {
+            unpark.unpark();
+        }
+    }
+
+    /// Moves a paused clock forward to `to` (never back), then fires every
+    /// timer due by then: sleeps' wakers go to `wakers`, deadlines are
+    /// expired on the spot. A clock that runs is left alone.
+    pub(crate) fn advance_to(&self, to: Instant, wakers: &mut Vec<Waker>) {
+        {
+            let mut frozen = self.clock.frozen.lock();
+            if !self.clock.paused.load(Ordering::Relaxed) {
+                return;
+            }
+            if to > *frozen {
+                *frozen = to;
+            }
+        }
+        self.fire(wakers);
+    }
+
+    /// Fires every timer due by [`now`](TimeDriver::now).
+    pub(crate) fn fire(&self, wakers: &mut Vec<Waker>) {
+        let mut expired: Expired = Vec::new();
+        {
+            let mut timers = self.timers.lock();
+            let now = self.now();
+            if timers.next_deadline().is_none_or(|d| d > now) {
+                return;
+            }
+            timers.fire_expired(now, wakers, &mut expired);
+        }
+        for (target, tag) in expired {
+            if let Some(target) = target.upgrade() {
+                target.expire(tag, wakers);
+            }
+        }
     }
 
     /// Adds a timer, waking the firing thread if it must sleep less.
@@ -63,6 +163,16 @@ impl TimeDriver {
     /// Removes a timer, fired or not.
     pub(crate) fn remove(&self, key: TimerKey) {
         self.timers.lock().remove(key);
+    }
+}
+
+/// `at` moved by `nanos` (either way).
+fn shift(at: Instant, nanos: i64) -> Instant {
+    if nanos >= 0 {
+        at + Duration::from_nanos(nanos as u64)
+    } else {
+        at.checked_sub(Duration::from_nanos(nanos.unsigned_abs()))
+            .unwrap_or(at)
     }
 }
 
@@ -97,6 +207,11 @@ pub(crate) fn set_default(default: fn() -> Arc<TimeDriver>) {
     let _ = DEFAULT.set(default);
 }
 
+/// The driver of the runtime this thread has entered, if any.
+pub(crate) fn try_current() -> Option<Arc<TimeDriver>> {
+    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+}
+
 /// The driver of the runtime this thread is in, or the default runtime's.
 ///
 /// # Panics
@@ -104,7 +219,7 @@ pub(crate) fn set_default(default: fn() -> Arc<TimeDriver>) {
 /// Panics outside any runtime in a process that never built one: there is
 /// no default runtime to fall back on yet.
 pub(crate) fn current() -> Arc<TimeDriver> {
-    if let Some(driver) = CURRENT.try_with(|c| c.borrow().clone()).ok().flatten() {
+    if let Some(driver) = try_current() {
         return driver;
     }
     let default = DEFAULT.get().expect(

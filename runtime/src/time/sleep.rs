@@ -19,7 +19,7 @@ use super::heap::{Action, TimerKey};
 /// });
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    let now = Instant::now();
+    let now = super::now();
     sleep_until(
         now.checked_add(duration)
             .unwrap_or(now + Duration::from_secs(86400 * 365 * 30)),
@@ -88,11 +88,11 @@ impl Future for Sleep {
         }
         match &this.timer {
             None => {
-                if Instant::now() >= this.deadline {
+                let driver = driver::current();
+                if driver.now() >= this.deadline {
                     this.fired = true;
                     return Poll::Ready(());
                 }
-                let driver = driver::current();
                 let inserted = driver.insert(this.deadline, Action::Wake(Some(cx.waker().clone())));
                 let Some(key) = inserted else {
                     // The runtime has shut down: no thread would fire it.
