@@ -79,6 +79,47 @@ fn routes_and_headers() {
 }
 
 #[test]
+fn debug_pages_only_with_metrics() {
+    let (_plain, addr) = server(&[]);
+    let mut c = Client::connect(addr);
+    assert_eq!(c.get("/debug/metrics").status, 404);
+    assert_eq!(c.get("/debug/tasks").status, 404);
+
+    let (_server, addr) = server(&["--metrics"]);
+    let mut c = Client::connect(addr);
+    for _ in 0..5 {
+        assert_hello(&c.get("/"));
+    }
+    let resp = c.get("/debug/metrics");
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(
+        resp.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    let body = resp.body_str();
+    assert!(body.contains("workers: 2 "), "{body}");
+    assert!(body.contains("worker 1: polls "), "{body}");
+    assert!(body.contains("netpoll: wakeups "), "{body}");
+    // This connection's task and the accept loop, at least.
+    let alive: usize = body
+        .split("alive ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("an alive count");
+    assert!(alive >= 2, "{body}");
+
+    let resp = c.get("/debug/tasks");
+    assert_eq!(resp.status, 200);
+    let body = resp.body_str();
+    assert!(body.contains("live task(s) on 2 worker(s)"), "{body}");
+    // The accept loop parks on the listener, this connection's task runs.
+    assert!(body.contains("for read"), "{body}");
+    assert!(body.contains("running on worker"), "{body}");
+    assert!(body.contains("examples/http/main.rs:"), "{body}");
+}
+
+#[test]
 fn keep_alive_serves_100_sequential_requests_on_one_connection() {
     let (_server, addr) = server(&[]);
     let mut c = Client::connect(addr);

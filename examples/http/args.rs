@@ -1,5 +1,6 @@
 //! The command line: `http [--addr ADDR] [--workers N] [--header-timeout SECS]
-//! [--idle-timeout SECS] [--write-timeout SECS] [--send-buffer BYTES]`.
+//! [--idle-timeout SECS] [--write-timeout SECS] [--send-buffer BYTES]
+//! [--metrics]`.
 
 use std::net::ToSocketAddrs;
 use std::time::Duration;
@@ -23,6 +24,9 @@ small JSON document, anything else 404.
   --send-buffer BYTES     socket send buffer of each connection (default
                           131072, which Linux doubles; 0: the kernel's
                           autotuning, up to megabytes per connection)
+  --metrics               also serve GET /debug/metrics (the runtime's
+                          counters) and GET /debug/tasks (a dump of every
+                          live task)
   -h, --help              print this help
 
 SIGINT (Ctrl-C) or SIGTERM shuts down gracefully; a second one exits at once.";
@@ -37,6 +41,8 @@ pub struct Config {
     pub write_timeout: Duration,
     /// `SO_SNDBUF` for the connections; `None` leaves the kernel's.
     pub send_buffer: Option<usize>,
+    /// Serve `/debug/metrics` and `/debug/tasks`.
+    pub metrics: bool,
 }
 
 impl Default for Config {
@@ -48,6 +54,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
             send_buffer: Some(128 * 1024),
+            metrics: false,
         }
     }
 }
@@ -97,6 +104,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             "--header-timeout" => config.header_timeout = seconds(&name, &value()?)?,
             "--idle-timeout" => config.idle_timeout = seconds(&name, &value()?)?,
             "--write-timeout" => config.write_timeout = seconds(&name, &value()?)?,
+            "--metrics" if inline.is_none() => config.metrics = true,
             "--send-buffer" => {
                 let v = value()?;
                 match v.parse::<usize>() {

@@ -57,7 +57,7 @@ use gopark::net::TcpStream;
 use crate::date;
 use crate::framing::{Event, Framer};
 use crate::request::{self, Body, Head};
-use crate::response::{self, Connection, Reply, Status};
+use crate::response::{self, Connection, Reply, Route, Status};
 use crate::Server;
 
 /// Read buffer size: room for a whole maximal head and then some.
@@ -170,6 +170,9 @@ enum Next {
 /// A reply decided from a head, waiting for the body to be read.
 struct Pending {
     reply: &'static Reply,
+    /// A body made for this request (the debug pages), served as text
+    /// instead of `reply`.
+    text: Option<String>,
     head_only: bool,
     connection: Connection,
 }
@@ -325,8 +328,14 @@ impl<'a> Handler<'a> {
         } else {
             Connection::Default
         };
+        let text = match (head.route, &self.server.runtime) {
+            (Route::Metrics, Some(rt)) => Some(rt.metrics().snapshot().to_string()),
+            (Route::Tasks, Some(rt)) => Some(rt.dump().to_string()),
+            _ => None,
+        };
         Pending {
             reply: Reply::to(head.route),
+            text,
             head_only: head.head_only,
             connection,
         }
@@ -337,7 +346,12 @@ impl<'a> Handler<'a> {
         if self.server.is_stopping() {
             p.connection = Connection::Close;
         }
-        response::render(&mut self.out, p.reply, p.head_only, p.connection, date);
+        match &p.text {
+            Some(text) => {
+                response::render_text(&mut self.out, text, p.head_only, p.connection, date)
+            }
+            None => response::render(&mut self.out, p.reply, p.head_only, p.connection, date),
+        }
         self.batch += 1;
         (p.connection == Connection::Close).then_some(Exit::Linger)
     }

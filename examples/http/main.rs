@@ -17,12 +17,16 @@
 //! --send-buffer BYTES     socket send buffer of each connection (default
 //!                         131072, which Linux doubles; 0: the kernel's
 //!                         autotuning)
+//! --metrics               also serve /debug/metrics and /debug/tasks
 //! -h, --help              print the help
 //! ```
 //!
 //! Routes: `GET /` answers `Hello, World!` (text/plain), `GET /json` a small
 //! JSON document, other methods on those paths 405, anything else 404. HEAD
-//! works wherever GET does.
+//! works wherever GET does. With `--metrics` (off by default), `GET
+//! /debug/metrics` answers the runtime's counters
+//! (`RuntimeMetrics::snapshot`) and `GET /debug/tasks` a dump of every live
+//! task (`Handle::dump`), both as text.
 //!
 //! On stdout it prints `listening on http://ADDR` once bound (the real port
 //! when ADDR asked for port 0), a line when a shutdown begins, and
@@ -146,6 +150,8 @@ fn main() -> ExitCode {
 /// open connections (to close the idle ones at shutdown).
 pub struct Server {
     pub config: Config,
+    /// The runtime, for `/debug/metrics` and `/debug/tasks` (`--metrics`).
+    pub runtime: Option<gopark::runtime::Handle>,
     stopping: AtomicBool,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_id: AtomicU64,
@@ -155,6 +161,7 @@ pub struct Server {
 impl Server {
     fn new(config: Config) -> Server {
         Server {
+            runtime: config.metrics.then(gopark::runtime::Handle::current),
             config,
             stopping: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),

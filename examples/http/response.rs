@@ -10,6 +10,11 @@ pub enum Route {
     Hello,
     /// `GET /json`: a small JSON document.
     Json,
+    /// `GET /debug/metrics`: the runtime's counters (with `--metrics`;
+    /// otherwise, and in servers without it, not found).
+    Metrics,
+    /// `GET /debug/tasks`: a dump of every live task (as `Metrics`).
+    Tasks,
     /// A known path with a method other than GET or HEAD.
     MethodNotAllowed,
     /// Any other path.
@@ -24,6 +29,8 @@ pub fn route(method: &str, path: &str) -> Route {
     let found = match path {
         "/" => Route::Hello,
         "/json" => Route::Json,
+        "/debug/metrics" => Route::Metrics,
+        "/debug/tasks" => Route::Tasks,
         _ => return Route::NotFound,
     };
     if method == "GET" || method == "HEAD" {
@@ -93,7 +100,8 @@ impl Reply {
             Route::Hello => &HELLO,
             Route::Json => &JSON,
             Route::MethodNotAllowed => Reply::error(Status::MethodNotAllowed),
-            Route::NotFound => Reply::error(Status::NotFound),
+            // Served only where the server renders them itself (`render_text`).
+            Route::NotFound | Route::Metrics | Route::Tasks => Reply::error(Status::NotFound),
         }
     }
 
@@ -152,15 +160,53 @@ pub fn render(
     connection: Connection,
     date: &[u8; date::LEN],
 ) {
+    let Reply {
+        status,
+        content_type,
+        body,
+    } = *reply;
+    render_parts(out, status, content_type, body, head_only, connection, date);
+}
+
+/// Appends a `200 OK` text reply whose body was made for this request.
+#[allow(dead_code)] // not every server that includes this module has one
+pub fn render_text(
+    out: &mut Vec<u8>,
+    body: &str,
+    head_only: bool,
+    connection: Connection,
+    date: &[u8; date::LEN],
+) {
+    let status = Status::Ok;
+    render_parts(
+        out,
+        status,
+        "text/plain; charset=utf-8",
+        body,
+        head_only,
+        connection,
+        date,
+    );
+}
+
+fn render_parts(
+    out: &mut Vec<u8>,
+    status: Status,
+    content_type: &str,
+    body: &str,
+    head_only: bool,
+    connection: Connection,
+    date: &[u8; date::LEN],
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(reply.status.line().as_bytes());
+    out.extend_from_slice(status.line().as_bytes());
     out.extend_from_slice(b"\r\nServer: gopark\r\nDate: ");
     out.extend_from_slice(date);
     out.extend_from_slice(b"\r\nContent-Type: ");
-    out.extend_from_slice(reply.content_type.as_bytes());
+    out.extend_from_slice(content_type.as_bytes());
     out.extend_from_slice(b"\r\nContent-Length: ");
-    push_decimal(out, reply.body.len());
-    if reply.status == Status::MethodNotAllowed {
+    push_decimal(out, body.len());
+    if status == Status::MethodNotAllowed {
         out.extend_from_slice(b"\r\nAllow: GET, HEAD");
     }
     match connection {
@@ -170,7 +216,7 @@ pub fn render(
     }
     out.extend_from_slice(b"\r\n\r\n");
     if !head_only {
-        out.extend_from_slice(reply.body.as_bytes());
+        out.extend_from_slice(body.as_bytes());
     }
 }
 

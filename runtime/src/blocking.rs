@@ -72,17 +72,28 @@ impl BlockingPool {
         }
     }
 
+    #[track_caller]
     pub(crate) fn spawn<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
         let sched = BlockingSchedule(self.inner.clone());
-        let (notified, owned_ref, join) = task::new_task(BlockingTask(Some(f)), sched.clone());
+        let (notified, owned_ref, join) = task::new_task(
+            BlockingTask(Some(f)),
+            sched.clone(),
+            std::panic::Location::caller(),
+        );
         // Blocking tasks are not on the owned list: drop that reference.
         owned_ref.drop_reference();
         sched.schedule(notified);
         join
+    }
+
+    /// The pool's threads, and how many of them are idle.
+    pub(crate) fn threads(&self) -> (usize, usize) {
+        let st = self.inner.state.lock();
+        (st.threads, st.idle)
     }
 
     /// `true` if no job is queued or running.

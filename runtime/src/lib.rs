@@ -37,9 +37,11 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// Layers, top to bottom; each module imports only from the ones below it.
+// The layers, top to bottom; each imports only from the ones below it:
+// rt > blocking > scheduler > netpoll > time > task > coop, counter, loom.
 mod blocking;
 mod coop;
+mod counter;
 mod loom;
 mod netpoll;
 mod rt;
@@ -48,5 +50,8 @@ mod task;
 pub mod time;
 
 pub use netpoll::{Direction, PollDesc, ReadyEvent};
-pub use rt::{block_on, spawn, spawn_blocking, yield_now, Builder, Handle, Runtime};
+pub use rt::{
+    block_on, spawn, spawn_blocking, yield_now, Builder, Dump, Handle, MetricsSnapshot, Runtime,
+    RuntimeMetrics, TaskDump, TaskId, TaskState, WorkerSnapshot,
+};
 pub use task::{JoinError, JoinHandle};

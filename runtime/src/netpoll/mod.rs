@@ -61,6 +61,8 @@ pub(crate) mod sys;
 mod thread;
 mod wake;
 
+pub(crate) use thread::Hook;
+
 use std::io;
 use std::os::fd::RawFd;
 use std::panic::{self, AssertUnwindSafe};
@@ -120,6 +122,21 @@ pub(crate) struct Netpoller {
     /// When a worker last looked, in nanoseconds since `epoch`.
     last_worker_poll: AtomicU64,
     epoch: Instant,
+    /// The netpoll thread's counters (it is their one writer).
+    pub(crate) stats: NetpollStats,
+}
+
+/// What the netpoll thread counts.
+#[derive(Default, Debug)]
+pub(crate) struct NetpollStats {
+    /// Times it woke from a sleep (blocking or standing by).
+    pub(crate) wakeups: crate::counter::Counter,
+    /// Its own looks at the epoll instance (blocking or not).
+    pub(crate) polls: crate::counter::Counter,
+    /// Events those looks found.
+    pub(crate) events: crate::counter::Counter,
+    /// Nanoseconds spent standing by.
+    pub(crate) standby_ns: crate::counter::Counter,
 }
 
 impl Netpoller {
@@ -139,6 +156,7 @@ impl Netpoller {
                 worker_events: parking_lot::Mutex::new(Vec::with_capacity(EVENTS)),
                 last_worker_poll: AtomicU64::new(0),
                 epoch: Instant::now(),
+                stats: NetpollStats::default(),
             }
         }))
     }
@@ -153,6 +171,13 @@ impl Netpoller {
             // Whoever raises the flag writes the one outstanding byte.
             self.wake_fd.wake();
         }
+    }
+
+    /// Wakes the netpoll thread from a signal handler: one `write(2)` to
+    /// the eventfd, which is async-signal-safe (a thread standing by sees
+    /// it at its next tick).
+    pub(crate) fn wake_from_signal_handler(&self) {
+        self.wake_fd.wake();
     }
 
     /// `true` while the netpoll thread stands by, i.e. running workers are
@@ -174,23 +199,23 @@ impl Netpoller {
 
     /// A worker's non-blocking look at the epoll instance, if the netpoll
     /// thread expects workers to look. Collects the wakers of what became
-    /// ready; returns `false` if no look was taken (not expected, or
-    /// another worker is looking).
-    pub(crate) fn poll_now(&self, wakers: &mut Vec<Waker>) -> bool {
+    /// ready; returns how many events it found, or `None` if no look was
+    /// taken (not expected, or another worker is looking).
+    pub(crate) fn poll_now(&self, wakers: &mut Vec<Waker>) -> Option<usize> {
         if !self.workers_should_poll() {
-            return false;
+            return None;
         }
-        let Some(mut events) = self.worker_events.try_lock() else {
-            return false;
-        };
+        let mut events = self.worker_events.try_lock()?;
         // Relaxed: a timestamp for the thread's "did anyone look" check;
         // a late view costs the thread one look of its own.
         self.last_worker_poll
             .store(self.now_nanos(), Ordering::Relaxed);
         // An error here is the netpoll thread's to report: its own wait
         // fails the same way.
-        let _ = self.poll(&mut events, Some(Duration::ZERO), wakers);
-        true
+        Some(
+            self.poll(&mut events, Some(Duration::ZERO), wakers)
+                .unwrap_or(0),
+        )
     }
 
     fn now_nanos(&self) -> u64 {
@@ -229,7 +254,8 @@ impl Netpoller {
 
     /// Waits for events (`Some(ZERO)`: just looks) and turns them into
     /// readiness, collecting the wakers of waiting tasks. Returns how many
-    /// events there were. The one place the epoll instance is read.
+    /// events there were on registered descriptors (the wake eventfd's not
+    /// counted). The one place the epoll instance is read.
     fn poll(
         &self,
         events: &mut Vec<sys::Event>,
@@ -241,11 +267,13 @@ impl Netpoller {
             return Ok(0);
         }
         let registry = self.registry.lock();
+        let mut n = events.len();
         for ev in events.iter() {
             let (token, bits) = (ev.u64, ev.events as libc::c_int);
             if token == WAKE_TOKEN {
                 self.wake_fd.drain();
                 self.wake_sig.lower();
+                n -= 1;
                 continue;
             }
             // A stale event for a descriptor closed since finds no match.
@@ -261,7 +289,7 @@ impl Netpoller {
                 pd.write.notify(err, wakers);
             }
         }
-        Ok(events.len())
+        Ok(n)
     }
 
     /// Runtime shutdown: fails every registered descriptor and fires every

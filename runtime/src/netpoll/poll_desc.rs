@@ -64,6 +64,7 @@ use std::time::Instant;
 
 use super::Netpoller;
 use crate::loom::{AtomicUsize, Mutex, Ordering};
+use crate::task::Wait;
 use crate::time::heap::{Action, Expire, TimerKey};
 
 const READY: usize = 1 << 0;
@@ -100,6 +101,8 @@ pub(crate) struct Slow {
     waiters: Vec<Waker>,
     deadline_seq: u64,
     timer: Option<TimerKey>,
+    /// The deadline, for the task dump.
+    deadline: Option<Instant>,
 }
 
 /// One direction of a descriptor: the state word and the waker list.
@@ -303,6 +306,7 @@ impl Half {
     ) {
         let mut slow = self.slow.lock();
         slow.deadline_seq = slow.deadline_seq.wrapping_add(1);
+        slow.deadline = deadline;
         if let Some(key) = slow.timer.take() {
             disarm(key);
         }
@@ -322,6 +326,11 @@ impl Half {
         }
         slow.timer = None;
         self.time_out_locked(&mut slow, wakers);
+    }
+
+    /// The deadline set last (it may have passed).
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.slow.lock().deadline
     }
 
     /// Disarms the deadline timer, if any (the descriptor is going away).
@@ -452,10 +461,18 @@ impl PollDesc {
     /// with `TimedOut` past the half's deadline, and with an error of kind
     /// `Other` after [`close`](PollDesc::close) or runtime shutdown.
     pub fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>> {
-        match self.inner.half(dir).poll_ready(cx.waker()) {
+        let half = self.inner.half(dir);
+        match half.poll_ready(cx.waker()) {
             Poll::Ready(Ok(tick)) => Poll::Ready(Ok(ReadyEvent { dir, tick })),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e.into_io(self.driver.is_shutdown()))),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                crate::task::record_wait(cx.waker(), || Wait::Io {
+                    fd: self.fd.as_raw_fd(),
+                    write: dir == Direction::Write,
+                    deadline: half.deadline(),
+                });
+                Poll::Pending
+            }
         }
     }
 

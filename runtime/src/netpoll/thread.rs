@@ -9,6 +9,10 @@ use super::mode::{Blocking, StandBy};
 use super::{sys, Netpoller, PollHost, EVENTS, STANDBY_TICK_ALL, STANDBY_TICK_PARTIAL};
 use crate::loom::Ordering;
 
+/// Work the runtime layer does on the netpoll thread after each wake-up;
+/// returns when it wants to run next.
+pub(crate) type Hook = Box<dyn FnMut(Instant) -> Option<Instant> + Send>;
+
 /// Pause after an `epoll_wait` that failed, so a persistent error cannot
 /// turn the loop into a spin.
 const ERROR_PAUSE: Duration = Duration::from_millis(10);
@@ -19,8 +23,11 @@ const ERROR_PAUSE: Duration = Duration::from_millis(10);
 const PAUSED_LOOK: Duration = Duration::from_millis(1);
 
 impl Netpoller {
-    /// The netpoll thread's loop; returns at shutdown.
-    pub(crate) fn run(&self, host: &dyn PollHost) {
+    /// The netpoll thread's loop; returns at shutdown. `hook`, if any, is
+    /// called after every wake-up (the runtime layer's periodic work: the
+    /// schedtrace line, a dump asked for by a signal) and returns when it
+    /// wants to be called next.
+    pub(crate) fn run(&self, host: &dyn PollHost, mut hook: Option<Hook>) {
         let mut events: Vec<sys::Event> = Vec::with_capacity(EVENTS);
         let mut wakers: Vec<Waker> = Vec::new();
         let mut errors = ErrorReport::default();
@@ -39,7 +46,13 @@ impl Netpoller {
                     Err(e) => errors.report(e),
                 }
             }
-            check = host.check_blocked(Instant::now());
+            let now = Instant::now();
+            check = host.check_blocked(now);
+            if let Some(hook) = hook.as_mut() {
+                if let Some(next) = hook(now) {
+                    check = Some(check.map_or(next, |c| c.min(next)));
+                }
+            }
             self.time.fire(&mut wakers);
             if wakers.is_empty() && self.time.is_paused() {
                 self.auto_advance(host, &mut wakers);
@@ -89,16 +102,21 @@ impl Netpoller {
             }
             real_now + wait
         };
+        let slept = Instant::now();
         let ended = self.mode.stand_by(|| host.active_workers(), until, long);
         self.time.lock().set_sleeping(None);
         if ended == StandBy::NoWorkers {
             return false;
         }
+        self.stats.wakeups.add(1);
+        self.stats.standby_ns.add(slept.elapsed().as_nanos() as u64);
         // Relaxed: see `poll_now`; a stale value costs one look too many.
         if self.last_worker_poll.load(Ordering::Relaxed) < since {
             // No worker looked since we went to sleep: look for them.
-            if let Err(e) = self.poll(events, Some(Duration::ZERO), wakers) {
-                errors.report(e);
+            self.stats.polls.add(1);
+            match self.poll(events, Some(Duration::ZERO), wakers) {
+                Ok(n) => self.stats.events.add(n as u64),
+                Err(e) => errors.report(e),
             }
         }
         host.active_workers() > 0
@@ -138,6 +156,11 @@ impl Netpoller {
             Blocking::Sleep => {
                 let res = self.poll(events, timeout, wakers);
                 self.mode.end_blocking();
+                self.stats.wakeups.add(1);
+                self.stats.polls.add(1);
+                if let Ok(n) = res {
+                    self.stats.events.add(n as u64);
+                }
                 res
             }
         };

@@ -42,16 +42,18 @@ impl Handle {
     }
 
     /// Spawns a task on this runtime. See [`spawn`](crate::spawn).
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.shared.spawn(future)
+        self.shared.spawn(future, std::panic::Location::caller())
     }
 
     /// Runs a blocking function on this runtime's blocking pool. See
     /// [`spawn_blocking`](crate::spawn_blocking).
+    #[track_caller]
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,

@@ -10,8 +10,11 @@
 //! is defined here, where the current runtime is known.
 
 mod context;
+mod dump;
 mod handle;
+mod metrics;
 mod poll_desc;
+mod trace;
 
 use std::any::Any;
 use std::fmt;
@@ -25,7 +28,9 @@ use std::time::Duration;
 
 use crossbeam_deque::Worker;
 
+pub use dump::{Dump, TaskDump, TaskId, TaskState};
 pub use handle::Handle;
+pub use metrics::{MetricsSnapshot, RuntimeMetrics, WorkerSnapshot};
 
 use crate::blocking::BlockingPool;
 use crate::loom::AtomicBool;
@@ -158,8 +163,8 @@ impl Builder {
                     .map(|shared| Box::new(context::enter(Handle { shared })) as Box<dyn Any>)
             };
             let weak = me.clone();
-            let start_worker = move |index, local| match weak.upgrade() {
-                Some(shared) => match start_worker(&name, shared.clone(), index, local) {
+            let start_worker = move |start, local| match weak.upgrade() {
+                Some(shared) => match start_worker(&name, shared.clone(), start, local) {
                     Ok(thread) => {
                         shared.extra_threads.lock().push(thread);
                         Ok(())
@@ -187,32 +192,40 @@ impl Builder {
         // From now on a timer polled off every runtime falls back on the
         // default runtime's.
         time_driver::set_default(default_time_driver);
+        let handle = Handle {
+            shared: shared.clone(),
+        };
+        let tracing = trace::Tracing::from_env(&handle);
+        let hook = tracing.hook(handle.clone());
         let mut rt = Runtime {
-            handle: Handle {
-                shared: shared.clone(),
-            },
+            handle,
             threads: Vec::with_capacity(n + 1),
+            tracing,
         };
         for (index, local) in locals.into_iter().enumerate() {
-            let t = start_worker(&self.thread_name, shared.clone(), index, local)
+            let start = scheduler::Start {
+                slot: index,
+                worker: index,
+            };
+            let t = start_worker(&self.thread_name, shared.clone(), start, local)
                 .map_err(|_| io::Error::other("could not start a worker thread"))?;
             rt.threads.push(t);
         }
         let poller = shared.clone();
         let t = thread::Builder::new()
             .name(format!("{}-netpoll", self.thread_name))
-            .spawn(move || run_netpoll(poller))?;
+            .spawn(move || poller.io.run(&*poller, hook))?;
         rt.threads.push(t);
         Ok(rt)
     }
 }
 
-/// Starts a worker thread on slot `index`, entered into the runtime.
-/// Gives the local queue back if the thread could not start.
+/// Starts a worker thread, entered into the runtime. Gives the local queue
+/// back if the thread could not start.
 fn start_worker(
     name: &str,
     shared: Arc<Shared>,
-    index: usize,
+    start: scheduler::Start,
     local: Worker<Notified>,
 ) -> Result<ThreadHandle<()>, Worker<Notified>> {
     // The queue travels through a slot the new thread takes it from, so it
@@ -220,7 +233,7 @@ fn start_worker(
     let cell = Arc::new(parking_lot::Mutex::new(Some(local)));
     let theirs = cell.clone();
     let spawned = thread::Builder::new()
-        .name(format!("{name}-worker-{index}"))
+        .name(format!("{name}-worker-{}", start.slot))
         .spawn(move || {
             let Some(local) = theirs.lock().take() else {
                 return;
@@ -228,18 +241,12 @@ fn start_worker(
             let _enter = context::enter(Handle {
                 shared: shared.clone(),
             });
-            scheduler::run_worker(shared, index, local);
+            scheduler::run_worker(shared, start, local);
         });
     match spawned {
         Ok(thread) => Ok(thread),
         Err(_) => Err(cell.lock().take().expect("the thread never started")),
     }
-}
-
-/// The netpoll thread: turn readiness and timers into one batch of woken
-/// tasks per `epoll_wait`, injected with a single worker wake-up.
-fn run_netpoll(shared: Arc<Shared>) {
-    shared.io.run(&*shared);
 }
 
 /// A gopark runtime: worker threads, a netpoll thread, a blocking pool.
@@ -251,6 +258,8 @@ fn run_netpoll(shared: Arc<Shared>) {
 pub struct Runtime {
     handle: Handle,
     threads: Vec<ThreadHandle<()>>,
+    /// `GOPARK_SCHEDTRACE` and `GOPARK_DUMP_ON_SIGQUIT`.
+    tracing: trace::Tracing,
 }
 
 impl fmt::Debug for Runtime {
@@ -273,6 +282,7 @@ impl Runtime {
     }
 
     /// Spawns a task on this runtime.
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -282,6 +292,7 @@ impl Runtime {
     }
 
     /// Runs a blocking function on this runtime's blocking pool.
+    #[track_caller]
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -311,6 +322,7 @@ impl Drop for Runtime {
             // Joining our own thread would deadlock; fail loudly instead.
             panic!("a gopark Runtime cannot be dropped from one of its own worker threads");
         }
+        self.tracing.uninstall();
         shared.begin_shutdown();
         let mut wakers = Vec::new();
         shared.io.close_all(&mut wakers);
@@ -480,17 +492,23 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// assert_eq!(handle.await.unwrap(), "done");
 /// # });
 /// ```
+#[track_caller]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    // Taken here: the closure below would report itself as the caller.
+    let at = std::panic::Location::caller();
     let mut future = Some(future);
-    let spawned =
-        context::with_current(|h| h.map(|h| h.spawn(future.take().expect("spawned once"))));
+    let spawned = context::with_current(|h| {
+        h.map(|h| h.shared.spawn(future.take().expect("spawned once"), at))
+    });
     match spawned {
         Some(join) => join,
-        None => default_handle().spawn(future.take().expect("spawned once")),
+        None => default_handle()
+            .shared
+            .spawn(future.take().expect("spawned once"), at),
     }
 }
 
@@ -504,6 +522,7 @@ where
 /// assert_eq!(sum, 5050);
 /// # });
 /// ```
+#[track_caller]
 pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,

@@ -162,6 +162,11 @@ impl Idle {
         self.num_unparked() == 0 && f()
     }
 
+    /// Workers searching for work now.
+    pub(crate) fn num_searching(&self) -> usize {
+        searching(self.state.load(Ordering::SeqCst))
+    }
+
     /// Workers not parked.
     pub(crate) fn num_unparked(&self) -> usize {
         unparked(self.state.load(Ordering::SeqCst))

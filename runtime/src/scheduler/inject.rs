@@ -39,6 +39,11 @@ impl Inject {
         self.len.load(Ordering::SeqCst) == 0
     }
 
+    /// Tasks queued (a hint: it may change at once).
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn push(&self, task: Notified) {
         let mut q = self.queue.lock();
         q.push_back(task);

@@ -119,7 +119,7 @@ impl Schedule for Nowhere {
 /// A task whose `Notified` the model hands around; the other two
 /// references are let go at once.
 fn a_task() -> Notified {
-    let (notified, owned, join) = task::new_task(async {}, Nowhere);
+    let (notified, owned, join) = task::new_task(async {}, Nowhere, std::panic::Location::caller());
     owned.drop_reference();
     drop(join);
     notified
@@ -135,7 +135,7 @@ fn owner_and_monitor_with(owner_polls_again: bool, end_poll: fn(&Slot) -> bool) 
     loom::model(move || {
         let local = Worker::new_fifo();
         let slot = Arc::new(Slot::new(&local));
-        slot.begin_poll();
+        slot.begin_poll(0);
         let seen = slot.current_poll().expect("inside a poll");
 
         let monitor = {
@@ -154,7 +154,7 @@ fn owner_and_monitor_with(owner_polls_again: bool, end_poll: fn(&Slot) -> bool) 
         let kept = end_poll(&slot);
         let mut taken_by_owner = usize::from(slot.take_lifo().is_some());
         if kept && owner_polls_again {
-            slot.begin_poll();
+            slot.begin_poll(0);
             taken_by_owner += usize::from(end_poll(&slot) && slot.take_lifo().is_some());
         }
         let by_monitor = monitor.join().unwrap();

@@ -33,6 +33,7 @@ pub(crate) mod idle;
 mod inject;
 #[cfg(all(test, loom))]
 mod loom_tests;
+pub(crate) mod metrics;
 mod monitor;
 mod slot;
 mod worker;
@@ -54,11 +55,19 @@ pub(crate) use inject::Inject;
 pub(crate) use slot::Slot;
 pub(crate) use worker::{is_worker, is_worker_of, run_worker};
 
-/// Starts a worker thread on a slot with its local queue (the runtime layer
-/// provides it: a thread must be entered into its runtime). Gives the queue
-/// back if no thread could be started.
+/// Starts a worker thread — worker `worker`, on slot `slot`, with the
+/// slot's local queue (the runtime layer provides it: a thread must be
+/// entered into its runtime). Gives the queue back if no thread could be
+/// started.
 pub(crate) type StartWorker =
-    Box<dyn Fn(usize, Worker<Notified>) -> Result<(), Worker<Notified>> + Send + Sync>;
+    Box<dyn Fn(Start, Worker<Notified>) -> Result<(), Worker<Notified>> + Send + Sync>;
+
+/// Which worker a new worker thread is, and on which slot.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Start {
+    pub(crate) slot: usize,
+    pub(crate) worker: usize,
+}
 
 /// Check the injector first once every this many ticks (as Go and tokio do).
 pub(crate) const GLOBAL_POLL_INTERVAL: u32 = 61;
@@ -86,6 +95,11 @@ pub(crate) struct Shared {
     /// Threads other than the workers polling one of this runtime's
     /// futures right now (`block_on`): the runtime is not idle meanwhile.
     pub(crate) outside_polls: crate::loom::AtomicUsize,
+    /// Each worker's counters, by worker (not slot: a worker handed off
+    /// goes on counting in its own, on its new slot).
+    pub(crate) metrics: Box<[metrics::WorkerMetrics]>,
+    /// Tasks spawned from threads that are not workers.
+    pub(crate) remote_spawns: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -110,7 +124,19 @@ impl Shared {
             start_worker,
             extra_threads: parking_lot::Mutex::new(Vec::new()),
             outside_polls: crate::loom::AtomicUsize::new(0),
+            metrics: (0..num_workers)
+                .map(|_| metrics::WorkerMetrics::default())
+                .collect(),
+            remote_spawns: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Tasks spawned so far.
+    pub(crate) fn spawned_tasks(&self) -> u64 {
+        self.metrics.iter().map(|m| m.spawns.get()).sum::<u64>()
+            + self
+                .remote_spawns
+                .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Number of worker threads running tasks (not counting spare slots).
@@ -118,12 +144,22 @@ impl Shared {
         self.idle.num_workers()
     }
 
-    pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
+    /// Spawns `future`, recording `spawned_at` as where (for the dump).
+    pub(crate) fn spawn<F>(
+        self: &Arc<Self>,
+        future: F,
+        spawned_at: &'static std::panic::Location<'static>,
+    ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (notified, owned_ref, join) = task::new_task(future, self.clone());
+        if !worker::count_spawn(self) {
+            // Relaxed: a counter; off the workers, spawning is rare.
+            self.remote_spawns
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let (notified, owned_ref, join) = task::new_task(future, self.clone(), spawned_at);
         if let Err(owned_ref) = self.owned.bind(owned_ref) {
             // Shut down: the task is cancelled before it ever runs.
             notified.shutdown();

@@ -98,7 +98,11 @@ impl Shared {
             return;
         }
         self.move_queued(i);
-        if let Err(local) = (self.start_worker)(j, local) {
+        let start = super::Start {
+            slot: j,
+            worker: self.slots[i].worker(),
+        };
+        if let Err(local) = (self.start_worker)(start, local) {
             // No thread: the slot stays spare, and the stuck worker, which
             // leaves when it returns, is no longer counted as running.
             self.slots[j].make_spare(local);

@@ -51,6 +51,11 @@ pub(crate) struct Slot {
     poll: AtomicU64,
     /// The local queue of a spare slot, which no thread owns.
     spare: Mutex<Option<Worker<Notified>>>,
+    /// The worker (by number, for its metrics) whose thread owns the slot.
+    worker: std::sync::atomic::AtomicUsize,
+    /// The task the owner polls now (its header's address), for the task
+    /// dump; stale between polls.
+    current: std::sync::atomic::AtomicUsize,
 }
 
 impl Slot {
@@ -63,7 +68,29 @@ impl Slot {
             lifo: Lifo::new(),
             poll: AtomicU64::new(0),
             spare: Mutex::new(None),
+            worker: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            current: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// A thread takes the slot for worker `worker`.
+    pub(crate) fn set_worker(&self, worker: usize) {
+        // Relaxed: read by the monitor after it saw a poll on this slot,
+        // which the owner began after this store (Release in `begin_poll`).
+        self.worker
+            .store(worker, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The worker whose thread owns the slot.
+    pub(crate) fn worker(&self) -> usize {
+        self.worker.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The task being polled, if the owner is inside a poll: its header's
+    /// address.
+    pub(crate) fn polling_task(&self) -> Option<usize> {
+        self.is_polling()
+            .then(|| self.current.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Keeps `local` as a spare slot's queue.
@@ -78,9 +105,12 @@ impl Slot {
         self.spare.lock().take()
     }
 
-    /// The owner starts a poll.
+    /// The owner starts a poll of the task at `task` (its address).
     #[inline]
-    pub(crate) fn begin_poll(&self) {
+    pub(crate) fn begin_poll(&self, task: usize) {
+        // Relaxed: published by the Release store below.
+        self.current
+            .store(task, std::sync::atomic::Ordering::Relaxed);
         // Only the owner writes while the value is even; Release: a monitor
         // that sees the odd value sees the LIFO pushes made before it.
         let s = self.poll.load(Ordering::Relaxed);

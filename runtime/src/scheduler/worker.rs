@@ -22,7 +22,8 @@ use std::sync::Arc;
 
 use crossbeam_deque::{Steal, Worker};
 
-use super::{Shared, Slot, GLOBAL_POLL_INTERVAL, LOCAL_QUEUE_CAPACITY, MAX_LIFO_POLLS};
+use super::metrics::WorkerMetrics;
+use super::{Shared, Slot, Start, GLOBAL_POLL_INTERVAL, LOCAL_QUEUE_CAPACITY, MAX_LIFO_POLLS};
 
 /// How long the last running worker looks for I/O before it parks.
 const SPIN_FOR_IO: std::time::Duration = std::time::Duration::from_micros(25);
@@ -51,6 +52,13 @@ pub(crate) fn is_worker_of(shared: &Shared) -> bool {
     with_worker_of(shared, |_| ()).is_some()
 }
 
+/// Counts a spawn in this thread's worker metrics, if it is a worker of
+/// `shared`. Returns `false` otherwise.
+#[inline]
+pub(crate) fn count_spawn(shared: &Shared) -> bool {
+    with_worker_of(shared, |cx| cx.metrics().spawns.add(1)).is_some()
+}
+
 /// Returns `true` on any runtime's worker thread.
 pub(crate) fn is_worker() -> bool {
     WORKER.try_with(|w| w.borrow().is_some()).unwrap_or(false)
@@ -62,6 +70,10 @@ pub(crate) struct WorkerCtx {
     pub(crate) shared: Arc<Shared>,
     /// The slot this thread owns.
     index: usize,
+    /// Which worker it is, for its metrics.
+    worker: usize,
+    /// When it last woke from parking (or started).
+    busy_since: std::cell::Cell<std::time::Instant>,
     /// Set when the monitor retook the slot: the thread leaves.
     retaken: std::cell::Cell<bool>,
     /// Never borrowed across a task poll: a task that wakes another task on
@@ -154,10 +166,14 @@ pub(crate) fn schedule_local(
 }
 
 /// The body of a worker thread.
-pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Worker<Notified>) {
+pub(crate) fn run_worker(shared: Arc<Shared>, start: Start, local: Worker<Notified>) {
+    let index = start.slot;
+    shared.slots[index].set_worker(start.worker);
     let cx = Rc::new(WorkerCtx {
         shared: shared.clone(),
         index,
+        worker: start.worker,
+        busy_since: std::cell::Cell::new(std::time::Instant::now()),
         retaken: std::cell::Cell::new(false),
         core: RefCell::new(Core {
             local,
@@ -181,6 +197,11 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Worker<Notifi
 impl WorkerCtx {
     fn slot(&self) -> &Slot {
         &self.shared.slots[self.index]
+    }
+
+    #[inline]
+    fn metrics(&self) -> &WorkerMetrics {
+        &self.shared.metrics[self.worker]
     }
 
     fn run(&self) {
@@ -276,7 +297,12 @@ impl WorkerCtx {
             return false;
         }
         let mut wakers = std::mem::take(&mut *self.io_wakers.borrow_mut());
-        let found = io.poll_now(&mut wakers) && !wakers.is_empty();
+        if let Some(events) = io.poll_now(&mut wakers) {
+            let m = self.metrics();
+            m.io_polls.add(1);
+            m.io_events.add(events as u64);
+        }
+        let found = !wakers.is_empty();
         crate::netpoll::wake_all(&mut wakers);
         *self.io_wakers.borrow_mut() = wakers;
         found
@@ -299,8 +325,14 @@ impl WorkerCtx {
                 continue;
             }
             loop {
+                let before = core.local.len();
                 match slots[victim].stealer.steal_batch_and_pop(&core.local) {
-                    Steal::Success(task) => return Some(task),
+                    Steal::Success(task) => {
+                        let m = self.metrics();
+                        m.steal_operations.add(1);
+                        m.steals.add((core.local.len() - before) as u64 + 1);
+                        return Some(task);
+                    }
                     Steal::Empty => break,
                     Steal::Retry => {}
                 }
@@ -348,7 +380,8 @@ impl WorkerCtx {
     #[inline]
     fn poll(&self, task: Notified) -> bool {
         let slot = self.slot();
-        slot.begin_poll();
+        self.metrics().polls.add(1);
+        slot.begin_poll(task.addr());
         task.run();
         if slot.end_poll() {
             return true;
@@ -366,6 +399,10 @@ impl WorkerCtx {
             std::mem::replace(&mut core.searching, false)
         };
         let idle = &self.shared.idle;
+        let m = self.metrics();
+        m.parks.add(1);
+        m.busy_ns
+            .add(self.busy_since.get().elapsed().as_nanos() as u64);
         let cpu = super::idle::current_cpu();
         let parked = idle.transition_worker_to_parked(self.index, was_searching, cpu);
         if parked.last_searcher && self.shared.has_pending_work() {
@@ -380,6 +417,7 @@ impl WorkerCtx {
             return;
         }
         let wakeup = self.slot().parker.park();
+        self.busy_since.set(std::time::Instant::now());
         let mut core = self.core.borrow_mut();
         // A task handed to us runs first; at shutdown `drain` drops it.
         if let Some(task) = wakeup.task {

@@ -80,6 +80,10 @@ impl<T> Future for JoinHandle<T> {
                 cx.waker(),
             )
         };
+        if out.is_pending() {
+            let task = self.raw.addr();
+            super::record_wait(cx.waker(), || super::Wait::Join { task });
+        }
         out
     }
 }

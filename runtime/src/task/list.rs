@@ -89,6 +89,18 @@ impl OwnedTasks {
         }
     }
 
+    /// Calls `f` with every listed task, one shard's lock at a time (a
+    /// spawn or a completion on that shard waits meanwhile; other shards
+    /// go on).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Header)) {
+        for shard in self.shards.iter() {
+            let slab = shard.lock();
+            for (_, task) in slab.iter() {
+                f(task.header());
+            }
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
     }

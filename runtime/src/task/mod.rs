@@ -50,6 +50,7 @@ mod join;
 mod list;
 mod raw;
 mod state;
+mod trace;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -59,6 +60,7 @@ use std::future::Future;
 pub use join::{JoinError, JoinHandle};
 pub(crate) use list::OwnedTasks;
 pub(crate) use raw::{Header, RawTask};
+pub(crate) use trace::{record_wait, TaskInfo, Wait};
 
 /// What a task needs from whoever runs it.
 pub(crate) trait Schedule: Send + Sync + 'static {
@@ -89,6 +91,11 @@ impl Notified {
     /// this reference.
     pub(crate) fn shutdown(self) {
         self.0.shutdown();
+    }
+
+    /// The task's address: its identity while it lives.
+    pub(crate) fn addr(&self) -> usize {
+        self.0.addr()
     }
 
     /// The task's pointer, carrying this reference (for a slot that keeps
@@ -125,15 +132,19 @@ impl Drop for Notified {
     }
 }
 
-/// Allocates a task. Returns the first `Notified`, the reference for the
-/// owned-task list, and the `JoinHandle`.
-pub(crate) fn new_task<F, S>(future: F, scheduler: S) -> (Notified, RawTask, JoinHandle<F::Output>)
+/// Allocates a task spawned at `spawned_at`. Returns the first `Notified`,
+/// the reference for the owned-task list, and the `JoinHandle`.
+pub(crate) fn new_task<F, S>(
+    future: F,
+    scheduler: S,
+    spawned_at: &'static std::panic::Location<'static>,
+) -> (Notified, RawTask, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     S: Schedule,
 {
-    let raw = RawTask::new(future, scheduler);
+    let raw = RawTask::new(future, scheduler, spawned_at);
     // SAFETY: a new task's state counts three references (see
     // `RawTask::new`); these stand for the list's and the JoinHandle's.
     let (owned, join) = unsafe { (raw.duplicate(), raw.duplicate()) };

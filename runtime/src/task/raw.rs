@@ -33,6 +33,8 @@ pub(crate) struct Header {
     vtable: &'static Vtable,
     /// Where the task sits in the runtime's owned-task list.
     pub(crate) owned_key: AtomicUsize,
+    /// Where it was spawned and what it last parked on, for the dump.
+    pub(crate) trace: super::trace::Trace,
 }
 
 struct Vtable {
@@ -78,7 +80,11 @@ impl RawTask {
     /// owned-task list's, the first `Notified`'s and the `JoinHandle`'s);
     /// this returns the first, and [`duplicate`](RawTask::duplicate) makes
     /// the other two.
-    pub(crate) fn new<F, S>(future: F, scheduler: S) -> RawTask
+    pub(crate) fn new<F, S>(
+        future: F,
+        scheduler: S,
+        spawned_at: &'static std::panic::Location<'static>,
+    ) -> RawTask
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -89,6 +95,7 @@ impl RawTask {
                 state: State::new(),
                 vtable: vtable::<F, S>(),
                 owned_key: AtomicUsize::new(usize::MAX),
+                trace: super::trace::Trace::new(spawned_at),
             },
             scheduler,
             stage: UnsafeCell::new(Stage::Running(future)),
@@ -290,6 +297,7 @@ where
         unsafe { Waker::from_raw(RawWaker::new(ptr.as_ptr() as *const (), &WAKER_VTABLE)) },
     );
     let mut cx = Context::from_waker(&waker);
+    cell.header.trace.begin_poll();
     let res = panic::catch_unwind(AssertUnwindSafe(|| {
         cell.stage.with_mut(|stage| {
             // SAFETY: RUNNING is set, so this thread owns the stage, and the
@@ -310,7 +318,10 @@ where
             complete(cell, Some(task));
         }
         Ok(Poll::Pending) => match cell.header.state.transition_to_idle() {
-            TransitionToIdle::Ok => task.drop_reference(),
+            TransitionToIdle::Ok => {
+                cell.header.trace.parked();
+                task.drop_reference();
+            }
             TransitionToIdle::OkNotified => cell.scheduler.yield_now(super::Notified(task)),
             TransitionToIdle::Cancelled => {
                 cancel_future(cell);
@@ -468,6 +479,18 @@ unsafe fn drop_join_handle_slow<F: Future, S>(ptr: NonNull<Header>) {
 
 static WAKER_VTABLE: RawWakerVTable =
     RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+/// The header of the task behind `waker`, if it is one of this runtime's
+/// task wakers (its vtable says so).
+pub(crate) fn header_of(waker: &Waker) -> Option<&Header> {
+    if !std::ptr::eq(waker.vtable(), &WAKER_VTABLE) {
+        return None;
+    }
+    // SAFETY: a waker of `WAKER_VTABLE` holds a reference to a live task
+    // (or borrows the polling worker's), which `waker` keeps for as long as
+    // the returned borrow of it.
+    Some(unsafe { waker_header(waker.data()) })
+}
 
 /// The task a waker's data pointer names.
 ///

@@ -51,6 +51,21 @@ pub(crate) struct Timers {
     /// Set at runtime shutdown: no thread will fire a timer any more, so
     /// none may be added.
     closed: bool,
+    /// Counters, for the runtime's metrics.
+    pub(crate) stats: TimerStats,
+}
+
+/// What the timer heap counts (under its lock).
+#[derive(Default, Debug, Clone, Copy)]
+pub(crate) struct TimerStats {
+    /// Timers added.
+    pub(crate) armed: u64,
+    /// Sleeps whose deadline came.
+    pub(crate) fired: u64,
+    /// Deadline timers (socket deadlines) that came due.
+    pub(crate) deadlines: u64,
+    /// Timers removed before they came due.
+    pub(crate) cancelled: u64,
 }
 
 /// What a deadline timer fires: implemented by whatever keeps deadlines
@@ -73,6 +88,7 @@ impl Timers {
         if self.closed {
             return None;
         }
+        self.stats.armed += 1;
         self.next_gen = self.next_gen.wrapping_add(1);
         let gen = self.next_gen;
         let pos = self.heap.len();
@@ -103,6 +119,7 @@ impl Timers {
         let pos = entry.pos;
         if pos != FIRED {
             self.heap_remove(pos);
+            self.stats.cancelled += 1;
         }
         self.entries.remove(key.idx);
         true
@@ -151,8 +168,12 @@ impl Timers {
             let entry = &mut self.entries[idx];
             entry.pos = FIRED;
             match std::mem::replace(&mut entry.action, Action::Fired) {
-                Action::Wake(w) => wakers.extend(w),
+                Action::Wake(w) => {
+                    self.stats.fired += 1;
+                    wakers.extend(w);
+                }
                 Action::Expire(target, tag) => {
+                    self.stats.deadlines += 1;
                     self.entries.remove(idx);
                     expired.push((target, tag));
                 }

@@ -100,6 +100,8 @@ impl Future for Sleep {
                     return Poll::Ready(());
                 };
                 this.timer = Some((driver, key));
+                let until = this.deadline;
+                crate::task::record_wait(cx.waker(), || crate::task::Wait::Sleep { until });
                 Poll::Pending
             }
             Some((driver, key)) => {
@@ -108,6 +110,8 @@ impl Future for Sleep {
                     this.fired = true;
                     Poll::Ready(())
                 } else {
+                    let until = this.deadline;
+                    crate::task::record_wait(cx.waker(), || crate::task::Wait::Sleep { until });
                     Poll::Pending
                 }
             }

@@ -1,0 +1,176 @@
+//! `GOPARK_SCHEDTRACE` and `GOPARK_DUMP_ON_SIGQUIT`: the runtime telling
+//! an operator what it does, with no code in the program, as Go's
+//! `GODEBUG=schedtrace=MS` and its SIGQUIT goroutine dump do.
+//!
+//! # `GOPARK_SCHEDTRACE=MS`
+//!
+//! Every `MS` milliseconds the netpoll thread writes one line to stderr:
+//!
+//! ```text
+//! gopark 1000ms: workers=2 running=1 parked=1 searching=0 globalq=0 localq=[0 3] tasks=12 spawned=+5 polls=+1020 steals=+3 parks=+40 netpoll: wakeups=+12 events=+300 by_workers=+80 standby=800ms fds=14 timers: armed=+10 fired=+8 cancelled=+2 deadlines=+0 blocking=1/1
+//! ```
+//!
+//! | field | meaning | Go's `schedtrace` |
+//! |---|---|---|
+//! | `1000ms` | age of the runtime | `SCHED 1000ms` |
+//! | `workers`, `running`, `parked`, `searching` | worker threads; unparked; parked; looking for work to steal | `gomaxprocs`, `idleprocs`, `spinningthreads` |
+//! | `globalq`, `localq=[..]` | tasks queued in the injector; in each worker's queue | `runqueue`, `[..]` |
+//! | `tasks` | live tasks | — |
+//! | `spawned`, `polls`, `steals`, `parks` | since the last line: tasks spawned, polled, stolen; worker parks | — |
+//! | `netpoll: wakeups`, `events`, `by_workers`, `standby` | since the last line: netpoll thread wake-ups, readiness events, looks at epoll taken by workers, time the thread stood by | — |
+//! | `fds` | registered descriptors | — |
+//! | `timers: armed`, `fired`, `cancelled`, `deadlines` | since the last line | — |
+//! | `blocking=T/I` | blocking-pool threads, of which idle | — |
+//!
+//! A `+` marks a figure counted since the previous line.
+//!
+//! # `GOPARK_DUMP_ON_SIGQUIT=1`
+//!
+//! SIGQUIT (Ctrl-\\ in a terminal, `kill -QUIT`) writes [`Handle::dump`]'s
+//! text to stderr, and the process goes on running. The handler itself only
+//! raises a flag and wakes the netpoll thread (both async-signal-safe); the
+//! dump is taken and written there.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Handle, MetricsSnapshot};
+use crate::netpoll::Hook;
+
+/// The environment variable of the schedtrace line.
+const SCHEDTRACE: &str = "GOPARK_SCHEDTRACE";
+/// The environment variable of the SIGQUIT dump.
+const DUMP_ON_SIGQUIT: &str = "GOPARK_DUMP_ON_SIGQUIT";
+
+/// What the environment asks of a runtime being built.
+pub(super) struct Tracing {
+    every: Option<Duration>,
+    sigquit: Option<(Arc<AtomicBool>, signal_hook_registry::SigId)>,
+}
+
+impl Tracing {
+    /// Reads the environment. For the SIGQUIT dump, installs the handler,
+    /// which wakes `wake` (the netpoll thread).
+    pub(super) fn from_env(handle: &Handle) -> Tracing {
+        let every = std::env::var(SCHEDTRACE)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis);
+        let sigquit = std::env::var(DUMP_ON_SIGQUIT)
+            .is_ok_and(|v| v.trim() == "1")
+            .then(|| install_sigquit(handle))
+            .flatten();
+        Tracing { every, sigquit }
+    }
+
+    /// The netpoll thread's hook, if anything is asked for.
+    pub(super) fn hook(&self, handle: Handle) -> Option<Hook> {
+        if self.every.is_none() && self.sigquit.is_none() {
+            return None;
+        }
+        let every = self.every;
+        let dump_asked = self.sigquit.as_ref().map(|(flag, _)| flag.clone());
+        let started = Instant::now();
+        let mut last = handle.metrics().snapshot();
+        let mut next = every.map(|e| started + e);
+        Some(Box::new(move |now: Instant| {
+            if dump_asked
+                .as_ref()
+                .is_some_and(|flag| flag.swap(false, Ordering::AcqRel))
+            {
+                eprint!("{}", handle.dump());
+            }
+            if let (Some(every), Some(due)) = (every, next) {
+                if now >= due {
+                    let snap = handle.metrics().snapshot();
+                    eprintln!("{}", line(now.duration_since(started), &snap, &last));
+                    last = snap;
+                    // The next line one period on, not one period after a
+                    // late wake-up.
+                    let mut n = due + every;
+                    while n <= now {
+                        n += every;
+                    }
+                    next = Some(n);
+                }
+            }
+            next
+        }))
+    }
+
+    /// Removes the SIGQUIT handler (runtime shutdown).
+    pub(super) fn uninstall(&mut self) {
+        if let Some((_, id)) = self.sigquit.take() {
+            signal_hook_registry::unregister(id);
+        }
+    }
+}
+
+/// Installs the SIGQUIT handler; `None` (and a line on stderr) if the
+/// registry refuses.
+fn install_sigquit(handle: &Handle) -> Option<(Arc<AtomicBool>, signal_hook_registry::SigId)> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let io = handle.shared.io.clone();
+    let raised = flag.clone();
+    // SAFETY: the action only stores to an atomic and writes the eventfd
+    // (`write(2)`), both async-signal-safe; it allocates nothing and takes
+    // no lock.
+    let registered = unsafe {
+        signal_hook_registry::register(libc::SIGQUIT, move || {
+            raised.store(true, Ordering::Release);
+            io.wake_from_signal_handler();
+        })
+    };
+    match registered {
+        Ok(id) => Some((flag, id)),
+        Err(e) => {
+            eprintln!("gopark: {DUMP_ON_SIGQUIT}: cannot handle SIGQUIT: {e}");
+            None
+        }
+    }
+}
+
+/// One schedtrace line: gauges as they are, counters since `last`.
+fn line(age: Duration, now: &MetricsSnapshot, last: &MetricsSnapshot) -> String {
+    let sum = |s: &MetricsSnapshot, f: fn(&super::WorkerSnapshot) -> u64| -> u64 {
+        s.workers.iter().map(f).sum()
+    };
+    let localq: Vec<String> = now
+        .workers
+        .iter()
+        .map(|w| w.local_queue_depth.to_string())
+        .collect();
+    let workers = now.workers.len();
+    format!(
+        "gopark {}ms: workers={workers} running={} parked={} searching={} globalq={} localq=[{}] \
+         tasks={} spawned=+{} polls=+{} steals=+{} parks=+{} netpoll: wakeups=+{} events=+{} \
+         by_workers=+{} standby={}ms fds={} timers: armed=+{} fired=+{} cancelled=+{} \
+         deadlines=+{} blocking={}/{}",
+        age.as_millis(),
+        workers - now.parked_workers.min(workers),
+        now.parked_workers,
+        now.searching_workers,
+        now.global_queue_depth,
+        localq.join(" "),
+        now.alive_tasks,
+        now.spawned_tasks - last.spawned_tasks,
+        sum(now, |w| w.polls) - sum(last, |w| w.polls),
+        sum(now, |w| w.steals) - sum(last, |w| w.steals),
+        sum(now, |w| w.parks) - sum(last, |w| w.parks),
+        now.netpoll_wakeups - last.netpoll_wakeups,
+        now.netpoll_events - last.netpoll_events,
+        now.netpoll_polls_by_workers - last.netpoll_polls_by_workers,
+        now.netpoll_standby
+            .saturating_sub(last.netpoll_standby)
+            .as_millis(),
+        now.registered_fds,
+        now.timers_armed - last.timers_armed,
+        now.timers_fired - last.timers_fired,
+        now.timers_cancelled - last.timers_cancelled,
+        now.deadlines_expired - last.deadlines_expired,
+        now.blocking_threads,
+        now.blocking_idle,
+    )
+}

@@ -1,0 +1,204 @@
+//! What a task is waiting for, as the task dump shows it.
+//!
+//! Each task header carries where it was spawned (`#[track_caller]` on
+//! every spawn function) and a small record of its last wait:
+//!
+//! * at the start of each poll the record is cleared;
+//! * a leaf future that parks the task records itself through the task's
+//!   waker ([`record_wait`]): a `PollDesc` half its descriptor and
+//!   direction, a `Sleep` its deadline, a `JoinHandle` the task it awaits;
+//! * when the poll returns `Pending`, an empty record becomes "something
+//!   else" (a channel, a lock…).
+//!
+//! The start of each poll and each park note the time, on the kernel's
+//! coarse clock (a few nanoseconds to read, good to its tick), so the dump
+//! can say how long a task has been in its state. All of it is relaxed
+//! stores to the task's own header; nothing is recorded for a waker that
+//! is not a gopark task's (a future polled by another executor, or through
+//! a combinator with wakers of its own): the dump then says "idle".
+
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use super::raw::Header;
+
+const NONE: u64 = 0;
+const IO: u64 = 1;
+const SLEEP: u64 = 2;
+const JOIN: u64 = 3;
+const OTHER: u64 = 4;
+const KIND_MASK: u64 = 0xF;
+const WRITE: u64 = 1 << 4;
+const FD_SHIFT: u32 = 32;
+
+/// What a task parks on, recorded by the leaf future that parks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// A descriptor's read or write half, with its deadline.
+    Io {
+        fd: i32,
+        write: bool,
+        deadline: Option<Instant>,
+    },
+    /// A timer.
+    Sleep { until: Instant },
+    /// Another task's completion (the address of its header).
+    Join { task: usize },
+    /// Something the runtime does not know (a channel, a lock…).
+    Other,
+}
+
+/// A task's spawn site and wait record, in its header.
+pub(crate) struct Trace {
+    pub(crate) spawned_at: &'static Location<'static>,
+    /// Kind, direction and descriptor.
+    wait: AtomicU64,
+    /// A deadline (nanoseconds past [`epoch`], plus one; 0 for none) or a
+    /// joined task's address.
+    arg: AtomicU64,
+    /// When the task last started a poll or parked, on the coarse clock
+    /// ([`coarse_now`]).
+    since: AtomicU64,
+}
+
+impl Trace {
+    pub(crate) fn new(spawned_at: &'static Location<'static>) -> Trace {
+        Trace {
+            spawned_at,
+            wait: AtomicU64::new(NONE),
+            arg: AtomicU64::new(0),
+            since: AtomicU64::new(coarse_now()),
+        }
+    }
+
+    /// A poll starts: the record is about this poll only.
+    #[inline]
+    pub(crate) fn begin_poll(&self) {
+        // Relaxed: a diagnostic record; readers may see a mix of old and
+        // new, which the dump shows as it is.
+        self.wait.store(NONE, Ordering::Relaxed);
+        self.since.store(coarse_now(), Ordering::Relaxed);
+    }
+
+    /// The poll returned `Pending`: the task is parked from now.
+    #[inline]
+    pub(crate) fn parked(&self) {
+        if self.wait.load(Ordering::Relaxed) == NONE {
+            self.wait.store(OTHER, Ordering::Relaxed);
+        }
+        self.since.store(coarse_now(), Ordering::Relaxed);
+    }
+
+    fn record(&self, wait: Wait) {
+        let (word, arg) = match wait {
+            Wait::Io {
+                fd,
+                write,
+                deadline,
+            } => (
+                IO | if write { WRITE } else { 0 } | (u64::from(fd as u32) << FD_SHIFT),
+                deadline.map_or(0, encode_instant),
+            ),
+            Wait::Sleep { until } => (SLEEP, encode_instant(until)),
+            Wait::Join { task } => (JOIN, task as u64),
+            Wait::Other => (OTHER, 0),
+        };
+        self.arg.store(arg, Ordering::Relaxed);
+        self.wait.store(word, Ordering::Relaxed);
+    }
+
+    /// The recorded wait; `None` while nothing was recorded (the task is
+    /// running, queued, or new).
+    pub(crate) fn wait(&self) -> Option<Wait> {
+        let word = self.wait.load(Ordering::Relaxed);
+        let arg = self.arg.load(Ordering::Relaxed);
+        match word & KIND_MASK {
+            IO => Some(Wait::Io {
+                fd: (word >> FD_SHIFT) as u32 as i32,
+                write: word & WRITE != 0,
+                deadline: decode_instant(arg),
+            }),
+            SLEEP => Some(Wait::Sleep {
+                until: decode_instant(arg).unwrap_or_else(epoch),
+            }),
+            JOIN => Some(Wait::Join { task: arg as usize }),
+            OTHER => Some(Wait::Other),
+            _ => None,
+        }
+    }
+
+    /// How long ago the task last started a poll or parked (coarse: to a
+    /// few milliseconds).
+    pub(crate) fn age(&self) -> Duration {
+        Duration::from_nanos(coarse_now().saturating_sub(self.since.load(Ordering::Relaxed)))
+    }
+}
+
+/// Records what the task behind `waker` parks on, if `waker` is a gopark
+/// task's; `wait` is only called then.
+#[inline]
+pub(crate) fn record_wait(waker: &Waker, wait: impl FnOnce() -> Wait) {
+    if let Some(header) = super::raw::header_of(waker) {
+        header.trace.record(wait());
+    }
+}
+
+/// The instant deadlines are counted from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn encode_instant(at: Instant) -> u64 {
+    at.saturating_duration_since(epoch()).as_nanos() as u64 + 1
+}
+
+fn decode_instant(v: u64) -> Option<Instant> {
+    (v != 0).then(|| epoch() + Duration::from_nanos(v - 1))
+}
+
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds: a few nanoseconds to read,
+/// good to the kernel's tick.
+fn coarse_now() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// One task as the dump sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TaskInfo {
+    /// The header's address: the task's identity while it lives.
+    pub(crate) addr: usize,
+    pub(crate) spawned_at: &'static Location<'static>,
+    /// Inside a poll now.
+    pub(crate) running: bool,
+    /// Woken and waiting for a worker.
+    pub(crate) queued: bool,
+    /// What it last parked on.
+    pub(crate) wait: Option<Wait>,
+    /// How long it has been running, or parked (or queued, counted from
+    /// when it parked).
+    pub(crate) age: Duration,
+}
+
+impl TaskInfo {
+    pub(crate) fn of(header: &Header) -> TaskInfo {
+        let state = header.state.load();
+        TaskInfo {
+            addr: header.addr(),
+            spawned_at: header.trace.spawned_at,
+            running: state.is_running(),
+            queued: state.is_notified() && !state.is_running(),
+            wait: header.trace.wait(),
+            age: header.trace.age(),
+        }
+    }
+}
