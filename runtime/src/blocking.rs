@@ -126,7 +126,9 @@ impl BlockingPool {
 
 impl Schedule for BlockingSchedule {
     fn schedule(&self, task: Notified) {
-        let inner = &self.0;
+        // Once queued, the task may run, complete and be freed — and this
+        // `BlockingSchedule` with it — before this returns: hold the pool.
+        let inner = &Arc::clone(&self.0);
         let mut st = inner.state.lock();
         if st.shutdown {
             drop(st);

@@ -174,9 +174,14 @@ impl Shared {
         self.shutdown.load(Ordering::Acquire)
     }
 
-    fn schedule_task(&self, task: Notified, is_yield: bool) {
+    fn schedule_task(self: &Arc<Self>, task: Notified, is_yield: bool) {
         if let Err(task) = worker::schedule_local(self, task, is_yield) {
-            self.schedule_remote(task);
+            // Off this runtime's workers (which hold the scheduler alive),
+            // the task may run, complete and be freed — and with it the
+            // `Arc` that `self` borrows from its cell — before
+            // `schedule_remote` returns: hold one of our own meanwhile.
+            let shared = Arc::clone(self);
+            shared.schedule_remote(task);
         }
     }
 
@@ -199,17 +204,21 @@ impl Shared {
     /// is parked), everything goes to the injector, where the running
     /// workers find it.
     fn hand_off(&self, first: Notified, rest: &mut Vec<Notified>) {
+        if self.is_shutdown() {
+            // The runtime is going away: `Runtime::drop` cancels every task
+            // through the owned-task list. Queuing a task woken now (a
+            // sleep completed by the shutdown itself) would let a worker
+            // that has not yet seen the flag poll it to completion.
+            drop(first);
+            rest.clear();
+            return;
+        }
         let more = !rest.is_empty();
         if more {
             // Pushed before the idle check below (the Dekker pair of `idle`).
             self.injector.push_batch(rest);
         }
-        let to_wake = if self.is_shutdown() {
-            None
-        } else {
-            self.idle.worker_to_wake(idle::current_cpu(), more)
-        };
-        if let Some(w) = to_wake {
+        if let Some(w) = self.idle.worker_to_wake(idle::current_cpu(), more) {
             self.slots[w].parker.unpark_with(first, more);
         } else {
             // Push, then check again: a searcher seen above may have parked
@@ -218,8 +227,8 @@ impl Shared {
             self.notify_parked();
         }
         if self.shutdown.load(Ordering::SeqCst) {
-            // The runtime is going away and may already have drained the
-            // injector: drop what we pushed (and anything else) ourselves.
+            // Shut down meanwhile, and the injector may already have been
+            // drained: drop what we pushed (and anything else) ourselves.
             // A worker handed `first` drops it as it exits. SeqCst pairs
             // with the store in `begin_shutdown`.
             self.drain_injector();

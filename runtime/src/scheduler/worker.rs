@@ -360,6 +360,10 @@ impl WorkerCtx {
         // Message-passing fast path, bounded so the queue is not starved.
         let slot = self.slot();
         for _ in 0..MAX_LIFO_POLLS {
+            if self.shared.is_shutdown() {
+                // Left in the slot for `drain`.
+                return;
+            }
             match slot.take_lifo() {
                 Some(task) => {
                     if !self.poll(task) {
