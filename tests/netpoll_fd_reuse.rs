@@ -7,7 +7,7 @@
 //! that runs its worker counts one after the other: no other test thread
 //! opens descriptors in between, so the reuse is deterministic.
 
-mod net_support;
+mod support;
 
 use std::io::{self, ErrorKind};
 use std::os::fd::AsRawFd;
@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use gopark::net::{TcpListener, TcpStream};
 use gopark::runtime::{self, time::timeout};
-use net_support::{pair_on, pattern, poll_once};
+use support::data::pattern;
+use support::future::poll_once;
+use support::net::pair_on;
 
 const ROUNDS: usize = 200;
 const TIMER_ROUNDS: usize = 5;
@@ -96,7 +98,7 @@ async fn body() -> io::Result<()> {
 
 #[test]
 fn stale_events_and_timers_never_reach_a_reused_fd() {
-    for workers in net_support::WORKERS {
-        net_support::run(workers, "fd reuse", Duration::from_secs(30), body);
+    for workers in support::rt::WORKERS {
+        support::rt::run_io(workers, "fd reuse", Duration::from_secs(30), body);
     }
 }

@@ -11,7 +11,7 @@
 //! release; the default run asserts bounds that catch a stall or
 //! starvation but not the noise of a shared 2-core machine.
 
-mod reliability_util;
+mod support;
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -23,25 +23,16 @@ use std::time::{Duration, Instant};
 use futures_util::future::join;
 use gopark::net::{TcpListener, TcpStream};
 use gopark::runtime::{self, time::interval, time::sleep};
-use reliability_util::{figure, run, serial, threads, Stats, Watchdog};
+use support::rt::{run_io, serial, Watchdog};
+use support::stats::{figure, Stats};
+use support::threads;
 
 /// An echo server on the current runtime: accepts forever, one task per
 /// connection.
 fn spawn_echo_server(listener: TcpListener) {
     runtime::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            runtime::spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    if stream.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            });
+            runtime::spawn(support::net::echo(stream));
         }
     });
 }
@@ -146,7 +137,7 @@ async fn ticker_phase(addr: SocketAddr, bulk: bool, ticks: usize) -> io::Result<
 /// 40 ms between runs, with other work running beside it.
 fn ticker_beside_hot_echo(ticks: usize, strict: bool) {
     let _serial = serial();
-    let (idle, ping_pong, with_bulk) = run(
+    let (idle, ping_pong, with_bulk) = run_io(
         1,
         "fairtick",
         Duration::from_secs(120),
@@ -272,7 +263,7 @@ fn blocking_task(from: From, strict: bool) {
     let _serial = serial();
     let workers = 2;
     let dog = Watchdog::start("blocking task", Duration::from_secs(120));
-    let rt = reliability_util::runtime(workers, "fairblk");
+    let rt = support::rt::runtime(workers, "fairblk");
     let addr = rt
         .block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -359,7 +350,7 @@ fn idle_runtime_uses_no_cpu_and_rarely_wakes() {
     let name = "fairidle";
     let workers = 2;
     let dog = Watchdog::start("idle runtime", Duration::from_secs(60));
-    let rt = reliability_util::runtime(workers, name);
+    let rt = support::rt::runtime(workers, name);
     // Something to be idle with: connections parked in read, a listener
     // in accept, far-away sleeps, a far-away deadline.
     let keep = rt

@@ -7,7 +7,7 @@
 //! other: /proc/self/fd counts the whole process, so no other test may open
 //! descriptors meanwhile.
 
-mod net_support;
+mod support;
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use gopark::net::{TcpListener, TcpStream};
 use gopark::runtime::{self, Builder};
-use net_support::{fd_count, handle, signal_pending, Watchdog};
+use support::future::signal_pending;
+use support::proc::fd_count;
+use support::rt::{handle, Watchdog};
 
 const CYCLES: u64 = 500;
 const BATCH: u64 = 50;
@@ -119,7 +121,7 @@ async fn cycles() -> io::Result<()> {
     }
     // Failed connects and binds must not leak either.
     for _ in 0..50 {
-        assert!(TcpStream::connect(net_support::closed_port()?)
+        assert!(TcpStream::connect(support::net::closed_port()?)
             .await
             .is_err());
     }
@@ -128,15 +130,15 @@ async fn cycles() -> io::Result<()> {
     assert_eq!(fd_count(), fds, "open descriptors after {CYCLES} cycles");
     assert_eq!(h.num_poll_descs(), pds, "registered descriptors");
     // The task count lags a JoinHandle's completion by a moment.
-    net_support::eventually("every task has left", || h.num_alive_tasks() == tasks).await;
+    support::rt::eventually("every task has left", || h.num_alive_tasks() == tasks).await;
     Ok(())
 }
 
 #[test]
 fn no_descriptor_leaks() {
-    for workers in net_support::WORKERS {
+    for workers in support::rt::WORKERS {
         let before = fd_count();
-        net_support::run(workers, "fd leak", Duration::from_secs(30), cycles);
+        support::rt::run_io(workers, "fd leak", Duration::from_secs(30), cycles);
         assert_eq!(
             fd_count(),
             before,
