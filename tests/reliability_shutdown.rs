@@ -125,14 +125,16 @@ fn drop_busy_runtime(workers: usize, drop_limit: Duration) {
     assert!(took < drop_limit, "the drop took {took:?}");
 }
 
-/// The bound: dropping takes < 100 ms. The default (debug) run
-/// asserts it with room for a shared machine; the full variant (release,
-/// scripts/reliability.sh) asserts 100 ms.
+/// The bound: dropping takes < 100 ms, a benchmark that the full
+/// variant (release, scripts/reliability.sh) asserts. The default (debug)
+/// run catches what it is for, a drop that waits (on a timer, a parked
+/// read, a thread): the sleeps are an hour long, so such a drop takes
+/// seconds or hangs. It took 50-330 ms here, beside `stress-ng --cpu 2`.
 #[test]
 fn drop_runtime_with_tasks_in_read_sleep_and_accept() {
     let _serial = serial();
     for workers in [1, 2, 4] {
-        drop_busy_runtime(workers, Duration::from_millis(500));
+        drop_busy_runtime(workers, Duration::from_secs(5));
     }
 }
 
@@ -373,5 +375,7 @@ fn spawning_and_waking_during_shutdown_never_hangs() {
             times.summary()
         ),
     );
-    assert!(times.max() < Duration::from_secs(2), "{}", times.summary());
+    // A drop that keeps running what the spawner adds would never finish
+    // while the spawner runs; a busy machine slows a drop by milliseconds.
+    assert!(times.max() < Duration::from_secs(10), "{}", times.summary());
 }

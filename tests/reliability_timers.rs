@@ -145,7 +145,9 @@ fn deadlines_never_fire_early_in_1000_trials() {
 // A 50 ms deadline fires within 50-55 ms.
 // ---------------------------------------------------------------------
 
-fn fifty_ms_deadline(trials: usize, p95_bound: Duration) {
+/// Asserts that no deadline fired early, that the median fired within
+/// `p50_bound` and the 95th percentile within `p95_bound`.
+fn fifty_ms_deadline(trials: usize, p50_bound: Duration, p95_bound: Duration) {
     let _serial = serial();
     let d = Duration::from_millis(50);
     let (fired, early) = run_io(
@@ -180,6 +182,12 @@ fn fifty_ms_deadline(trials: usize, p95_bound: Duration) {
     );
     assert_eq!(early, 0, "fired early");
     assert!(
+        fired.pct(50.0) <= p50_bound,
+        "p50 {:?} > {p50_bound:?}: {}",
+        fired.pct(50.0),
+        fired.summary()
+    );
+    assert!(
         fired.pct(95.0) <= p95_bound,
         "p95 {:?} > {p95_bound:?}: {}",
         fired.pct(95.0),
@@ -189,15 +197,20 @@ fn fifty_ms_deadline(trials: usize, p95_bound: Duration) {
 
 #[test]
 fn fifty_ms_deadline_fires_on_time() {
-    // The bound is 55 ms at p95 on an idle machine; the default run
-    // shares the machine with builds and other tests.
-    fifty_ms_deadline(40, Duration::from_millis(70));
+    // The bound is 55 ms at p95 on an idle machine (the full
+    // variant). The default run shares the machine with builds and other
+    // tests, so it catches what that bound is for: a deadline that waits
+    // for something else to wake the netpoll thread (a 10 ms check or a
+    // later event) is late on most trials, which moves the median. A busy
+    // machine delays some trials by tens of milliseconds, not the median
+    // by ten.
+    fifty_ms_deadline(40, Duration::from_millis(60), Duration::from_millis(500));
 }
 
 #[test]
 #[ignore = "full size (release): scripts/reliability.sh"]
 fn fifty_ms_deadline_fires_on_time_full() {
-    fifty_ms_deadline(200, Duration::from_millis(55));
+    fifty_ms_deadline(200, Duration::from_millis(55), Duration::from_millis(55));
 }
 
 // ---------------------------------------------------------------------

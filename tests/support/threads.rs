@@ -120,6 +120,29 @@ pub fn wait_gone(prefix: &str) -> Duration {
     start.elapsed()
 }
 
+/// Waits until the threads named `prefix…` have not been switched in or
+/// out for `quiet` (the stragglers of work that just finished have parked),
+/// then returns their counters. Gives up after `limit` and returns the
+/// counters as they are: a thread that keeps waking up never gets quiet,
+/// and the caller's measurement then shows it. There is nothing to await,
+/// so this polls.
+pub fn wait_quiet(prefix: &str, quiet: Duration, limit: Duration) -> Usage {
+    let start = Instant::now();
+    let mut last = usage(prefix);
+    let mut since = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(10));
+        let now = usage(prefix);
+        let moved = now.switches != last.switches || now.threads != last.threads;
+        if (!moved && since.elapsed() >= quiet) || start.elapsed() >= limit {
+            return now;
+        }
+        if moved {
+            (last, since) = (now, Instant::now());
+        }
+    }
+}
+
 /// Number of threads of the whole process.
 pub fn count_all() -> usize {
     fs::read_dir("/proc/self/task")
