@@ -14,6 +14,7 @@ mod support;
 use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice};
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -254,6 +255,52 @@ fn read_after_a_write_saw_the_reset_is_not_eof() {
             Ok(0) => panic!("read after the reset (seen by a write) returned Ok(0)"),
             other => panic!("read after the reset: {other:?}"),
         }
+    });
+}
+
+#[test]
+fn read_after_another_caller_took_the_reset_is_not_eof() {
+    // The race of `reset_while_reading_and_writing_at_once`, made certain:
+    // the pending ECONNRESET is taken by a caller that does not tell the
+    // stream (`SO_ERROR` through a duplicate descriptor here; a write in
+    // another task that has not recorded it yet there), then the stream
+    // reads. The kernel answers end of stream; the stream must not.
+    let _serial = serial();
+    run_io(1, "rsttaken", Duration::from_secs(20), || async {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let (c, s) = pair_on(&listener).await?;
+        reset(s)?;
+        let dup = std::net::TcpStream::from(c.as_fd().try_clone_to_owned()?);
+        let start = Instant::now();
+        let taken = loop {
+            // The reset crosses loopback at once, but nothing lets this
+            // task await its arrival: poll, bounded.
+            if let Some(e) = dup.take_error()? {
+                break e;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "no reset arrived");
+            sleep(Duration::from_millis(1)).await;
+        };
+        assert_eq!(taken.kind(), ErrorKind::ConnectionReset, "{taken}");
+        match c.read(&mut [0u8; 16]).await {
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            Ok(0) => panic!("read after the reset (taken elsewhere) returned Ok(0)"),
+            other => panic!("read after the reset: {other:?}"),
+        }
+
+        // A FIN is still end of stream, and so is the peer's FIN after
+        // this side's own (the connection then ends in the same kernel
+        // state as after a reset).
+        let (c, s) = pair_on(&listener).await?;
+        drop(s);
+        assert_eq!(c.read(&mut [0u8; 16]).await?, 0, "peer's FIN");
+        let (c, s) = pair_on(&listener).await?;
+        c.shutdown(Shutdown::Write)?;
+        assert_eq!(s.read(&mut [0u8; 16]).await?, 0, "our FIN reached the peer");
+        drop(s);
+        assert_eq!(c.read(&mut [0u8; 16]).await?, 0, "peer's FIN after ours");
+        assert_eq!(c.read(&mut [0u8; 16]).await?, 0, "end of stream stays");
+        Ok(())
     });
 }
 

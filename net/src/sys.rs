@@ -119,6 +119,27 @@ pub(crate) fn send_to(fd: &OwnedFd, buf: &[u8], addr: &SocketAddr) -> io::Result
     .map(|n| n as usize)
 }
 
+/// `TCP_CLOSE` of the kernel's `include/net/tcp_states.h`: the state a
+/// reset leaves a connection in (`tcpi_state` of `TCP_INFO`).
+const TCP_CLOSE: u8 = 7;
+
+/// Returns `true` if the TCP connection on `fd` is closed at the kernel's
+/// level (`TCP_INFO` reports `TCP_CLOSE`), as a reset leaves it; a FIN from
+/// the peer leaves it in `CLOSE_WAIT`.
+pub(crate) fn tcp_closed(fd: &OwnedFd) -> io::Result<bool> {
+    // SAFETY: an all-zero tcp_info is a valid value for the kernel to fill.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    syscall!(getsockopt(
+        fd.as_raw_fd(),
+        libc::IPPROTO_TCP,
+        libc::TCP_INFO,
+        (&mut info as *mut libc::tcp_info).cast(),
+        &mut len
+    ))?;
+    Ok(info.tcpi_state == TCP_CLOSE)
+}
+
 /// Default listen backlog: the kernel's `somaxconn`, as Go reads it.
 pub(crate) fn default_backlog() -> i32 {
     std::fs::read_to_string("/proc/sys/net/core/somaxconn")

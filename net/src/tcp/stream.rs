@@ -34,6 +34,12 @@ pub struct TcpStream {
     /// the first call only; a read after a write that took it would see
     /// end of stream, so the read half remembers it here.
     reset: AtomicBool,
+    /// Set once this side sent its FIN (`shutdown` of the write half): a
+    /// graceful close then also ends in the kernel's `CLOSE` state.
+    ///
+    /// Both flags are read and written `Relaxed`: each is checked after a
+    /// syscall on the same socket, and publishes nothing else.
+    fin_sent: AtomicBool,
 }
 
 impl TcpStream {
@@ -45,18 +51,27 @@ impl TcpStream {
         TcpStream {
             pd,
             reset: AtomicBool::new(false),
+            fin_sent: AtomicBool::new(false),
         }
     }
 
     /// Records a reset seen by any operation, and turns the end of stream
     /// a read reports after it into the reset it really is.
+    ///
+    /// The flag alone leaves a window: a write in another task may have
+    /// taken the reset from the kernel and not recorded it yet when the
+    /// read sees end of stream. So an end of stream is checked once more
+    /// against the connection's state: after a reset it is `CLOSE`, after
+    /// the peer's FIN `CLOSE_WAIT` (unless this side sent its own FIN,
+    /// after which a graceful close ends in `CLOSE` too).
     fn check_reset(&self, res: Poll<io::Result<usize>>, reading: bool) -> Poll<io::Result<usize>> {
         match res {
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
                 self.reset.store(true, Ordering::Relaxed);
                 Poll::Ready(Err(e))
             }
-            Poll::Ready(Ok(0)) if reading && self.reset.load(Ordering::Relaxed) => {
+            Poll::Ready(Ok(0)) if reading && self.was_reset() => {
+                self.reset.store(true, Ordering::Relaxed);
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::ConnectionReset,
                     "connection reset by peer",
@@ -64,6 +79,13 @@ impl TcpStream {
             }
             res => res,
         }
+    }
+
+    /// Whether the connection was reset, for a read that saw end of stream.
+    fn was_reset(&self) -> bool {
+        self.reset.load(Ordering::Relaxed)
+            || (!self.fin_sent.load(Ordering::Relaxed)
+                && sys::tcp_closed(self.pd.fd()).unwrap_or(false))
     }
 
     /// Opens a connection to `addr`, trying each of its addresses in turn
@@ -239,6 +261,9 @@ impl TcpStream {
     /// peer reads end of stream after `Shutdown::Write`. Shutting down a
     /// half twice is not an error.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        if how != Shutdown::Read {
+            self.fin_sent.store(true, Ordering::Relaxed);
+        }
         match SockRef::from(self.pd.fd()).shutdown(how) {
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
             res => res,
