@@ -28,8 +28,8 @@ import statistics
 import sys
 from html import escape
 
-SERVERS = ["gopark", "tokio", "go"]
-COLORS = {"gopark": "#d9622b", "tokio": "#4a6fa5", "go": "#00a29c"}
+SERVERS = ["gopark", "tokio", "raw-epoll", "go"]
+COLORS = {"gopark": "#d9622b", "tokio": "#4a6fa5", "raw-epoll": "#8c8c8c", "go": "#00a29c"}
 
 
 def fail(msg):
@@ -189,23 +189,25 @@ def medians(rows):
 
 
 def table(meds):
+    others = [s for s in SERVERS if s != "gopark"]
     lines = [
-        "| workload | gopark req/s | tokio req/s | go req/s | gopark/tokio | gopark/go "
-        "| gopark p99 | tokio p99 | go p99 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| workload | "
+        + " | ".join(f"{s} req/s" for s in SERVERS)
+        + " | "
+        + " | ".join(f"gopark/{s}" for s in others)
+        + " | "
+        + " | ".join(f"{s} p99" for s in SERVERS)
+        + " |",
+        "|---|" + "---:|" * (2 * len(SERVERS) + len(others)),
     ]
     for workload, by in meds.items():
         def get(s, k):
             return by[s][k] if s in by else None
 
-        lines.append(
-            f"| {label(workload)} | {fmt_rate(get('gopark', 'rate'))} "
-            f"| {fmt_rate(get('tokio', 'rate'))} | {fmt_rate(get('go', 'rate'))} "
-            f"| {fmt_ratio(get('gopark', 'rate'), get('tokio', 'rate'))} "
-            f"| {fmt_ratio(get('gopark', 'rate'), get('go', 'rate'))} "
-            f"| {fmt_ms(get('gopark', 'p99'))} | {fmt_ms(get('tokio', 'p99'))} "
-            f"| {fmt_ms(get('go', 'p99'))} |"
-        )
+        cells = [fmt_rate(get(s, "rate")) for s in SERVERS]
+        cells += [fmt_ratio(get("gopark", "rate"), get(s, "rate")) for s in others]
+        cells += [fmt_ms(get(s, "p99")) for s in SERVERS]
+        lines.append(f"| {label(workload)} | " + " | ".join(cells) + " |")
     if any(v["cpu"] is not None for by in meds.values() for v in by.values()):
         with_sys = any(v["sys"] is not None for by in meds.values() for v in by.values())
         lines += [
@@ -240,8 +242,8 @@ def table(meds):
             "",
             "Spread of requests/s over the rounds (min to max):",
             "",
-            "| workload | gopark | tokio | go |",
-            "|---|---:|---:|---:|",
+            "| workload | " + " | ".join(SERVERS) + " |",
+            "|---|" + "---:|" * len(SERVERS),
         ]
         for workload, by in meds.items():
             cells = [
@@ -353,7 +355,8 @@ def svg(meds, note):
         f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
         f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="16" font-weight="bold">'
-        "gopark vs tokio vs Go on loopback (same load generator)</text>",
+        "gopark vs " + " vs ".join(s for s in servers if s != "gopark")
+        + " on loopback (same load generator)</text>",
     ]
     parts += svg_panel(10, 36, 560, 360, "requests/s (higher is better)", meds, "rate",
                        lambda v: short(v), servers)
