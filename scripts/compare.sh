@@ -24,7 +24,8 @@
 # 3. Writes one row per run to docs/compare.csv and prints a markdown table
 #    of medians (also in docs/compare.md) with the ratios (gopark against
 #    tokio, raw-epoll and Go) and p99 latencies, and draws docs/compare.svg
-#    (scripts/compare_report.py, python3 with no dependencies). A second
+#    (scripts/compare_report.py: the tables need only python3, the chart
+#    matplotlib; without it the script says how to draw it later). A second
 #    table gives what each request cost the server: CPU time (user +
 #    system, all threads, from /proc/PID/stat) and context switches
 #    (/proc/PID/task/*/status) per request, and the share of its CPUs the
