@@ -28,6 +28,26 @@
 //!     })
 //! }
 //! ```
+//!
+//! # Guides
+//!
+//! The [`guide`] module holds pages with runnable examples:
+//!
+//! * [Coming from Go](guide::coming_from_go): goroutines, channels,
+//!   `select`, `sync.WaitGroup`, `context` and `net.Conn` deadlines on
+//!   gopark;
+//! * [Coming from tokio](guide::coming_from_tokio): what changes and what
+//!   stays;
+//! * [An echo server](guide::echo_server): a complete accept loop with
+//!   error handling and a graceful exit;
+//! * [Deadlines](guide::deadlines): Go's read and write deadlines;
+//! * [`PollDesc` for your own descriptor](guide::poll_desc): an eventfd,
+//!   a timerfd or a pipe made async.
+
+pub mod guide;
 
 pub use gopark_net as net;
 pub use gopark_runtime as runtime;
+
+#[doc(inline)]
+pub use gopark_macros::{main, test};

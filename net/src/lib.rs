@@ -1,4 +1,6 @@
-//! gopark's sockets: [`TcpListener`], [`TcpStream`] and [`UdpSocket`].
+//! gopark's sockets: [`TcpListener`], [`TcpStream`] and [`UdpSocket`], and
+//! for Unix domain sockets [`UnixListener`], [`UnixStream`] and
+//! [`UnixDatagram`] (module [`unix`]).
 //!
 //! Every socket is created non-blocking and registered once with the
 //! runtime's netpoller through a public [`PollDesc`](gopark_runtime::PollDesc).
@@ -32,13 +34,17 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod split;
+mod stream;
 mod sys;
-mod tcp;
+pub mod tcp;
 mod udp;
+pub mod unix;
 
 pub use std::net::Shutdown;
 pub use tcp::{ListenOptions, TcpListener, TcpStream};
 pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixListener, UnixStream};
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -14,8 +14,13 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::scheduler::Handle;
-use crate::task::{self, JoinHandle, Notified, RawTask, Schedule};
+use crate::task::{self, Header, JoinHandle, Notified, RawTask, Schedule};
+
+/// Enters a pool thread into its runtime for the thread's life; the guard
+/// it returns is kept until the thread exits. `None` once the runtime is
+/// gone. (The runtime layer provides it: this pool does not know what a
+/// runtime is.)
+pub(crate) type Enter = Box<dyn Fn() -> Option<Box<dyn std::any::Any>> + Send + Sync>;
 
 pub(crate) struct BlockingPool {
     inner: Arc<Inner>,
@@ -30,6 +35,7 @@ struct Inner {
     max_threads: usize,
     keep_alive: Duration,
     thread_name: String,
+    enter: Enter,
 }
 
 #[derive(Default)]
@@ -44,13 +50,14 @@ struct State {
 }
 
 #[derive(Clone)]
-struct BlockingSchedule(Arc<Inner>, Handle);
+struct BlockingSchedule(Arc<Inner>);
 
 impl BlockingPool {
     pub(crate) fn new(
         max_threads: usize,
         keep_alive: Duration,
         thread_name: String,
+        enter: Enter,
     ) -> BlockingPool {
         BlockingPool {
             inner: Arc::new(Inner {
@@ -60,16 +67,17 @@ impl BlockingPool {
                 max_threads: max_threads.max(1),
                 keep_alive,
                 thread_name,
+                enter,
             }),
         }
     }
 
-    pub(crate) fn spawn<F, R>(&self, handle: Handle, f: F) -> JoinHandle<R>
+    pub(crate) fn spawn<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let sched = BlockingSchedule(self.inner.clone(), handle);
+        let sched = BlockingSchedule(self.inner.clone());
         let (notified, owned_ref, join) = task::new_task(BlockingTask(Some(f)), sched.clone());
         // Blocking tasks are not on the owned list: drop that reference.
         owned_ref.drop_reference();
@@ -119,10 +127,9 @@ impl Schedule for BlockingSchedule {
             let id = st.next_id;
             drop(st);
             let inner2 = inner.clone();
-            let handle = self.1.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-blocking-{id}", inner.thread_name))
-                .spawn(move || run(inner2, handle));
+                .spawn(move || run(inner2));
             if spawned.is_err() {
                 // No thread: the job stays queued for a running thread, or
                 // is cancelled at shutdown.
@@ -131,13 +138,13 @@ impl Schedule for BlockingSchedule {
         }
     }
 
-    fn release(&self, _task: RawTask) -> bool {
-        false
+    fn release(&self, _task: &Header) -> Option<RawTask> {
+        None
     }
 }
 
-fn run(inner: Arc<Inner>, handle: Handle) {
-    let enter = crate::context::enter(handle);
+fn run(inner: Arc<Inner>) {
+    let enter = (inner.enter)();
     let mut st = inner.state.lock();
     loop {
         if let Some(task) = st.queue.pop_front() {

@@ -37,17 +37,16 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+// Layers, top to bottom; each module imports only from the ones below it.
 mod blocking;
-mod context;
 mod coop;
 mod loom;
 mod netpoll;
-mod runtime;
+mod rt;
 mod scheduler;
 mod task;
 pub mod time;
 
 pub use netpoll::{Direction, PollDesc, ReadyEvent};
-pub use runtime::{block_on, spawn, spawn_blocking, yield_now, Builder, Runtime};
-pub use scheduler::Handle;
+pub use rt::{block_on, spawn, spawn_blocking, yield_now, Builder, Handle, Runtime};
 pub use task::{JoinError, JoinHandle};

@@ -5,11 +5,11 @@
 #[cfg(loom)]
 pub(crate) use loom::{
     cell::UnsafeCell,
-    sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering},
+    sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering},
 };
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// `std::cell::UnsafeCell` with loom's closure-based access API.
 #[cfg(not(loom))]
@@ -62,5 +62,47 @@ impl<T> Mutex<T> {
         return self.0.lock();
         #[cfg(loom)]
         return self.0.lock().unwrap();
+    }
+}
+
+/// A condition variable over [`Mutex`]: `parking_lot`'s, or loom's under
+/// `cfg(loom)`.
+#[derive(Debug, Default)]
+pub(crate) struct Condvar(
+    #[cfg(not(loom))] parking_lot::Condvar,
+    #[cfg(loom)] loom::sync::Condvar,
+);
+
+impl Condvar {
+    pub(crate) fn new() -> Self {
+        #[cfg(not(loom))]
+        return Condvar(parking_lot::Condvar::new());
+        #[cfg(loom)]
+        return Condvar(loom::sync::Condvar::new());
+    }
+
+    /// Waits for a notification or until `deadline`. A model has no
+    /// clock: under loom this waits for a notification only, so a wait
+    /// that nobody ends shows up as the deadlock loom reports.
+    pub(crate) fn wait_until<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline: std::time::Instant,
+    ) -> MutexGuard<'a, T> {
+        #[cfg(not(loom))]
+        {
+            let mut guard = guard;
+            let _ = self.0.wait_until(&mut guard, deadline);
+            guard
+        }
+        #[cfg(loom)]
+        {
+            let _ = deadline;
+            self.0.wait(guard).unwrap()
+        }
+    }
+
+    pub(crate) fn notify_one(&self) {
+        self.0.notify_one();
     }
 }

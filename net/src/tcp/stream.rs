@@ -1,10 +1,7 @@
 use std::fmt;
-use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -12,7 +9,8 @@ use gopark_runtime::{Direction, PollDesc};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::listener::sock_addr;
-use crate::sys;
+use super::split::{split_owned, OwnedReadHalf, OwnedWriteHalf};
+use crate::stream::{impl_async_io, StreamSocket};
 
 /// A TCP connection.
 ///
@@ -29,17 +27,7 @@ use crate::sys;
 ///   deadline is set.
 /// * `TCP_NODELAY` is on by default, as in Go.
 pub struct TcpStream {
-    pd: PollDesc,
-    /// Set once any call saw `ECONNRESET`. The kernel reports a reset to
-    /// the first call only; a read after a write that took it would see
-    /// end of stream, so the read half remembers it here.
-    reset: AtomicBool,
-    /// Set once this side sent its FIN (`shutdown` of the write half): a
-    /// graceful close then also ends in the kernel's `CLOSE` state.
-    ///
-    /// Both flags are read and written `Relaxed`: each is checked after a
-    /// syscall on the same socket, and publishes nothing else.
-    fin_sent: AtomicBool,
+    io: StreamSocket,
 }
 
 impl TcpStream {
@@ -49,43 +37,8 @@ impl TcpStream {
 
     fn with_pd(pd: PollDesc) -> TcpStream {
         TcpStream {
-            pd,
-            reset: AtomicBool::new(false),
-            fin_sent: AtomicBool::new(false),
+            io: StreamSocket::new_tcp(pd),
         }
-    }
-
-    /// Records a reset seen by any operation, and turns the end of stream
-    /// a read reports after it into the reset it really is.
-    ///
-    /// The flag alone leaves a window: a write in another task may have
-    /// taken the reset from the kernel and not recorded it yet when the
-    /// read sees end of stream. So an end of stream is checked once more
-    /// against the connection's state: after a reset it is `CLOSE`, after
-    /// the peer's FIN `CLOSE_WAIT` (unless this side sent its own FIN,
-    /// after which a graceful close ends in `CLOSE` too).
-    fn check_reset(&self, res: Poll<io::Result<usize>>, reading: bool) -> Poll<io::Result<usize>> {
-        match res {
-            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
-                self.reset.store(true, Ordering::Relaxed);
-                Poll::Ready(Err(e))
-            }
-            Poll::Ready(Ok(0)) if reading && self.was_reset() => {
-                self.reset.store(true, Ordering::Relaxed);
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::ConnectionReset,
-                    "connection reset by peer",
-                )))
-            }
-            res => res,
-        }
-    }
-
-    /// Whether the connection was reset, for a read that saw end of stream.
-    fn was_reset(&self) -> bool {
-        self.reset.load(Ordering::Relaxed)
-            || (!self.fin_sent.load(Ordering::Relaxed)
-                && sys::tcp_closed(self.pd.fd()).unwrap_or(false))
     }
 
     /// Opens a connection to `addr`, trying each of its addresses in turn
@@ -150,79 +103,44 @@ impl TcpStream {
     /// Reads into `buf`; returns how many bytes were read, `0` at end of
     /// stream (or for an empty `buf`).
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_read(cx, buf)).await
+        self.io.read(buf).await
     }
 
     /// Polls a read; see [`read`](TcpStream::read).
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        let len = buf.len();
-        let res = self
-            .pd
-            .poll_stream_io(cx, Direction::Read, len, |fd| sys::recv(fd, buf, 0));
-        self.check_reset(res, true)
+        self.io.poll_read(cx, buf)
     }
 
     /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends
     /// first.
-    pub async fn read_exact(&self, mut buf: &mut [u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.read(buf).await? {
-                0 => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "stream ended before the buffer was filled",
-                    ))
-                }
-                n => buf = &mut buf[n..],
-            }
-        }
-        Ok(())
+    pub async fn read_exact(&self, buf: &mut [u8]) -> io::Result<()> {
+        self.io.read_exact(buf).await
     }
 
     /// Reads without consuming: the same bytes are returned by the next read.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.pd
-            .io(Direction::Read, |fd| sys::recv(fd, buf, libc::MSG_PEEK))
-            .await
+        self.io.peek(buf).await
     }
 
     /// Writes some of `buf`; returns how many bytes were written.
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_write(cx, buf)).await
+        self.io.write(buf).await
     }
 
     /// Polls a write; see [`write`](TcpStream::write).
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        let res = self
-            .pd
-            .poll_stream_io(cx, Direction::Write, buf.len(), |fd| sys::send(fd, buf));
-        self.check_reset(res, false)
+        self.io.poll_write(cx, buf)
     }
 
     /// Writes all of `buf`.
-    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => buf = &buf[n..],
-            }
-        }
-        Ok(())
+    pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        self.io.write_all(buf).await
     }
 
     /// Writes from several buffers with one `sendmsg` (gather write);
     /// returns how many bytes were written.
     pub async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_write_vectored(cx, bufs)).await
+        self.io.write_vectored(bufs).await
     }
 
     /// Polls a vectored write; see [`write_vectored`](TcpStream::write_vectored).
@@ -231,74 +149,98 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        // The kernel takes at most IOV_MAX slices per call; a transfer is
-        // "short" only against what was offered.
-        let bufs = &bufs[..bufs.len().min(sys::IOV_MAX)];
-        let len: usize = bufs.iter().map(|b| b.len()).sum();
-        if len == 0 {
-            return Poll::Ready(Ok(0));
-        }
-        let res = self
-            .pd
-            .poll_stream_io(cx, Direction::Write, len, |fd| sys::send_vectored(fd, bufs));
-        self.check_reset(res, false)
+        self.io.poll_write_vectored(cx, bufs)
     }
 
     /// Writes every byte of every buffer, with as few `sendmsg` calls as
     /// the kernel allows.
-    pub async fn write_all_vectored(&self, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
-        IoSlice::advance_slices(&mut bufs, 0);
-        while !bufs.is_empty() {
-            match self.write_vectored(bufs).await? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => IoSlice::advance_slices(&mut bufs, n),
-            }
-        }
-        Ok(())
+    pub async fn write_all_vectored(&self, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+        self.io.write_all_vectored(bufs).await
     }
 
     /// Shuts down the read half, the write half, or both (like `std`). The
     /// peer reads end of stream after `Shutdown::Write`. Shutting down a
     /// half twice is not an error.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        if how != Shutdown::Read {
-            self.fin_sent.store(true, Ordering::Relaxed);
-        }
-        match SockRef::from(self.pd.fd()).shutdown(how) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
-            res => res,
-        }
+        self.io.shutdown(how)
+    }
+
+    /// Splits the stream into an owned read half and an owned write half,
+    /// for two tasks (tokio's `into_split`). Dropping the write half shuts
+    /// down the write direction; see [`OwnedWriteHalf`]. The halves can be
+    /// put back together with [`OwnedReadHalf::reunite`].
+    ///
+    /// Splitting is optional: every method takes `&self`, so sharing one
+    /// stream through an `Arc` (the Go way) works as well.
+    ///
+    /// ```
+    /// # use gopark_net::{TcpListener, TcpStream};
+    /// gopark_runtime::block_on(async {
+    /// #   let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// #   let addr = listener.local_addr()?;
+    /// #   let echo = gopark_runtime::spawn(async move {
+    /// #       let (s, _) = listener.accept().await?;
+    /// #       let mut buf = [0u8; 64];
+    /// #       loop {
+    /// #           let n = s.read(&mut buf).await?;
+    /// #           if n == 0 { return Ok::<_, std::io::Error>(()); }
+    /// #           s.write_all(&buf[..n]).await?;
+    /// #       }
+    /// #   });
+    ///     let stream = TcpStream::connect(addr).await?;
+    ///     let (read, write) = stream.into_split();
+    ///     let writer = gopark_runtime::spawn(async move {
+    ///         write.write_all(b"hello").await
+    ///         // `write` is dropped here: the echo server reads end of stream.
+    ///     });
+    ///     let mut reply = Vec::new();
+    ///     let mut buf = [0u8; 64];
+    ///     loop {
+    ///         match read.read(&mut buf).await? {
+    ///             0 => break,
+    ///             n => reply.extend_from_slice(&buf[..n]),
+    ///         }
+    ///     }
+    ///     assert_eq!(reply, b"hello");
+    ///     writer.await??;
+    /// #   echo.await??;
+    ///     Ok::<_, Box<dyn std::error::Error>>(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        split_owned(self)
     }
 
     /// Sets `TCP_NODELAY` (on by default).
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        SockRef::from(self.pd.fd()).set_tcp_nodelay(on)
+        SockRef::from(self.io.poll_desc().fd()).set_tcp_nodelay(on)
     }
 
     /// Returns `TCP_NODELAY`.
     pub fn nodelay(&self) -> io::Result<bool> {
-        SockRef::from(self.pd.fd()).tcp_nodelay()
+        SockRef::from(self.io.poll_desc().fd()).tcp_nodelay()
     }
 
     /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes closing the stream
     /// send a reset instead of a FIN.
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        SockRef::from(self.pd.fd()).set_linger(linger)
+        SockRef::from(self.io.poll_desc().fd()).set_linger(linger)
     }
 
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        sock_addr(SockRef::from(self.pd.fd()).peer_addr()?)
+        sock_addr(SockRef::from(self.io.poll_desc().fd()).peer_addr()?)
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        sock_addr(SockRef::from(self.pd.fd()).local_addr()?)
+        sock_addr(SockRef::from(self.io.poll_desc().fd()).local_addr()?)
     }
 
     /// Returns and clears the socket's pending error (`SO_ERROR`).
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        SockRef::from(self.pd.fd()).take_error()
+        self.io.take_error()
     }
 
     /// Sets the read deadline (Go's `SetReadDeadline`): a read waiting when
@@ -319,12 +261,12 @@ impl TcpStream {
     /// # }).unwrap();
     /// ```
     pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.pd.set_read_deadline(deadline)
+        self.io.set_read_deadline(deadline)
     }
 
     /// Sets the write deadline; see [`set_read_deadline`](TcpStream::set_read_deadline).
     pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.pd.set_write_deadline(deadline)
+        self.io.set_write_deadline(deadline)
     }
 
     /// Sets both deadlines.
@@ -335,19 +277,19 @@ impl TcpStream {
 
     /// The underlying [`PollDesc`].
     pub fn poll_desc(&self) -> &PollDesc {
-        &self.pd
+        self.io.poll_desc()
     }
 }
 
 impl AsRawFd for TcpStream {
     fn as_raw_fd(&self) -> RawFd {
-        self.pd.as_raw_fd()
+        self.io.poll_desc().as_raw_fd()
     }
 }
 
 impl AsFd for TcpStream {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.pd.as_fd()
+        self.io.poll_desc().as_fd()
     }
 }
 
@@ -360,50 +302,9 @@ impl fmt::Debug for TcpStream {
         if let Ok(addr) = self.peer_addr() {
             d.field("peer", &addr);
         }
-        d.field("fd", &self.pd.as_raw_fd()).finish()
+        d.field("fd", &self.io.poll_desc().as_raw_fd()).finish()
     }
 }
 
-macro_rules! impl_async_io {
-    ($ty:ty) => {
-        impl futures_io::AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut [u8],
-            ) -> Poll<io::Result<usize>> {
-                TcpStream::poll_read(&self, cx, buf)
-            }
-        }
-
-        impl futures_io::AsyncWrite for $ty {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                TcpStream::poll_write(&self, cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                TcpStream::poll_write_vectored(&self, cx, bufs)
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                // Writes go straight to the kernel: nothing is buffered here.
-                Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(self.shutdown(Shutdown::Write))
-            }
-        }
-    };
-}
-
-impl_async_io!(TcpStream);
-impl_async_io!(&TcpStream);
+impl_async_io!(TcpStream, TcpStream);
+impl_async_io!(&TcpStream, TcpStream);

@@ -269,3 +269,106 @@ mod wake_signal {
         });
     }
 }
+
+// ---------------------------------------------------------------------
+// The netpoll thread's mode (`mode.rs`): never is every worker parked
+// while the thread stands by. A thread that stands by with nobody to end
+// its wait shows up as a deadlock, which loom reports (a model has no
+// clock, so the standby tick never ends the wait by itself).
+// ---------------------------------------------------------------------
+
+use super::mode::{Blocking, ModeMachine, StandBy};
+use crate::scheduler::idle::Idle;
+
+/// The netpoll thread decides to stand by while `workers` workers park
+/// at once; each worker publishes its park in `Idle`, then tells the mode.
+fn standby_races_parking(workers: usize) {
+    loom::model(move || {
+        let idle = Arc::new(Idle::new(workers));
+        let mode = Arc::new(ModeMachine::new());
+        let parkers: Vec<_> = (0..workers)
+            .map(|w| {
+                let (idle, mode) = (idle.clone(), mode.clone());
+                thread::spawn(move || {
+                    let parked = idle.transition_worker_to_parked(w, false, None);
+                    mode.worker_parked(parked.last_unparked);
+                })
+            })
+            .collect();
+        // Whatever it decides, it returns: it saw no workers, or the last
+        // one to park ended its standby.
+        let ended = mode.stand_by(|| idle.num_unparked(), Instant::now(), false);
+        for p in parkers {
+            p.join().unwrap();
+        }
+        assert!(matches!(ended, StandBy::Ended | StandBy::NoWorkers));
+        assert!(!mode.workers_should_poll(), "standby over");
+    });
+}
+
+#[test]
+fn the_last_worker_to_park_ends_standby() {
+    standby_races_parking(1);
+}
+
+#[test]
+fn the_last_of_two_workers_to_park_ends_standby() {
+    standby_races_parking(2);
+}
+
+/// The design this replaced: the thread counted workers before taking the
+/// lock, and the worker read the mode without it. Loom finds the
+/// interleaving where the worker parks between the thread's count and its
+/// standby, sees no standby yet, and leaves the thread waiting for good.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn seeded_bug_counting_outside_the_lock_strands_the_thread() {
+    loom::model(|| {
+        let idle = Arc::new(Idle::new(1));
+        let mode = Arc::new(ModeMachine::new());
+        let parker = {
+            let (idle, mode) = (idle.clone(), mode.clone());
+            thread::spawn(move || {
+                let parked = idle.transition_worker_to_parked(0, false, None);
+                mode.worker_parked_unlocked_for_test(parked.last_unparked);
+            })
+        };
+        let _ = mode.stand_by_counting_first_for_test(idle.num_unparked());
+        parker.join().unwrap();
+    });
+}
+
+/// A wake-up (a new earliest timer, shutdown) reaches the thread whatever
+/// mode it is about to enter: blocking sees it as `Skip` or gets the
+/// eventfd byte; an awake thread finds it pending.
+#[test]
+fn a_wake_up_is_never_lost() {
+    use super::mode::Wake;
+    use loom::sync::atomic::AtomicBool;
+
+    loom::model(|| {
+        let mode = Arc::new(ModeMachine::new());
+        let eventfd = Arc::new(AtomicBool::new(false));
+        let waker = {
+            let (mode, eventfd) = (mode.clone(), eventfd.clone());
+            thread::spawn(move || {
+                if mode.wake() == Wake::Eventfd {
+                    eventfd.store(true, Ordering::SeqCst);
+                }
+            })
+        };
+        let slept = mode.begin_blocking() == Blocking::Sleep;
+        waker.join().unwrap();
+        if slept {
+            // The wake-up came after the thread committed to block: it must
+            // have been told through the eventfd, or else it is still
+            // pending for the thread's next turn.
+            let told = eventfd.load(Ordering::SeqCst);
+            mode.end_blocking();
+            assert!(told, "a wake-up sent while blocking must write the eventfd");
+        } else {
+            // `Skip`: the wake-up was seen before sleeping.
+            assert_eq!(mode.begin_blocking(), Blocking::Sleep, "consumed once");
+        }
+    });
+}

@@ -14,20 +14,26 @@
 //! | 1 | `WAITERS` | the waker list is non-empty (Go's *waiting/parked*) |
 //! | 2 | `CLOSED` | the descriptor was closed or its runtime shut down |
 //! | 3 | `TIMED_OUT` | the half's deadline passed |
-//! | 4 | `HUP` | the peer closed its side (`EPOLLRDHUP`), or the socket hung up or failed (`EPOLLHUP`, `EPOLLERR`): ready for good |
+//! | 4 | `HUP` | the peer closed its side (`EPOLLRDHUP`), or the socket hung up or failed (`EPOLLHUP`, `EPOLLERR`): a short transfer no longer proves the queue drained |
 //! | 5.. | tick | count of readiness edges, to tell a new edge from an old one |
 //!
 //! `READY` starts set: an operation always tries its syscall first and only
 //! waits after `EAGAIN`, which clears `READY` — unless the tick moved since
 //! the operation read it, i.e. an edge arrived while the syscall ran. With
 //! edge-triggered epoll a lost edge never comes back, so this check is the
-//! rule everything rests on. A transfer shorter than the buffer on a stream
-//! socket proves the queue was drained (or filled), so it clears `READY`
-//! the same way and saves the syscall that would only return `EAGAIN`.
-//! `HUP` is never cleared: when the last data and the peer's FIN arrive in
-//! one edge, a short read drains the data, and the next read must still go
-//! to the kernel to see end of stream; no further edge will come for it.
+//! rule everything rests on. Nothing else makes a half ready: an `EAGAIN`
+//! always parks the operation until the next edge, so no state (an error,
+//! a hang-up) can turn it into a retry inside the same poll, a spin that no
+//! timeout could interrupt.
 //!
+//! A transfer shorter than the buffer on a stream socket proves the queue
+//! was drained (or filled), so it clears `READY` the same way and saves the
+//! syscall that would only return `EAGAIN`. `HUP` makes the one exception:
+//! when the last data and the peer's FIN arrive in one edge, a short read
+//! drains the data, and the next read must still go to the kernel to see
+//! end of stream (or the error); no further edge will come for it. So a
+//! short transfer leaves a hung-up half ready, and only `EAGAIN` clears it.
+
 //! # No lost wake-up, no double wake-up
 //!
 //! A waiting task pushes its waker under the lock and sets `WAITERS` with one
@@ -52,13 +58,13 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use super::Netpoller;
 use crate::loom::{AtomicUsize, Mutex, Ordering};
-use crate::time::heap::{Action, TimerKey};
+use crate::time::heap::{Action, Expire, TimerKey};
 
 const READY: usize = 1 << 0;
 const WAITERS: usize = 1 << 1;
@@ -78,8 +84,9 @@ pub enum Direction {
 }
 
 /// Proof that a half was ready at a given readiness edge; hand it back to
-/// [`PollDesc::clear_ready`] after an operation returned `WouldBlock` (or a
-/// short transfer on a stream).
+/// [`PollDesc::clear_ready`] after an operation returned `WouldBlock`.
+/// (A short transfer on a byte stream also proves the queue drained;
+/// [`PollDesc::poll_stream_io`] handles that case, hang-ups included.)
 #[derive(Clone, Copy, Debug)]
 #[must_use = "pass it to `clear_ready` once the operation would block"]
 pub struct ReadyEvent {
@@ -151,7 +158,7 @@ impl Half {
         // edge (or the close) happens-before the syscall we retry.
         let s = self.state.load(Ordering::Acquire);
         Half::check(s)?;
-        if s & (READY | HUP) != 0 {
+        if s & READY != 0 {
             return Poll::Ready(Ok(s >> TICK_SHIFT));
         }
         let mut slow = self.slow.lock();
@@ -163,7 +170,7 @@ impl Half {
         let s = self.state.fetch_or(WAITERS, Ordering::AcqRel);
         drop(slow);
         Half::check(s)?;
-        if s & (READY | HUP) != 0 {
+        if s & READY != 0 {
             // An edge beat us; our waker stays listed and may be woken
             // spuriously later, which is harmless.
             return Poll::Ready(Ok(s >> TICK_SHIFT));
@@ -171,10 +178,23 @@ impl Half {
         Poll::Pending
     }
 
-    /// Clears `READY` unless an edge arrived after `tick` was read.
+    /// Clears `READY` unless an edge arrived after `tick` was read: the
+    /// operation got `EAGAIN`.
     pub(crate) fn clear_ready(&self, tick: usize) {
+        self.clear_ready_unless(tick, 0);
+    }
+
+    /// Clears `READY` after a short transfer, which proves the queue
+    /// drained unless the half hung up (see the module docs).
+    pub(crate) fn clear_ready_drained(&self, tick: usize) {
+        self.clear_ready_unless(tick, HUP);
+    }
+
+    /// Clears `READY` unless an edge arrived after `tick` was read or a
+    /// bit of `keep` is set.
+    fn clear_ready_unless(&self, tick: usize, keep: usize) {
         let mut s = self.state.load(Ordering::Relaxed);
-        while s >> TICK_SHIFT == tick && s & READY != 0 {
+        while s >> TICK_SHIFT == tick && s & READY != 0 && s & keep == 0 {
             // Relaxed: clearing READY publishes nothing; a racing edge is
             // detected by the tick comparison of the CAS itself.
             match self.state.compare_exchange_weak(
@@ -329,6 +349,25 @@ impl PdInner {
     }
 }
 
+/// A deadline timer's tag: the half in the low bit, its deadline sequence
+/// number above.
+fn deadline_tag(dir: Direction, seq: u64) -> u64 {
+    (seq << 1) | u64::from(dir == Direction::Write)
+}
+
+impl Expire for PdInner {
+    /// A deadline timer fired: times the half out if its deadline is still
+    /// the one the timer was armed for.
+    fn expire(&self, tag: u64, wakers: &mut Vec<Waker>) {
+        let dir = if tag & 1 == 1 {
+            Direction::Write
+        } else {
+            Direction::Read
+        };
+        self.half(dir).fire_deadline(tag >> 1, wakers);
+    }
+}
+
 impl fmt::Debug for PdInner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PdInner")
@@ -387,21 +426,11 @@ pub struct PollDesc {
 }
 
 impl PollDesc {
-    /// Registers `fd` with the current runtime's netpoller (or the default
-    /// runtime's, outside one), switching it to non-blocking mode.
-    pub fn new(fd: OwnedFd) -> io::Result<PollDesc> {
-        super::sys::set_nonblocking(fd.as_raw_fd())?;
-        PollDesc::new_nonblocking(fd)
-    }
+    // `new` and `new_nonblocking`, which find the calling thread's runtime,
+    // are defined by the runtime layer (`rt/poll_desc.rs`).
 
-    /// Like [`new`](PollDesc::new), for a descriptor created non-blocking
-    /// (`SOCK_NONBLOCK`, `O_NONBLOCK`): saves the `fcntl` calls. A blocking
-    /// descriptor registered this way blocks its worker thread.
-    pub fn new_nonblocking(fd: OwnedFd) -> io::Result<PollDesc> {
-        PollDesc::with_netpoller(fd, crate::runtime::current_netpoller())
-    }
-
-    fn with_netpoller(fd: OwnedFd, driver: Arc<Netpoller>) -> io::Result<PollDesc> {
+    /// Registers `fd`, already non-blocking, with `driver`.
+    pub(crate) fn with_netpoller(fd: OwnedFd, driver: Arc<Netpoller>) -> io::Result<PollDesc> {
         let inner = driver.register(fd.as_raw_fd())?;
         Ok(PollDesc { inner, driver, fd })
     }
@@ -491,7 +520,7 @@ impl PollDesc {
             match f(&self.fd) {
                 Ok(v) => {
                     if drained(&v) {
-                        self.clear_ready(ev);
+                        self.inner.half(dir).clear_ready_drained(ev.tick);
                     }
                     return Poll::Ready(Ok(v));
                 }
@@ -521,24 +550,17 @@ impl PollDesc {
             return Err(HalfError::Closed.into_io(true));
         }
         let mut wakers = Vec::new();
-        let weak = Arc::downgrade(&self.inner);
+        let time = &self.driver.time;
+        let target = Arc::downgrade(&self.inner) as Weak<dyn Expire>;
         self.inner.half(dir).set_deadline(
             deadline,
-            Instant::now(),
-            |key| {
-                self.driver.timers.lock().remove(key);
-            },
+            time.now(),
+            |key| time.remove(key),
             |seq| {
                 let d = deadline.expect("armed without a deadline");
-                let (key, wake) = self
-                    .driver
-                    .timers
-                    .lock()
-                    .insert(d, Action::Deadline(weak, dir, seq));
-                if wake {
-                    self.driver.wake();
-                }
-                Some(key)
+                // `None`: shut down since the check above; the halves are
+                // closed, so every operation fails anyway.
+                time.insert(d, Action::Expire(target, deadline_tag(dir, seq)))
             },
             &mut wakers,
         );
@@ -619,5 +641,45 @@ impl fmt::Debug for PollDesc {
             .field("fd", &self.fd.as_raw_fd())
             .field("token", &self.inner.token)
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn ready_tick(half: &Half) -> usize {
+        match half.poll_ready(Waker::noop()) {
+            Poll::Ready(Ok(tick)) => tick,
+            other => panic!("expected ready, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn eagain_after_a_hang_up_parks() {
+        let half = Half::new();
+        half.notify(true, &mut Vec::new());
+        let tick = ready_tick(&half);
+        // The error or end of stream was read; the next try got EAGAIN.
+        half.clear_ready(tick);
+        assert!(half.poll_ready(Waker::noop()).is_pending());
+        // The next edge makes it ready again.
+        half.notify(false, &mut Vec::new());
+        ready_tick(&half);
+    }
+
+    #[test]
+    fn short_transfer_keeps_a_hung_up_half_ready() {
+        let half = Half::new();
+        let tick = ready_tick(&half);
+        half.clear_ready_drained(tick);
+        assert!(half.poll_ready(Waker::noop()).is_pending(), "drained");
+        // Data and FIN in one edge: the short read must not hide the FIN.
+        half.notify(true, &mut Vec::new());
+        let tick = ready_tick(&half);
+        half.clear_ready_drained(tick);
+        let tick = ready_tick(&half);
+        half.clear_ready(tick);
+        assert!(half.poll_ready(Waker::noop()).is_pending(), "EAGAIN");
     }
 }

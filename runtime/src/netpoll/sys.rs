@@ -4,19 +4,14 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-/// Calls a libc function, turning `-1` into `io::Error::last_os_error()`.
-macro_rules! syscall {
-    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
-        #[allow(unused_unsafe)]
-        // SAFETY: the arguments are valid for this call, as each call site
-        // states; the kernel validates descriptors and reports EBADF.
-        let res = unsafe { libc::$fn($($arg),*) };
-        if res == -1 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(res)
-        }
-    }};
+/// Turns a libc return value of `-1` into `io::Error::last_os_error()`.
+/// Each call site makes its own `unsafe` call and says why it is sound.
+fn cvt(res: libc::c_int) -> io::Result<libc::c_int> {
+    if res == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(res)
+    }
 }
 
 pub(crate) type Event = libc::epoll_event;
@@ -31,7 +26,8 @@ pub(crate) struct Epoll {
 
 impl Epoll {
     pub(crate) fn new() -> io::Result<Epoll> {
-        let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        // SAFETY: takes no pointers.
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: epoll_create1 returned a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Epoll { fd })
@@ -47,27 +43,27 @@ impl Epoll {
 
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
         let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        syscall!(epoll_ctl(
-            self.fd.as_raw_fd(),
-            libc::EPOLL_CTL_DEL,
-            fd,
-            &mut ev
-        ))
-        .map(drop)
+        // SAFETY: `ev` is a live epoll_event (ignored for DEL, but old
+        // kernels want a valid pointer); the kernel checks the descriptors.
+        cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev) })
+            .map(drop)
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event { events, u64: token };
-        syscall!(epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev)).map(drop)
+        // SAFETY: `ev` is a live epoll_event the kernel only reads; it
+        // checks the descriptors.
+        cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) }).map(drop)
     }
 
-    /// Waits for events; `None` blocks until one arrives. Returns how many
-    /// entries of `events` were filled. `EINTR` reports zero events.
+    /// Waits for events; `None` blocks until one arrives. Replaces the
+    /// contents of `events` with what the kernel reported, at most its
+    /// capacity. `EINTR` reports no events.
     pub(crate) fn wait(
         &self,
-        events: &mut [Event],
+        events: &mut Vec<Event>,
         timeout: Option<Duration>,
-    ) -> io::Result<usize> {
+    ) -> io::Result<()> {
         let ms = match timeout {
             None => -1,
             // Round up, so a timer never fires early.
@@ -76,16 +72,28 @@ impl Epoll {
                 .div_ceil(1_000_000)
                 .min(libc::c_int::MAX as u128) as libc::c_int,
         };
-        match syscall!(epoll_wait(
-            self.fd.as_raw_fd(),
-            events.as_mut_ptr(),
-            events.len() as libc::c_int,
-            ms
-        )) {
-            Ok(n) => Ok(n as usize),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
-            Err(e) => Err(e),
-        }
+        events.clear();
+        let spare = events.spare_capacity_mut();
+        let max = spare.len().min(libc::c_int::MAX as usize) as libc::c_int;
+        // SAFETY: `spare` is writable room for `max` epoll_events (plain
+        // data, so uninitialised memory is fine to hand the kernel, which
+        // only writes entries).
+        let n = match cvt(unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                spare.as_mut_ptr().cast::<Event>(),
+                max,
+                ms,
+            )
+        }) {
+            Ok(n) => n as usize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(e),
+        };
+        // SAFETY: epoll_wait initialised the first `n` entries (n <= max,
+        // which is at most the spare capacity).
+        unsafe { events.set_len(n) };
+        Ok(())
     }
 }
 
@@ -96,7 +104,8 @@ pub(crate) struct EventFd {
 
 impl EventFd {
     pub(crate) fn new() -> io::Result<EventFd> {
-        let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
+        // SAFETY: takes no pointers.
+        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
         // SAFETY: eventfd returned a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(EventFd { fd })
@@ -127,9 +136,11 @@ impl EventFd {
 
 /// Puts a descriptor in non-blocking mode.
 pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    // SAFETY: F_GETFL takes no pointer; the kernel checks the descriptor.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
     if flags & libc::O_NONBLOCK == 0 {
-        syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+        // SAFETY: F_SETFL takes an int, no pointer.
+        cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
     }
     Ok(())
 }

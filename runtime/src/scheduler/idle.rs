@@ -16,6 +16,7 @@
 use parking_lot::{Condvar, Mutex};
 
 use crate::loom::{AtomicUsize, Ordering};
+use crate::task::Notified;
 
 const UNPARKED_SHIFT: usize = 16;
 const SEARCHING_MASK: usize = (1 << UNPARKED_SHIFT) - 1;
@@ -25,7 +26,15 @@ pub(crate) struct Idle {
     /// Low 16 bits: searching workers. High bits: unparked workers.
     state: AtomicUsize,
     num_workers: usize,
-    sleepers: crate::loom::Mutex<Vec<usize>>,
+    /// Parked workers, most recently parked last, each with the CPU it
+    /// last ran on.
+    sleepers: crate::loom::Mutex<Vec<Sleeper>>,
+}
+
+#[derive(Clone, Copy)]
+struct Sleeper {
+    worker: usize,
+    cpu: Option<u32>,
 }
 
 fn searching(s: usize) -> usize {
@@ -47,7 +56,20 @@ impl Idle {
 
     /// Picks a parked worker to wake, if one should be woken. The chosen
     /// worker is counted as unparked and searching before it runs.
+    #[must_use = "the worker picked must be unparked"]
     pub(crate) fn worker_to_notify(&self) -> Option<usize> {
+        self.worker_to_wake(None, true)
+    }
+
+    /// Picks a parked worker to wake, if one should be woken: preferably
+    /// one that last ran on `cpu` (a wake-up that stays on the waker's CPU
+    /// starts in microseconds; one that lands on an idle CPU waits for it
+    /// to leave its idle state), else the one that parked last. The chosen
+    /// worker is counted as unparked, and as searching if `searching`:
+    /// a worker handed exactly the task it is to run is not searching, so
+    /// finding it wakes nobody else.
+    #[must_use = "the worker picked must be unparked"]
+    pub(crate) fn worker_to_wake(&self, cpu: Option<u32>, searching: bool) -> Option<usize> {
         // SeqCst: the caller's push to a queue comes before this load in the
         // single total order; pairs with the fetch_sub in
         // `transition_worker_to_parked`.
@@ -59,8 +81,12 @@ impl Idle {
         if !self.should_wake() {
             return None;
         }
-        let worker = sleepers.pop()?;
-        self.state.fetch_add(UNPARKED_ONE | 1, Ordering::SeqCst);
+        let at = cpu
+            .and_then(|cpu| sleepers.iter().rposition(|s| s.cpu == Some(cpu)))
+            .unwrap_or(sleepers.len().checked_sub(1)?);
+        let worker = sleepers.remove(at).worker;
+        self.state
+            .fetch_add(UNPARKED_ONE | usize::from(searching), Ordering::SeqCst);
         Some(worker)
     }
 
@@ -71,6 +97,7 @@ impl Idle {
 
     /// A worker with nothing to do wants to steal. Returns `false` if
     /// enough workers are searching already.
+    #[must_use = "`false` means the caller is not searching"]
     pub(crate) fn transition_worker_to_searching(&self) -> bool {
         let s = self.state.load(Ordering::SeqCst);
         if 2 * searching(s) >= self.num_workers {
@@ -82,6 +109,7 @@ impl Idle {
 
     /// A searcher found work. Returns `true` if it was the last searcher:
     /// the caller must then wake another worker so the search goes on.
+    #[must_use = "`true` means the caller must wake another worker"]
     pub(crate) fn transition_worker_from_searching(&self) -> bool {
         let prev = self.state.fetch_sub(1, Ordering::SeqCst);
         debug_assert!(searching(prev) > 0);
@@ -91,7 +119,12 @@ impl Idle {
     /// A worker is about to park. Returns whether it was the last searcher
     /// (the caller must then re-check every queue before sleeping) and
     /// whether it was the last unparked worker.
-    pub(crate) fn transition_worker_to_parked(&self, worker: usize, is_searching: bool) -> Parked {
+    pub(crate) fn transition_worker_to_parked(
+        &self,
+        worker: usize,
+        is_searching: bool,
+        cpu: Option<u32>,
+    ) -> Parked {
         let mut sleepers = self.sleepers.lock();
         let dec = UNPARKED_ONE + usize::from(is_searching);
         let prev = self.state.fetch_sub(dec, Ordering::SeqCst);
@@ -100,7 +133,7 @@ impl Idle {
         // re-check of the queues in the single total order, so either we
         // see the producer's push or the producer sees us parked.
         crate::loom::fence(Ordering::SeqCst);
-        sleepers.push(worker);
+        sleepers.push(Sleeper { worker, cpu });
         Parked {
             last_searcher: is_searching && searching(prev) == 1,
             last_unparked: unparked(prev) == 1,
@@ -114,7 +147,7 @@ impl Idle {
 
     /// Returns `true` if `worker` is listed as parked.
     pub(crate) fn is_parked(&self, worker: usize) -> bool {
-        self.sleepers.lock().contains(&worker)
+        self.sleepers.lock().iter().any(|s| s.worker == worker)
     }
 
     #[cfg(test)]
@@ -132,35 +165,75 @@ pub(crate) struct Parked {
     pub(crate) last_unparked: bool,
 }
 
-/// Blocks one worker thread until it is unparked. An unpark that comes
-/// before the park is kept, so it is never lost.
+/// The CPU the calling thread runs on, if the kernel says.
+pub(crate) fn current_cpu() -> Option<u32> {
+    // SAFETY: sched_getcpu takes no arguments and touches no memory of ours.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).ok()
+}
+
+/// Blocks one worker thread until it is unparked, and carries what it is
+/// woken with. An unpark that comes before the park is kept, so it is
+/// never lost.
 #[derive(Default)]
 pub(crate) struct Parker {
-    notified: Mutex<bool>,
+    slot: Mutex<Wakeup>,
     cvar: Condvar,
 }
 
+/// What a worker is woken with.
+#[derive(Default)]
+pub(crate) struct Wakeup {
+    unparked: bool,
+    /// A task handed straight to this worker, to run first.
+    pub(crate) task: Option<Notified>,
+    /// Whether `Idle` counted the worker as searching when it picked it.
+    pub(crate) searching: bool,
+}
+
 impl Parker {
-    pub(crate) fn park(&self) {
-        let mut notified = self.notified.lock();
-        while !*notified {
-            self.cvar.wait(&mut notified);
+    pub(crate) fn park(&self) -> Wakeup {
+        let mut slot = self.slot.lock();
+        while !slot.unparked {
+            self.cvar.wait(&mut slot);
         }
-        *notified = false;
+        std::mem::take(&mut *slot)
     }
 
     /// Parks for at most `timeout`; returns `true` if it was unparked.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn park_timeout(&self, timeout: std::time::Duration) -> bool {
-        let mut notified = self.notified.lock();
-        if !*notified {
-            let _ = self.cvar.wait_for(&mut notified, timeout);
+        let mut slot = self.slot.lock();
+        if !slot.unparked {
+            let _ = self.cvar.wait_for(&mut slot, timeout);
         }
-        std::mem::replace(&mut *notified, false)
+        std::mem::take(&mut *slot).unparked
     }
 
+    /// Wakes the worker to search for work (or to see shutdown).
     pub(crate) fn unpark(&self) {
-        *self.notified.lock() = true;
+        let mut slot = self.slot.lock();
+        slot.unparked = true;
+        slot.searching = true;
+        drop(slot);
+        self.cvar.notify_one();
+    }
+
+    /// Takes back a task handed to a worker that exited without running it
+    /// (runtime shutdown).
+    pub(crate) fn take_task(&self) -> Option<Notified> {
+        self.slot.lock().task.take()
+    }
+
+    /// Wakes the worker with `task` to run first; `searching` as `Idle`
+    /// counted it.
+    pub(crate) fn unpark_with(&self, task: Notified, searching: bool) {
+        let mut slot = self.slot.lock();
+        debug_assert!(slot.task.is_none(), "a parked worker holds one task");
+        slot.unparked = true;
+        slot.task = Some(task);
+        slot.searching = searching;
+        drop(slot);
         self.cvar.notify_one();
     }
 }
@@ -173,7 +246,11 @@ mod tests {
     fn wakes_one_and_none_while_searching() {
         let idle = Idle::new(4);
         for w in 0..4 {
-            assert!(!idle.transition_worker_to_parked(w, false).last_searcher);
+            assert!(
+                !idle
+                    .transition_worker_to_parked(w, false, None)
+                    .last_searcher
+            );
         }
         assert_eq!(idle.counts(), (0, 0));
         let first = idle.worker_to_notify();
@@ -191,9 +268,9 @@ mod tests {
         let idle = Idle::new(2);
         assert!(idle.transition_worker_to_searching());
         assert!(!idle.transition_worker_to_searching());
-        let first = idle.transition_worker_to_parked(0, true);
+        let first = idle.transition_worker_to_parked(0, true, None);
         assert!(first.last_searcher && !first.last_unparked);
-        let second = idle.transition_worker_to_parked(1, false);
+        let second = idle.transition_worker_to_parked(1, false, None);
         assert!(!second.last_searcher && second.last_unparked);
     }
 
@@ -201,7 +278,8 @@ mod tests {
     fn unpark_before_park_is_kept() {
         let p = Parker::default();
         p.unpark();
-        p.park();
+        let wakeup = p.park();
+        assert!(wakeup.searching && wakeup.task.is_none());
         assert!(!p.park_timeout(std::time::Duration::from_millis(1)));
     }
 }

@@ -27,7 +27,7 @@ impl Queue {
 /// A worker that found nothing and parks, as `WorkerCtx::park` does.
 /// Returns `true` if it re-checked and saw work (so it would not sleep).
 fn park(idle: &Idle, queue: &Queue, worker: usize, searching: bool) -> Option<usize> {
-    let parked = idle.transition_worker_to_parked(worker, searching);
+    let parked = idle.transition_worker_to_parked(worker, searching, None);
     if parked.last_searcher && !queue.is_empty() {
         return idle.worker_to_notify();
     }
@@ -81,7 +81,7 @@ fn seeded_bug_no_recheck_loses_the_task() {
             let idle = idle.clone();
             // Bug: parks without the re-check.
             thread::spawn(move || {
-                let _ = idle.transition_worker_to_parked(0, true);
+                let _ = idle.transition_worker_to_parked(0, true, None);
             })
         };
         queue.push();

@@ -29,7 +29,6 @@ mod inject;
 mod loom_tests;
 mod worker;
 
-use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::Waker;
@@ -39,10 +38,10 @@ use crossbeam_deque::Stealer;
 use crate::blocking::BlockingPool;
 use crate::loom::{AtomicBool, Ordering};
 use crate::netpoll::{Netpoller, PollHost};
-use crate::task::{self, JoinHandle, Notified, OwnedTasks, RawTask, Schedule};
+use crate::task::{self, Header, JoinHandle, Notified, OwnedTasks, RawTask, Schedule};
 
 pub(crate) use inject::Inject;
-pub(crate) use worker::WorkerCtx;
+pub(crate) use worker::{is_worker, is_worker_of, run_worker};
 
 /// Check the injector first once every this many ticks (as Go and tokio do).
 pub(crate) const GLOBAL_POLL_INTERVAL: u32 = 61;
@@ -68,78 +67,6 @@ pub(crate) struct Remote {
     pub(crate) parker: idle::Parker,
 }
 
-/// A handle to a runtime: spawn onto it from any thread.
-///
-/// Cheap to clone. It does not keep the runtime running: once the
-/// [`Runtime`](crate::Runtime) is dropped, tasks spawned through a handle
-/// are cancelled at once.
-#[derive(Clone)]
-pub struct Handle {
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl fmt::Debug for Handle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle")
-            .field("workers", &self.shared.remotes.len())
-            .finish()
-    }
-}
-
-impl Handle {
-    /// Returns the handle of the runtime this thread is in (a worker, a
-    /// blocking thread, or inside `block_on`).
-    ///
-    /// # Panics
-    ///
-    /// Panics outside a runtime; see [`try_current`](Handle::try_current).
-    pub fn current() -> Handle {
-        Handle::try_current().expect("`Handle::current()` called outside a gopark runtime")
-    }
-
-    /// Returns the current runtime's handle, or `None` outside one.
-    pub fn try_current() -> Option<Handle> {
-        crate::context::with_current(|h| h.cloned())
-    }
-
-    /// Spawns a task on this runtime. See [`spawn`](crate::spawn).
-    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.shared.spawn(future)
-    }
-
-    /// Runs a blocking function on this runtime's blocking pool. See
-    /// [`spawn_blocking`](crate::spawn_blocking).
-    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
-    where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        self.shared.blocking.spawn(self.clone(), f)
-    }
-
-    /// Number of worker threads.
-    pub fn num_workers(&self) -> usize {
-        self.shared.remotes.len()
-    }
-
-    /// Number of descriptors registered with this runtime's netpoller
-    /// (live [`PollDesc`](crate::PollDesc)s).
-    pub fn num_poll_descs(&self) -> usize {
-        self.shared.io.registered()
-    }
-
-    /// Number of tasks spawned and not yet finished. A task leaves the count
-    /// just after it completes, so right after its `JoinHandle` resolves it
-    /// may still be counted for a moment.
-    pub fn num_alive_tasks(&self) -> usize {
-        self.shared.owned.len()
-    }
-}
-
 impl Shared {
     pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
     where
@@ -147,7 +74,7 @@ impl Shared {
         F::Output: Send + 'static,
     {
         let (notified, owned_ref, join) = task::new_task(future, self.clone());
-        if !self.owned.bind(owned_ref) {
+        if let Err(owned_ref) = self.owned.bind(owned_ref) {
             // Shut down: the task is cancelled before it ever runs.
             notified.shutdown();
             owned_ref.drop_reference();
@@ -167,34 +94,50 @@ impl Shared {
         }
     }
 
-    /// Pushes a task to the injector and wakes a worker if one is needed.
+    /// Schedules a task woken off the workers (see [`hand_off`](Self::hand_off)).
     pub(crate) fn schedule_remote(&self, task: Notified) {
         // On the netpoll thread, delivering a batch: queue it with the rest.
-        let Err(task) = crate::context::batch_push(self, task) else {
+        let Err(task) = batch::push(self, task) else {
             return;
         };
-        self.injector.push(task);
-        self.after_inject();
+        self.hand_off(task, &mut Vec::new());
     }
 
-    /// Pushes a batch of tasks with one lock and one worker wake-up.
-    fn inject_batch(&self, batch: &mut Vec<Notified>) {
-        if batch.is_empty() {
-            return;
+    /// Schedules tasks woken off the workers: `first` goes straight to one
+    /// parked worker, which runs it as soon as it wakes, and `rest` to the
+    /// injector. The worker woken is one that last ran on this CPU if any
+    /// (see [`Idle::worker_to_wake`](idle::Idle::worker_to_wake)), and it
+    /// searches for more work only if there is more: a single delivered
+    /// task wakes exactly one worker and makes no trip through the
+    /// injector. With no worker to wake (some worker is searching, or none
+    /// is parked), everything goes to the injector, where the running
+    /// workers find it.
+    fn hand_off(&self, first: Notified, rest: &mut Vec<Notified>) {
+        let more = !rest.is_empty();
+        if more {
+            // Pushed before the idle check below (the Dekker pair of `idle`).
+            self.injector.push_batch(rest);
         }
-        self.injector.push_batch(batch);
-        self.after_inject();
-    }
-
-    fn after_inject(&self) {
+        let to_wake = if self.is_shutdown() {
+            None
+        } else {
+            self.idle.worker_to_wake(idle::current_cpu(), more)
+        };
+        if let Some(w) = to_wake {
+            self.remotes[w].parker.unpark_with(first, more);
+        } else {
+            // Push, then check again: a searcher seen above may have parked
+            // since without seeing `first`.
+            self.injector.push(first);
+            self.notify_parked();
+        }
         if self.shutdown.load(Ordering::SeqCst) {
             // The runtime is going away and may already have drained the
             // injector: drop what we pushed (and anything else) ourselves.
-            // SeqCst pairs with the store in `shutdown`.
+            // A worker handed `first` drops it as it exits. SeqCst pairs
+            // with the store in `begin_shutdown`.
             self.drain_injector();
-            return;
         }
-        self.notify_parked();
     }
 
     /// Wakes one parked worker, unless a worker is already searching.
@@ -215,6 +158,10 @@ impl Shared {
     /// wakes a task during shutdown only lets go of its reference.
     pub(crate) fn drain_injector(&self) {
         drop(self.injector.take_all());
+        // And any task handed to a worker that exited before it woke.
+        for remote in self.remotes.iter() {
+            drop(remote.parker.take_task());
+        }
     }
 
     /// Tells every worker to exit. The caller joins them afterwards.
@@ -235,14 +182,18 @@ impl PollHost for Shared {
         self.remotes.len()
     }
 
-    /// Injects the batch, then wakes one parked worker (which, finding more
-    /// than one task, wakes the next as it starts).
+    /// Wakes the batch's tasks, collecting this runtime's, then hands the
+    /// first to one parked worker and queues the rest (see
+    /// [`Shared::hand_off`]). A foreign waker that panics is skipped.
     fn deliver(&self, wakers: &mut Vec<Waker>) {
-        crate::context::begin_batch(self);
-        for w in wakers.drain(..) {
-            w.wake();
-        }
-        crate::context::end_batch(|batch| self.inject_batch(batch));
+        batch::begin(self);
+        crate::netpoll::wake_all(wakers);
+        batch::end(|batch| {
+            if !batch.is_empty() {
+                let first = batch.remove(0);
+                self.hand_off(first, batch);
+            }
+        });
     }
 }
 
@@ -255,9 +206,57 @@ impl Schedule for Arc<Shared> {
         self.schedule_task(task, true);
     }
 
-    fn release(&self, task: RawTask) -> bool {
+    fn release(&self, task: &Header) -> Option<RawTask> {
         self.owned.remove(task)
     }
 }
 
-pub(crate) use worker::run_worker;
+/// The netpoll thread's delivery batch.
+///
+/// While the netpoll thread wakes the wakers of one `epoll_wait`
+/// ([`PollHost::deliver`]), each waker of a task of this runtime calls
+/// `schedule`, which lands in [`Shared::schedule_remote`]. Rather than hand
+/// each task off on its own (a lock and maybe a worker wake-up apiece), it
+/// is kept here and the whole batch is handed off at the end. The key is
+/// the address of the `Shared` being delivered to: a waker in the batch
+/// that belongs to *another* runtime (one netpoll thread serves one
+/// runtime, but a task may wait on another's descriptor) finds a different
+/// address and is scheduled on its own runtime at once. The address is
+/// only compared, never dereferenced, and it cannot be reused while the
+/// batch runs: the delivering thread holds that `Shared` alive.
+mod batch {
+    use std::cell::{Cell, RefCell};
+
+    use super::Shared;
+    use crate::task::Notified;
+
+    thread_local! {
+        static KEY: Cell<*const Shared> = const { Cell::new(std::ptr::null()) };
+        static BATCH: RefCell<Vec<Notified>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Starts batching wake-ups for `shared` on this thread.
+    pub(super) fn begin(shared: &Shared) {
+        KEY.with(|k| k.set(shared));
+    }
+
+    /// If this thread is batching for `shared`, keeps `task` for the
+    /// batch; otherwise gives it back.
+    #[inline]
+    pub(super) fn push(shared: &Shared, task: Notified) -> Result<(), Notified> {
+        let batching = KEY
+            .try_with(|k| std::ptr::eq(k.get(), shared))
+            .unwrap_or(false);
+        if !batching {
+            return Err(task);
+        }
+        BATCH.with(|b| b.borrow_mut().push(task));
+        Ok(())
+    }
+
+    /// Ends the batch and hands its tasks to `f`.
+    pub(super) fn end(f: impl FnOnce(&mut Vec<Notified>)) {
+        KEY.with(|k| k.set(std::ptr::null()));
+        BATCH.with(|b| f(&mut b.borrow_mut()));
+    }
+}

@@ -22,8 +22,35 @@ use super::{Shared, GLOBAL_POLL_INTERVAL, LOCAL_QUEUE_CAPACITY, MAX_LIFO_POLLS};
 
 /// How long the last running worker looks for I/O before it parks.
 const SPIN_FOR_IO: std::time::Duration = std::time::Duration::from_micros(25);
-use crate::context;
 use crate::task::Notified;
+
+thread_local! {
+    /// This thread's worker, on worker threads, for their whole life.
+    static WORKER: RefCell<Option<Rc<WorkerCtx>>> = const { RefCell::new(None) };
+}
+
+/// Calls `f` with this thread's worker if it is a worker of `shared`;
+/// returns `None` otherwise.
+#[inline]
+fn with_worker_of<R>(shared: &Shared, f: impl FnOnce(&WorkerCtx) -> R) -> Option<R> {
+    WORKER
+        .try_with(|w| match &*w.borrow() {
+            Some(cx) if std::ptr::eq(&*cx.shared, shared) => Some(f(cx)),
+            _ => None,
+        })
+        .ok()
+        .flatten()
+}
+
+/// Returns `true` on a worker thread of `shared`.
+pub(crate) fn is_worker_of(shared: &Shared) -> bool {
+    with_worker_of(shared, |_| ()).is_some()
+}
+
+/// Returns `true` on any runtime's worker thread.
+pub(crate) fn is_worker() -> bool {
+    WORKER.try_with(|w| w.borrow().is_some()).unwrap_or(false)
+}
 
 /// A worker's thread-local state. Other threads reach the worker only
 /// through its `Remote` (stealer and parker).
@@ -85,7 +112,7 @@ pub(crate) fn schedule_local(
     // The task is taken out of `task` only if this thread is one of the
     // runtime's workers and can reach its queues; otherwise it is handed back.
     let mut task = Some(task);
-    context::with_worker_of(shared, |cx| {
+    with_worker_of(shared, |cx| {
         let Ok(mut core) = cx.core.try_borrow_mut() else {
             return;
         };
@@ -129,12 +156,9 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: Worker<Notifi
         }),
         io_wakers: RefCell::new(Vec::new()),
     });
-    let _enter = context::enter(super::Handle {
-        shared: shared.clone(),
-    });
-    context::set_worker(Some(cx.clone()));
+    WORKER.with(|w| *w.borrow_mut() = Some(cx.clone()));
     cx.run();
-    context::set_worker(None);
+    WORKER.with(|w| *w.borrow_mut() = None);
     cx.drain();
 }
 
@@ -233,9 +257,7 @@ impl WorkerCtx {
         }
         let mut wakers = std::mem::take(&mut *self.io_wakers.borrow_mut());
         let found = io.poll_now(&mut wakers) && !wakers.is_empty();
-        for w in wakers.drain(..) {
-            w.wake();
-        }
+        crate::netpoll::wake_all(&mut wakers);
         *self.io_wakers.borrow_mut() = wakers;
         found
     }
@@ -306,7 +328,8 @@ impl WorkerCtx {
             std::mem::replace(&mut core.searching, false)
         };
         let idle = &self.shared.idle;
-        let parked = idle.transition_worker_to_parked(self.index, was_searching);
+        let cpu = super::idle::current_cpu();
+        let parked = idle.transition_worker_to_parked(self.index, was_searching, cpu);
         if parked.last_searcher && self.shared.has_pending_work() {
             // We were the last searcher and work arrived while we gave up:
             // wake a worker (possibly ourselves) to take it.
@@ -318,12 +341,16 @@ impl WorkerCtx {
         if self.shared.is_shutdown() {
             return;
         }
-        self.shared.remotes[self.index].parker.park();
-        // `worker_to_notify` counted us as searching when it picked us.
-        // After shutdown's unpark we leave the loop, so the count is moot.
+        let wakeup = self.shared.remotes[self.index].parker.park();
+        let mut core = self.core.borrow_mut();
+        // A task handed to us runs first; at shutdown `drain` drops it.
+        core.lifo = wakeup.task;
+        // `worker_to_wake` counted us as searching, or not, when it picked
+        // us. After shutdown's unpark we leave the loop, so the count is
+        // moot.
         if !self.shared.is_shutdown() {
             debug_assert!(!idle.is_parked(self.index));
-            self.core.borrow_mut().searching = true;
+            core.searching = wakeup.searching;
         }
     }
 

@@ -86,7 +86,9 @@ impl<T> Future for JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        self.raw.drop_join_handle();
+        // SAFETY: `self.raw` is not used again: this is its owner's drop.
+        let raw = unsafe { std::ptr::read(&self.raw) };
+        raw.drop_join_handle();
     }
 }
 

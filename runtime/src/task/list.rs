@@ -6,7 +6,7 @@
 
 use slab::Slab;
 
-use super::raw::RawTask;
+use super::raw::{Header, RawTask};
 use crate::loom::{AtomicBool, Mutex, Ordering};
 
 const SHARD_BITS: usize = 5;
@@ -25,43 +25,44 @@ impl OwnedTasks {
         }
     }
 
-    fn shard_of(task: RawTask) -> usize {
+    fn shard_of(addr: usize) -> usize {
         // Tasks are at least 64-byte aligned allocations; mix the address so
         // neighbours land on different shards.
-        ((task.addr() >> 6).wrapping_mul(0x9E37_79B9) >> 7) & (SHARDS - 1)
+        ((addr >> 6).wrapping_mul(0x9E37_79B9) >> 7) & (SHARDS - 1)
     }
 
-    /// Adds a task (taking over the reference it carries for this list).
-    /// Returns `false` if the runtime is shutting down: the caller must then
-    /// cancel the task itself.
-    pub(crate) fn bind(&self, task: RawTask) -> bool {
-        let shard = Self::shard_of(task);
+    /// Adds a task, taking over the reference it carries for this list.
+    /// Gives it back if the runtime is shutting down: the caller must then
+    /// cancel the task and drop that reference itself.
+    #[must_use = "a refused task must be cancelled and its reference dropped"]
+    pub(crate) fn bind(&self, task: RawTask) -> Result<(), RawTask> {
+        let shard = Self::shard_of(task.addr());
         let mut slab = self.shards[shard].lock();
         // Checked under the shard lock: `close_and_shutdown_all` sets the flag
         // and then takes every lock, so no task slips in after the drain.
         if self.closed.load(Ordering::Acquire) {
-            return false;
+            return Err(task);
         }
-        let key = slab.insert(task);
-        task.header().set_owned_key(key << SHARD_BITS | shard);
-        true
+        let entry = slab.vacant_entry();
+        task.header()
+            .set_owned_key(entry.key() << SHARD_BITS | shard);
+        entry.insert(task);
+        Ok(())
     }
 
-    /// Removes a task; returns `true` if it was still listed (the caller then
-    /// drops the list's reference).
-    pub(crate) fn remove(&self, task: RawTask) -> bool {
-        let id = task.header().owned_key();
+    /// Removes a task; returns the list's reference if it was still
+    /// listed (the caller drops it).
+    #[must_use = "the list's reference must be dropped"]
+    pub(crate) fn remove(&self, task: &Header) -> Option<RawTask> {
+        let id = task.owned_key();
         if id == usize::MAX {
-            return false;
+            return None;
         }
         let mut slab = self.shards[id & (SHARDS - 1)].lock();
         let key = id >> SHARD_BITS;
         match slab.get(key) {
-            Some(t) if *t == task => {
-                slab.remove(key);
-                true
-            }
-            _ => false,
+            Some(t) if t.addr() == task.addr() => Some(slab.remove(key)),
+            _ => None,
         }
     }
 

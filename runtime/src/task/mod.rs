@@ -58,7 +58,7 @@ use std::future::Future;
 
 pub use join::{JoinError, JoinHandle};
 pub(crate) use list::OwnedTasks;
-pub(crate) use raw::RawTask;
+pub(crate) use raw::{Header, RawTask};
 
 /// What a task needs from whoever runs it.
 pub(crate) trait Schedule: Send + Sync + 'static {
@@ -71,9 +71,9 @@ pub(crate) trait Schedule: Send + Sync + 'static {
         self.schedule(task);
     }
 
-    /// Takes a completed task off the owned-task list. Returns `true` if it
-    /// was listed, i.e. the list's reference must now be dropped.
-    fn release(&self, task: RawTask) -> bool;
+    /// Takes a completed task off the owned-task list. Returns the list's
+    /// reference if it was listed; the caller drops it.
+    fn release(&self, task: &Header) -> Option<RawTask>;
 }
 
 /// A task that should be polled; owns one reference.
@@ -82,9 +82,7 @@ pub(crate) struct Notified(pub(crate) RawTask);
 impl Notified {
     /// Polls the task (or cancels it, if it was aborted).
     pub(crate) fn run(self) {
-        let raw = self.0;
-        std::mem::forget(self);
-        raw.poll();
+        self.into_raw().poll();
     }
 
     /// Cancels the task without polling it (runtime shutdown), then drops
@@ -92,11 +90,21 @@ impl Notified {
     pub(crate) fn shutdown(self) {
         self.0.shutdown();
     }
+
+    /// The reference, without dropping it.
+    fn into_raw(self) -> RawTask {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the reference
+        // is moved out exactly once.
+        unsafe { std::ptr::read(&this.0) }
+    }
 }
 
 impl Drop for Notified {
     fn drop(&mut self) {
-        self.0.drop_reference();
+        // SAFETY: `self.0` is not used again: this is its owner's drop.
+        let raw = unsafe { std::ptr::read(&self.0) };
+        raw.drop_reference();
     }
 }
 
@@ -109,5 +117,8 @@ where
     S: Schedule,
 {
     let raw = RawTask::new(future, scheduler);
-    (Notified(raw), raw, JoinHandle::new(raw))
+    // SAFETY: a new task's state counts three references (see
+    // `RawTask::new`); these stand for the list's and the JoinHandle's.
+    let (owned, join) = unsafe { (raw.duplicate(), raw.duplicate()) };
+    (Notified(raw), owned, JoinHandle::new(join))
 }

@@ -5,6 +5,14 @@
 //! by the scheduler handle, the future-then-output stage, and the join
 //! waker. Everything outside this file holds a [`RawTask`] (a counted
 //! pointer to the header) and goes through the vtable.
+//!
+//! A `RawTask` *is* one reference: it is neither `Copy` nor `Clone`, the
+//! methods that give the reference up take `self`, and only the `unsafe`
+//! constructors ([`RawTask::from_raw`], [`RawTask::duplicate`]) make one
+//! without a count of its own behind it. So a task cannot be touched
+//! through a `RawTask` after that `RawTask` let its reference go: the
+//! compiler refuses the use of a moved value. (A `RawTask` dropped
+//! without `drop_reference` only leaks its task.)
 
 use std::any::Any;
 use std::future::Future;
@@ -53,9 +61,8 @@ struct Cell<F: Future, S> {
     join_waker: UnsafeCell<Option<Waker>>,
 }
 
-/// A counted pointer to a task. Copying it does not add a reference: the
-/// owner of each copy must know which reference it stands for.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// A counted pointer to a task: one reference (see the module docs).
+#[must_use = "a RawTask is a reference: give it to an owner or call `drop_reference`"]
 pub(crate) struct RawTask {
     ptr: NonNull<Header>,
 }
@@ -67,8 +74,10 @@ unsafe impl Send for RawTask {}
 unsafe impl Sync for RawTask {}
 
 impl RawTask {
-    /// Allocates a task. The state starts with three references: the
-    /// owned-task list's, the first `Notified`'s and the `JoinHandle`'s.
+    /// Allocates a task. The state starts with three references (the
+    /// owned-task list's, the first `Notified`'s and the `JoinHandle`'s);
+    /// this returns the first, and [`duplicate`](RawTask::duplicate) makes
+    /// the other two.
     pub(crate) fn new<F, S>(future: F, scheduler: S) -> RawTask
     where
         F: Future + Send + 'static,
@@ -89,18 +98,43 @@ impl RawTask {
         RawTask { ptr }
     }
 
+    /// Takes over a reference from a raw header pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to a live task's header, and the caller gives up one
+    /// reference it holds (a waker's, or one the state word just counted)
+    /// to the returned value.
+    unsafe fn from_raw(ptr: NonNull<Header>) -> RawTask {
+        RawTask { ptr }
+    }
+
+    /// Another `RawTask` for the same task, standing for a reference that
+    /// the state word already counts but no `RawTask` holds yet.
+    ///
+    /// # Safety
+    ///
+    /// Such a reference exists: one of the three counted at spawn, or one
+    /// a transition just added (`TransitionToNotified::Submit`).
+    pub(crate) unsafe fn duplicate(&self) -> RawTask {
+        RawTask { ptr: self.ptr }
+    }
+
     pub(crate) fn header(&self) -> &Header {
-        // SAFETY: the caller holds a reference, so the allocation is alive.
+        // SAFETY: `self` is a reference, so the allocation is alive while
+        // `self` is borrowed.
         unsafe { self.ptr.as_ref() }
     }
 
+    /// The task's address: its identity, e.g. in the owned-task list.
     pub(crate) fn addr(&self) -> usize {
         self.ptr.as_ptr() as usize
     }
 
     /// Runs the task once; consumes the `Notified` reference.
     pub(crate) fn poll(self) {
-        // SAFETY: the vtable matches the cell it was created with.
+        // SAFETY: the vtable matches the cell it was created with, and
+        // `self` hands its reference over.
         unsafe { (self.header().vtable.poll)(self.ptr) }
     }
 
@@ -111,44 +145,67 @@ impl RawTask {
     }
 
     /// Cancels the task if it is idle; consumes no reference.
-    pub(crate) fn shutdown(self) {
-        // SAFETY: as above.
+    pub(crate) fn shutdown(&self) {
+        // SAFETY: the vtable matches the cell; `self` keeps it alive.
         unsafe { (self.header().vtable.shutdown)(self.ptr) }
     }
 
-    /// Drops one reference, freeing the task if it was the last.
+    /// Drops this reference, freeing the task if it was the last.
     pub(crate) fn drop_reference(self) {
         if self.header().state.ref_dec() {
-            self.dealloc();
+            // SAFETY: that was the last reference.
+            unsafe { self.dealloc() }
         }
     }
 
-    fn dealloc(self) {
-        // SAFETY: called once, when the last reference is gone.
+    /// Gives up this reference without touching the count: the caller
+    /// accounts for it in a combined `ref_dec_n`. (A `RawTask` has no
+    /// destructor; this only says so at the call site.)
+    fn forget_reference(self) {
+        let _ = self;
+    }
+
+    /// Frees the task.
+    ///
+    /// # Safety
+    ///
+    /// No reference is left: the state word's count reached zero on this
+    /// reference's account.
+    unsafe fn dealloc(self) {
+        // SAFETY: the vtable matches the cell; the caller guarantees that
+        // nobody else can reach it.
         unsafe { (self.header().vtable.dealloc)(self.ptr) }
     }
 
+    /// Moves the task's output into `dst` if the task is complete;
+    /// otherwise registers `waker` to be woken when it is.
+    ///
     /// # Safety
+    ///
     /// `dst` must point to a `Poll<Result<T, JoinError>>` where `T` is the
     /// task's output type, and the caller must hold `JOIN_INTEREST`.
-    pub(crate) unsafe fn try_read_output(self, dst: *mut (), waker: &Waker) {
-        // SAFETY: forwarded from the caller.
+    pub(crate) unsafe fn try_read_output(&self, dst: *mut (), waker: &Waker) {
+        // SAFETY: forwarded from the caller; `self` keeps the task alive.
         unsafe { (self.header().vtable.try_read_output)(self.ptr, dst, waker) }
     }
 
-    /// Drops the `JoinHandle`'s interest and reference.
+    /// Drops the `JoinHandle`'s interest and its reference.
     pub(crate) fn drop_join_handle(self) {
         if self.header().state.drop_join_handle_fast() {
+            // The fast path gave the reference up with the interest.
+            self.forget_reference();
             return;
         }
-        // SAFETY: the vtable matches the cell; the caller is the JoinHandle.
+        // SAFETY: the vtable matches the cell; `self` is the JoinHandle's
+        // reference, which the slow path drops.
         unsafe { (self.header().vtable.drop_join_handle_slow)(self.ptr) }
     }
 
     /// Asks the task to stop (`JoinHandle::abort`).
-    pub(crate) fn remote_abort(self) {
+    pub(crate) fn remote_abort(&self) {
         if self.header().state.transition_to_notified_and_cancel() == TransitionToNotified::Submit {
-            self.schedule();
+            // SAFETY: `Submit` counted a reference for the `Notified`.
+            unsafe { self.duplicate() }.schedule();
         }
     }
 }
@@ -177,31 +234,42 @@ unsafe fn cell<'a, F: Future, S>(ptr: NonNull<Header>) -> &'a Cell<F, S> {
     unsafe { ptr.cast::<Cell<F, S>>().as_ref() }
 }
 
+/// # Safety
+///
+/// `ptr` points to a live `Cell<F, S>`, and the caller hands over one
+/// reference (the `Notified`'s).
 unsafe fn schedule<F: Future, S: Schedule>(ptr: NonNull<Header>) {
-    // SAFETY: the caller holds a reference (the `Notified` it hands over).
-    let cell = unsafe { cell::<F, S>(ptr) };
-    cell.scheduler.schedule(super::Notified(RawTask { ptr }));
+    // SAFETY: the caller holds a reference and hands it over.
+    let (cell, task) = unsafe { (cell::<F, S>(ptr), RawTask::from_raw(ptr)) };
+    cell.scheduler.schedule(super::Notified(task));
 }
 
+/// # Safety
+///
+/// `ptr` points to a `Cell<F, S>` made by `RawTask::new` that no reference
+/// reaches any more.
 unsafe fn dealloc<F: Future, S>(ptr: NonNull<Header>) {
     // SAFETY: the last reference is gone, so nobody else can reach the
     // cell; it was made by `Box::new` in `RawTask::new`.
     drop(unsafe { Box::from_raw(ptr.cast::<Cell<F, S>>().as_ptr()) });
 }
 
+/// # Safety
+///
+/// `ptr` points to a live `Cell<F, S>`, and the caller hands over the
+/// `Notified` reference.
 unsafe fn poll<F, S>(ptr: NonNull<Header>)
 where
     F: Future,
     S: Schedule,
 {
-    let task = RawTask { ptr };
     // SAFETY: the caller hands over the `Notified` reference.
-    let cell = unsafe { cell::<F, S>(ptr) };
+    let (cell, task) = unsafe { (cell::<F, S>(ptr), RawTask::from_raw(ptr)) };
     match cell.header.state.transition_to_running() {
         TransitionToRunning::Success => {}
         TransitionToRunning::Cancelled => {
             cancel_future(cell);
-            complete(task, cell, true);
+            complete(cell, Some(task));
             return;
         }
         TransitionToRunning::Failed => {
@@ -234,23 +302,27 @@ where
     match res {
         Ok(Poll::Ready(out)) => {
             set_stage(cell, Stage::Finished(Ok(out)));
-            complete(task, cell, true);
+            complete(cell, Some(task));
         }
         Ok(Poll::Pending) => match cell.header.state.transition_to_idle() {
             TransitionToIdle::Ok => task.drop_reference(),
             TransitionToIdle::OkNotified => cell.scheduler.yield_now(super::Notified(task)),
             TransitionToIdle::Cancelled => {
                 cancel_future(cell);
-                complete(task, cell, true);
+                complete(cell, Some(task));
             }
         },
         Err(panic) => {
             set_stage(cell, Stage::Finished(Err(JoinError::panic(panic))));
-            complete(task, cell, true);
+            complete(cell, Some(task));
         }
     }
 }
 
+/// # Safety
+///
+/// `ptr` points to a live `Cell<F, S>` that the caller keeps alive with a
+/// reference of its own for the whole call.
 unsafe fn shutdown<F, S>(ptr: NonNull<Header>)
 where
     F: Future,
@@ -260,7 +332,8 @@ where
     let cell = unsafe { cell::<F, S>(ptr) };
     if cell.header.state.transition_to_shutdown() {
         cancel_future(cell);
-        complete(RawTask { ptr }, cell, false);
+        // The caller's reference stays the caller's.
+        complete(cell, None);
     }
 }
 
@@ -293,8 +366,10 @@ fn cancel_future<F: Future, S>(cell: &Cell<F, S>) {
 }
 
 /// Publishes the output, wakes the joiner, leaves the owned list, and drops
-/// the references this path held.
-fn complete<F: Future, S: Schedule>(task: RawTask, cell: &Cell<F, S>, drop_running_ref: bool) {
+/// the references this path held: the owned list's, and `running` (the
+/// `Notified` reference of a poll), if given. Without `running` the caller
+/// keeps a reference of its own across the call.
+fn complete<F: Future, S: Schedule>(cell: &Cell<F, S>, running: Option<RawTask>) {
     let prev = cell.header.state.transition_to_complete();
     if !prev.is_join_interested() {
         // Nobody will read the output: drop it here, on the task side.
@@ -308,13 +383,25 @@ fn complete<F: Future, S: Schedule>(task: RawTask, cell: &Cell<F, S>, drop_runni
             }
         });
     }
-    let released = cell.scheduler.release(task);
-    let n = usize::from(released) + usize::from(drop_running_ref);
-    if n > 0 && cell.header.state.ref_dec_n(n) {
-        task.dealloc();
+    let released = cell.scheduler.release(&cell.header);
+    let n = usize::from(released.is_some()) + usize::from(running.is_some());
+    // Both references are given up in the one decrement below.
+    if let Some(list_ref) = released {
+        list_ref.forget_reference();
+    }
+    let last = n > 0 && cell.header.state.ref_dec_n(n);
+    match running {
+        // SAFETY: that decrement took the last references.
+        Some(task) if last => unsafe { task.dealloc() },
+        Some(task) => task.forget_reference(),
+        None => debug_assert!(!last, "the caller holds a reference"),
     }
 }
 
+/// # Safety
+///
+/// As [`RawTask::try_read_output`], with `ptr` pointing to a live
+/// `Cell<F, S>` whose `F::Output` is the type behind `dst`.
 unsafe fn try_read_output<F: Future, S>(ptr: NonNull<Header>, dst: *mut (), waker: &Waker) {
     // SAFETY: the JoinHandle holds a reference.
     let cell = unsafe { cell::<F, S>(ptr) };
@@ -360,55 +447,92 @@ fn can_read_output(header: &Header, slot: &UnsafeCell<Option<Waker>>, waker: &Wa
     header.state.set_join_waker().is_err()
 }
 
+/// # Safety
+///
+/// `ptr` points to a live `Cell<F, S>`, and the caller is the `JoinHandle`
+/// handing over its reference.
 unsafe fn drop_join_handle_slow<F: Future, S>(ptr: NonNull<Header>) {
-    // SAFETY: the JoinHandle holds a reference.
-    let cell = unsafe { cell::<F, S>(ptr) };
+    // SAFETY: the JoinHandle hands its reference over.
+    let (cell, task) = unsafe { (cell::<F, S>(ptr), RawTask::from_raw(ptr)) };
     if cell.header.state.unset_join_interested().is_err() {
         // Complete with join interest: the output is ours to drop.
         set_stage(cell, Stage::Consumed);
     }
-    RawTask { ptr }.drop_reference();
+    task.drop_reference();
 }
 
 static WAKER_VTABLE: RawWakerVTable =
     RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
 
-fn waker_task(data: *const ()) -> RawTask {
-    RawTask {
-        // SAFETY: wakers are only ever made from non-null header pointers.
-        ptr: unsafe { NonNull::new_unchecked(data as *mut Header) },
-    }
+/// The task a waker's data pointer names.
+///
+/// # Safety
+///
+/// `data` comes from a waker of [`WAKER_VTABLE`] that the caller holds (or
+/// consumes): a non-null pointer to a live task's header, for as long as
+/// the returned value lives.
+unsafe fn waker_header<'a>(data: *const ()) -> &'a Header {
+    // SAFETY: as the caller guarantees.
+    unsafe { &*(data as *const Header) }
 }
 
+/// # Safety
+///
+/// `data` is a live waker's, as for [`waker_header`].
 unsafe fn waker_clone(data: *const ()) -> RawWaker {
-    waker_task(data).header().state.ref_inc();
+    // SAFETY: the caller's waker keeps the task alive.
+    unsafe { waker_header(data) }.state.ref_inc();
     RawWaker::new(data, &WAKER_VTABLE)
 }
 
+/// # Safety
+///
+/// `data` is a live waker's, which this call consumes (with its reference).
 unsafe fn waker_wake(data: *const ()) {
-    let task = waker_task(data);
+    // SAFETY: the waker's reference is handed over; the pointer is non-null
+    // because wakers are only made from task headers.
+    let task = unsafe { RawTask::from_raw(NonNull::new_unchecked(data as *mut Header)) };
     match task.header().state.transition_to_notified_by_val() {
+        // The waker's reference becomes the `Notified`'s.
         TransitionToNotified::Submit => task.schedule(),
-        TransitionToNotified::Dealloc => task.dealloc(),
-        TransitionToNotified::DoNothing => {}
+        // SAFETY: that was the last reference.
+        TransitionToNotified::Dealloc => unsafe { task.dealloc() },
+        // The transition dropped the waker's reference.
+        TransitionToNotified::DoNothing => task.forget_reference(),
     }
 }
 
+/// # Safety
+///
+/// `data` is a live waker's, which stays alive.
 unsafe fn waker_wake_by_ref(data: *const ()) {
-    let task = waker_task(data);
-    if task.header().state.transition_to_notified_by_ref() == TransitionToNotified::Submit {
+    // SAFETY: the caller's waker keeps the task alive.
+    let header = unsafe { waker_header(data) };
+    if header.state.transition_to_notified_by_ref() == TransitionToNotified::Submit {
+        // SAFETY: `Submit` counted a reference for the `Notified`.
+        let task = unsafe { RawTask::from_raw(NonNull::from(header)) };
         task.schedule();
     }
 }
 
+/// # Safety
+///
+/// `data` is a live waker's, which this call consumes (with its reference).
 unsafe fn waker_drop(data: *const ()) {
-    waker_task(data).drop_reference();
+    // SAFETY: the waker's reference is handed over.
+    let task = unsafe { RawTask::from_raw(NonNull::new_unchecked(data as *mut Header)) };
+    task.drop_reference();
 }
 
 /// The payload of a task that panicked.
 pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 
 impl Header {
+    /// The address of the task this header heads: its identity.
+    pub(crate) fn addr(&self) -> usize {
+        self as *const Header as usize
+    }
+
     pub(crate) fn owned_key(&self) -> usize {
         // Relaxed: written once before the task is shared, read by the
         // runtime that wrote it.

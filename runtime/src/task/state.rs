@@ -263,6 +263,7 @@ impl State {
 
     /// Runtime shutdown: sets `CANCELLED`, and returns `true` if the caller
     /// took `RUNNING` and so must cancel the task itself.
+    #[must_use = "`true` means the caller owns the future and must cancel it"]
     pub(crate) fn transition_to_shutdown(&self) -> bool {
         self.fetch_update(|s| {
             if s.is_idle() {
@@ -274,6 +275,8 @@ impl State {
     }
 
     /// Fast path of dropping a `JoinHandle` of a task that never ran.
+    /// Returns `true` if it gave up the handle's interest and reference.
+    #[must_use = "`false` means the slow path must drop the handle"]
     pub(crate) fn drop_join_handle_fast(&self) -> bool {
         self.0
             .compare_exchange(
@@ -333,11 +336,13 @@ impl State {
     }
 
     /// Drops one reference; returns `true` if it was the last.
+    #[must_use = "`true` means the caller must free the task"]
     pub(crate) fn ref_dec(&self) -> bool {
         self.ref_dec_n(1)
     }
 
     /// Drops `n` references; returns `true` if they were the last.
+    #[must_use = "`true` means the caller must free the task"]
     pub(crate) fn ref_dec_n(&self, n: usize) -> bool {
         // AcqRel: the last owner must see every other owner's writes before
         // it frees the task (as in `Arc::drop`).

@@ -12,8 +12,6 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use crate::netpoll::{Direction, PdInner};
-
 /// Identifies one timer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimerKey {
@@ -26,9 +24,9 @@ pub(crate) enum Action {
     /// A `Sleep`: wake its task; the entry stays, marked fired, until the
     /// `Sleep` sees it.
     Wake(Option<Waker>),
-    /// A socket deadline: time out one half of a PollDesc, if its deadline
-    /// sequence still matches.
-    Deadline(Weak<PdInner>, Direction, u64),
+    /// A deadline of something else (a socket's): call its
+    /// [`Expire::expire`] with the tag, outside the timer lock.
+    Expire(Weak<dyn Expire>, u64),
     /// A `Sleep` whose timer has fired.
     Fired,
 }
@@ -50,15 +48,31 @@ pub(crate) struct Timers {
     /// (`None` inside, for no timeout): a new timer earlier than that must
     /// wake it.
     sleeping_until: Option<Option<Instant>>,
+    /// Set at runtime shutdown: no thread will fire a timer any more, so
+    /// none may be added.
+    closed: bool,
+}
+
+/// What a deadline timer fires: implemented by whatever keeps deadlines
+/// (a `PollDesc` half), so this module names none of them.
+pub(crate) trait Expire: Send + Sync {
+    /// The timer armed with `tag` fired; the wakers of what it times out
+    /// go to `wakers`.
+    fn expire(&self, tag: u64, wakers: &mut Vec<Waker>);
 }
 
 /// Deadline work that must run outside the timer lock.
-pub(crate) type Expired = Vec<(Weak<PdInner>, Direction, u64)>;
+pub(crate) type Expired = Vec<(Weak<dyn Expire>, u64)>;
 
 impl Timers {
     /// Adds a timer. Returns its key and whether the netpoll thread must be
-    /// woken to sleep less.
-    pub(crate) fn insert(&mut self, deadline: Instant, action: Action) -> (TimerKey, bool) {
+    /// woken to sleep less, or `None` once the runtime has shut down (the
+    /// caller treats the timer as fired: nobody would ever fire it).
+    #[must_use]
+    pub(crate) fn insert(&mut self, deadline: Instant, action: Action) -> Option<(TimerKey, bool)> {
+        if self.closed {
+            return None;
+        }
         self.next_gen = self.next_gen.wrapping_add(1);
         let gen = self.next_gen;
         let pos = self.heap.len();
@@ -74,7 +88,7 @@ impl Timers {
             // One wake-up is enough until the thread goes back to sleep.
             self.sleeping_until = None;
         }
-        (TimerKey { idx, gen }, wake)
+        Some((TimerKey { idx, gen }, wake))
     }
 
     fn entry(&self, key: TimerKey) -> Option<&Entry> {
@@ -108,7 +122,7 @@ impl Timers {
                 }
                 false
             }
-            Action::Deadline(..) => unreachable!("sleep key names a deadline timer"),
+            Action::Expire(..) => unreachable!("sleep key names a deadline timer"),
         }
     }
 
@@ -138,18 +152,19 @@ impl Timers {
             entry.pos = FIRED;
             match std::mem::replace(&mut entry.action, Action::Fired) {
                 Action::Wake(w) => wakers.extend(w),
-                Action::Deadline(pd, dir, seq) => {
+                Action::Expire(target, tag) => {
                     self.entries.remove(idx);
-                    expired.push((pd, dir, seq));
+                    expired.push((target, tag));
                 }
                 Action::Fired => {}
             }
         }
     }
 
-    /// Drops every timer's waker (runtime shutdown); sleeps then see their
-    /// timers as fired.
-    pub(crate) fn clear(&mut self, wakers: &mut Vec<Waker>) {
+    /// Runtime shutdown: fires every sleep (their wakers go to `wakers`),
+    /// drops every deadline, and refuses new timers from now on.
+    pub(crate) fn close(&mut self, wakers: &mut Vec<Waker>) {
+        self.closed = true;
         self.heap.clear();
         let keys: Vec<usize> = self.entries.iter().map(|(k, _)| k).collect();
         for k in keys {
@@ -157,7 +172,7 @@ impl Timers {
             e.pos = FIRED;
             match std::mem::replace(&mut e.action, Action::Fired) {
                 Action::Wake(w) => wakers.extend(w),
-                Action::Deadline(..) => {
+                Action::Expire(..) => {
                     self.entries.remove(k);
                 }
                 Action::Fired => {}
@@ -165,7 +180,7 @@ impl Timers {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
@@ -233,7 +248,9 @@ mod tests {
         let base = Instant::now();
         let mut keys = Vec::new();
         for i in [5u64, 1, 9, 3, 7, 2, 8] {
-            let (k, _) = t.insert(base + Duration::from_millis(i), Action::Wake(None));
+            let (k, _) = t
+                .insert(base + Duration::from_millis(i), Action::Wake(None))
+                .unwrap();
             keys.push((i, k));
         }
         // Cancel 3 and 8.
@@ -264,11 +281,37 @@ mod tests {
         let mut t = Timers::default();
         let base = Instant::now();
         t.set_sleeping(Some(Some(base + Duration::from_secs(1))));
-        let (_, wake) = t.insert(base + Duration::from_secs(2), Action::Wake(None));
+        let (_, wake) = t
+            .insert(base + Duration::from_secs(2), Action::Wake(None))
+            .unwrap();
         assert!(!wake);
-        let (_, wake) = t.insert(base + Duration::from_millis(1), Action::Wake(None));
+        let (_, wake) = t
+            .insert(base + Duration::from_millis(1), Action::Wake(None))
+            .unwrap();
         assert!(wake);
-        let (_, wake) = t.insert(base, Action::Wake(None));
+        let (_, wake) = t.insert(base, Action::Wake(None)).unwrap();
         assert!(!wake, "already woken");
+    }
+
+    /// A sleep that registers after shutdown closed the heap must not wait
+    /// for a thread that will never fire it: the insert is refused, so the
+    /// sleep completes.
+    #[test]
+    fn a_closed_heap_refuses_new_timers() {
+        let mut t = Timers::default();
+        let base = Instant::now();
+        let (key, _) = t
+            .insert(base + Duration::from_secs(60), Action::Wake(None))
+            .unwrap();
+        let mut wakers = Vec::new();
+        t.close(&mut wakers);
+        assert!(
+            t.poll_sleep(key, std::task::Waker::noop()),
+            "fired by close"
+        );
+        assert!(t
+            .insert(base + Duration::from_secs(60), Action::Wake(None))
+            .is_none());
+        assert_eq!(t.len(), 0);
     }
 }

@@ -8,6 +8,7 @@
 //! Dropping a `Sleep` removes its timer at once (O(log n)), so a `timeout`
 //! around every request costs a heap insert and a heap removal.
 
+pub(crate) mod driver;
 pub(crate) mod heap;
 mod interval;
 mod sleep;

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use super::driver::{self, TimeDriver};
 use super::heap::{Action, TimerKey};
-use crate::netpoll::Netpoller;
 
 /// Waits until `duration` has passed.
 ///
@@ -40,10 +40,16 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 /// Its timer is registered on first poll with the runtime the polling thread
 /// is in (or the default runtime), and removed when it is dropped. If that
 /// runtime shuts down, the sleep completes at once rather than never.
+///
+/// # Panics
+///
+/// Polling it outside any runtime, in a process that has not started one
+/// yet (no `block_on`, `spawn` or `Runtime` so far), panics: there is no
+/// runtime whose timers it could use.
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     deadline: Instant,
-    timer: Option<(Arc<Netpoller>, TimerKey)>,
+    timer: Option<(Arc<TimeDriver>, TimerKey)>,
     fired: bool,
 }
 
@@ -67,7 +73,7 @@ impl Sleep {
 
     fn cancel(&mut self) {
         if let Some((driver, key)) = self.timer.take() {
-            driver.timers.lock().remove(key);
+            driver.remove(key);
         }
     }
 }
@@ -86,23 +92,18 @@ impl Future for Sleep {
                     this.fired = true;
                     return Poll::Ready(());
                 }
-                let driver = crate::runtime::current_netpoller();
-                if driver.is_shutdown() {
+                let driver = driver::current();
+                let inserted = driver.insert(this.deadline, Action::Wake(Some(cx.waker().clone())));
+                let Some(key) = inserted else {
+                    // The runtime has shut down: no thread would fire it.
                     this.fired = true;
                     return Poll::Ready(());
-                }
-                let (key, wake) = driver
-                    .timers
-                    .lock()
-                    .insert(this.deadline, Action::Wake(Some(cx.waker().clone())));
-                if wake {
-                    driver.wake();
-                }
+                };
                 this.timer = Some((driver, key));
                 Poll::Pending
             }
             Some((driver, key)) => {
-                if driver.timers.lock().poll_sleep(*key, cx.waker()) {
+                if driver.lock().poll_sleep(*key, cx.waker()) {
                     this.cancel();
                     this.fired = true;
                     Poll::Ready(())

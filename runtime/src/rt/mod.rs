@@ -1,5 +1,19 @@
-//! `Runtime`, `Builder`, and the default runtime behind the free functions.
+//! The runtime layer: [`Builder`], [`Runtime`], [`Handle`], the default
+//! runtime behind the free functions ([`block_on`], [`spawn`],
+//! [`spawn_blocking`]), and which runtime a thread is in.
+//!
+//! It builds the parts below it — a scheduler, a netpoller with its
+//! timers, a blocking pool — starts their threads, and enters each thread
+//! into the runtime's context. Nothing below reaches back up: a `Sleep`
+//! finds its timers through the timers' own thread-local, a worker knows
+//! itself through the scheduler's, and [`PollDesc::new`](crate::PollDesc::new)
+//! is defined here, where the current runtime is known.
 
+mod context;
+mod handle;
+mod poll_desc;
+
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -11,12 +25,14 @@ use std::time::Duration;
 
 use crossbeam_deque::Worker;
 
+pub use handle::Handle;
+
 use crate::blocking::BlockingPool;
-use crate::context;
 use crate::loom::AtomicBool;
 use crate::netpoll::Netpoller;
-use crate::scheduler::{self, idle, Handle, Remote, Shared};
+use crate::scheduler::{self, idle, Remote, Shared};
 use crate::task::{JoinHandle, OwnedTasks};
+use crate::time::driver::{self as time_driver, TimeDriver};
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -100,7 +116,7 @@ impl Builder {
             .worker_threads
             .unwrap_or_else(default_workers)
             .min(0xFFFF);
-        let io = Arc::new(Netpoller::new()?);
+        let io = Netpoller::new()?;
         let locals: Vec<Worker<_>> = (0..n).map(|_| Worker::new_fifo()).collect();
         let remotes = locals
             .iter()
@@ -109,19 +125,32 @@ impl Builder {
                 parker: idle::Parker::default(),
             })
             .collect();
-        let shared = Arc::new(Shared {
-            injector: scheduler::Inject::new(),
-            remotes,
-            idle: idle::Idle::new(n),
-            owned: OwnedTasks::new(),
-            shutdown: AtomicBool::new(false),
-            io,
-            blocking: BlockingPool::new(
-                self.max_blocking_threads,
-                self.blocking_keep_alive,
-                self.thread_name.clone(),
-            ),
+        let shared = Arc::new_cyclic(|me: &std::sync::Weak<Shared>| {
+            // A blocking thread enters the runtime while it lives, if the
+            // runtime still does.
+            let me = me.clone();
+            let enter = move || {
+                me.upgrade()
+                    .map(|shared| Box::new(context::enter(Handle { shared })) as Box<dyn Any>)
+            };
+            Shared {
+                injector: scheduler::Inject::new(),
+                remotes,
+                idle: idle::Idle::new(n),
+                owned: OwnedTasks::new(),
+                shutdown: AtomicBool::new(false),
+                io,
+                blocking: BlockingPool::new(
+                    self.max_blocking_threads,
+                    self.blocking_keep_alive,
+                    self.thread_name.clone(),
+                    Box::new(enter),
+                ),
+            }
         });
+        // From now on a timer polled off every runtime falls back on the
+        // default runtime's.
+        time_driver::set_default(default_time_driver);
         let mut rt = Runtime {
             handle: Handle {
                 shared: shared.clone(),
@@ -132,7 +161,12 @@ impl Builder {
             let shared = shared.clone();
             let t = thread::Builder::new()
                 .name(format!("{}-worker-{index}", self.thread_name))
-                .spawn(move || scheduler::run_worker(shared, index, local))?;
+                .spawn(move || {
+                    let _enter = context::enter(Handle {
+                        shared: shared.clone(),
+                    });
+                    scheduler::run_worker(shared, index, local);
+                })?;
             rt.threads.push(t);
         }
         let poller = shared.clone();
@@ -215,7 +249,7 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         let shared = &self.handle.shared;
-        if context::with_worker_of(shared, |_| ()).is_some() {
+        if scheduler::is_worker_of(shared) {
             // Joining our own thread would deadlock; fail loudly instead.
             panic!("a gopark Runtime cannot be dropped from one of its own worker threads");
         }
@@ -257,7 +291,7 @@ impl Wake for ThreadWaker {
 
 fn block_on_handle<F: Future>(handle: &Handle, future: F) -> F::Output {
     use crate::loom::Ordering;
-    if context::is_worker() {
+    if scheduler::is_worker() {
         panic!(
             "`block_on` called from a gopark worker thread: it would block the worker and \
              could deadlock the tasks the future waits for; spawn the future and await its \
@@ -297,11 +331,16 @@ pub(crate) fn default_handle() -> &'static Handle {
 }
 
 /// The netpoller of the current runtime, or of the default runtime.
-pub(crate) fn current_netpoller() -> Arc<Netpoller> {
+fn current_netpoller() -> Arc<Netpoller> {
     context::with_current(|h| match h {
         Some(h) => h.shared.io.clone(),
         None => default_handle().shared.io.clone(),
     })
+}
+
+/// The default runtime's timers, for a timer polled off every runtime.
+fn default_time_driver() -> Arc<TimeDriver> {
+    default_handle().shared.io.time.clone()
 }
 
 /// Runs `future` to completion on the calling thread, on the default

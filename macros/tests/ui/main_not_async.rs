@@ -1,0 +1,2 @@
+#[gopark::main]
+fn main() {}

@@ -1,0 +1,4 @@
+#[gopark::main]
+async fn main(args: Vec<String>) {
+    let _ = args;
+}

@@ -1,0 +1,4 @@
+#[gopark::main]
+struct Server;
+
+fn main() {}
