@@ -6,13 +6,14 @@
 mod support;
 
 use std::io::{self, ErrorKind};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gopark::net::{TcpListener, TcpStream, UdpSocket};
 use gopark::runtime::{self, time::timeout, Builder, Direction, PollDesc};
 use support::data::{assert_bytes_eq, pattern};
+use support::fd;
 use support::future::signal_pending;
 use support::net::pair;
 use support::rt::handle;
@@ -93,14 +94,7 @@ struct Pipe {
 
 impl Pipe {
     fn new() -> io::Result<(Pipe, Pipe)> {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: pipe2 returned two fresh descriptors that we now own.
-        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (r, w) = fd::pipe()?;
         Ok((
             Pipe {
                 pd: PollDesc::new_nonblocking(r)?,
@@ -112,47 +106,21 @@ impl Pipe {
     }
 
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.pd
-            .io(Direction::Read, |fd| {
-                // SAFETY: reads into a live buffer of the length given.
-                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            })
-            .await
+        fd::pd_read(&self.pd, buf).await
     }
 
     async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.pd
-            .io(Direction::Write, |fd| {
-                // SAFETY: writes from a live buffer of the length given.
-                let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            })
-            .await
+        fd::pd_write(&self.pd, buf).await
     }
 
     /// The same read, written with `ready` / `clear_ready` by hand.
     async fn read_by_hand(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let ev = self.pd.ready(Direction::Read).await?;
-            // SAFETY: reads into a live buffer of the length given.
-            let n = unsafe { libc::read(self.pd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n >= 0 {
-                return Ok(n as usize);
+            match fd::read(&self.pd, buf) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => self.pd.clear_ready(ev),
+                res => return res,
             }
-            let e = io::Error::last_os_error();
-            if e.kind() != ErrorKind::WouldBlock {
-                return Err(e);
-            }
-            self.pd.clear_ready(ev);
         }
     }
 }

@@ -17,10 +17,16 @@
 //!   wrapped operation has parked (returned `Pending`, its waker
 //!   registered), so a test can stage "wake a parked task" without
 //!   sleeping; drop counters and drop hooks; [`poll_once`](future::poll_once).
+//! * [`fd`]: plain descriptors (pipes) made async by hand through the
+//!   public `PollDesc`, one `read(2)`/`write(2)` at a time.
+//! * [`leak`]: every way a connection ends, and the census of descriptors,
+//!   registrations and tasks taken before a test and checked after it.
 //! * [`net`]: loopback pairs, closed ports, resets, socket buffer sizes,
 //!   reading and verifying streams, the echo handler of DESIGN.md.
-//! * [`data`]: seeded payloads and byte comparisons that name the first
-//!   differing offset instead of printing megabytes.
+//! * [`unix`]: Unix socket paths that remove themselves, abstract names.
+//! * [`data`]: seeded payloads, byte comparisons that name the first
+//!   differing offset instead of printing megabytes, and [`Seen`](data::Seen),
+//!   the ledger of numbered messages that arrive exactly once.
 //! * [`proc`]: the process as `/proc` and `getrusage` see it: descriptors,
 //!   CPU time, resident memory, environment knobs, and the descriptor limit
 //!   (running out of descriptors on purpose, for `EMFILE` tests).
@@ -43,11 +49,14 @@ pub mod rt;
 pub mod child;
 pub mod data;
 pub mod example;
+pub mod fd;
 pub mod future;
+pub mod leak;
 pub mod net;
 pub mod proc;
 pub mod stats;
 pub mod threads;
+pub mod unix;
 
 // The names the runtime suites have always used (`support::run`,
 // `support::DropCount`, ...), kept at the top level. Not every test binary

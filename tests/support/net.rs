@@ -1,12 +1,15 @@
 //! Sockets on loopback: pairs, closed ports, resets, buffer sizes, and
-//! reading and verifying streams.
+//! reading, echoing and verifying any of gopark's byte streams (TCP, Unix,
+//! and their owned halves, through [`Read`] and [`Write`]).
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
-use gopark::net::{TcpListener, TcpStream};
+use gopark::net::{tcp, unix, TcpListener, TcpStream, UnixStream};
 
 use super::data::assert_bytes_eq;
 
@@ -95,14 +98,74 @@ fn setsockopt<T: Copy>(
     }
 }
 
+/// A byte stream the helpers below read from, with its own `read`.
+pub trait Read {
+    fn read<'a>(&'a self, buf: &'a mut [u8])
+        -> impl Future<Output = io::Result<usize>> + Send + 'a;
+}
+
+/// A byte stream the helpers below write to, with its own `write_all`.
+pub trait Write {
+    fn write_all<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + Send + 'a;
+}
+
+macro_rules! impl_read {
+    ($($ty:ty),*) => {$(
+        impl Read for $ty {
+            fn read<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+                <$ty>::read(self, buf)
+            }
+        }
+    )*};
+}
+
+macro_rules! impl_write {
+    ($($ty:ty),*) => {$(
+        impl Write for $ty {
+            fn write_all<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + Send + 'a {
+                <$ty>::write_all(self, buf)
+            }
+        }
+    )*};
+}
+
+impl_read!(
+    TcpStream,
+    UnixStream,
+    tcp::OwnedReadHalf,
+    unix::OwnedReadHalf
+);
+impl_write!(
+    TcpStream,
+    UnixStream,
+    tcp::OwnedWriteHalf,
+    unix::OwnedWriteHalf
+);
+
+// A stream shared between tasks (gopark's way) reads and writes as itself.
+impl<T: Read> Read for Arc<T> {
+    fn read<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        T::read(self, buf)
+    }
+}
+
+impl<T: Write> Write for Arc<T> {
+    fn write_all<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + Send + 'a {
+        T::write_all(self, buf)
+    }
+}
+
 /// The server of DESIGN.md: reads into a fixed buffer (64 KiB) and echoes
 /// until end of stream. Returns how many bytes it echoed.
-pub async fn echo(stream: TcpStream) -> io::Result<u64> {
+pub async fn echo<S: Read + Write>(stream: S) -> io::Result<u64> {
     echo_in(stream, 64 * 1024).await
 }
 
 /// [`echo`] through a buffer of `len` bytes (DESIGN.md's example uses 4 KiB).
-pub async fn echo_in(stream: TcpStream, len: usize) -> io::Result<u64> {
+pub async fn echo_in<S: Read + Write>(stream: S, len: usize) -> io::Result<u64> {
     let mut buf = vec![0u8; len];
     let mut total = 0u64;
     loop {
@@ -116,7 +179,7 @@ pub async fn echo_in(stream: TcpStream, len: usize) -> io::Result<u64> {
 }
 
 /// Reads until end of stream, bounded by the caller's deadline/timeout.
-pub async fn read_to_end(stream: &TcpStream) -> io::Result<Vec<u8>> {
+pub async fn read_to_end(stream: &impl Read) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -129,7 +192,7 @@ pub async fn read_to_end(stream: &TcpStream) -> io::Result<Vec<u8>> {
 
 /// Reads exactly `want.len()` bytes in chunks of `chunk` and checks each
 /// against `want` as it arrives.
-pub async fn read_and_verify(stream: &TcpStream, want: &[u8], chunk: usize) -> io::Result<()> {
+pub async fn read_and_verify(stream: &impl Read, want: &[u8], chunk: usize) -> io::Result<()> {
     let mut buf = vec![0u8; chunk];
     let mut off = 0;
     while off < want.len() {

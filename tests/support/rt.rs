@@ -11,7 +11,7 @@ use std::sync::{mpsc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-use gopark::runtime::{self, time::timeout, Builder, Handle, Runtime};
+use gopark::runtime::{self, time::timeout, Builder, Handle, JoinHandle, Runtime};
 
 /// Worker counts every [`rt_test!`] body runs on.
 pub const WORKERS: [usize; 2] = [1, 4];
@@ -116,6 +116,15 @@ where
     }
 }
 
+/// Awaits a task, re-raising its panic with the task's own message.
+pub async fn join<T>(handle: JoinHandle<T>) -> T {
+    match handle.await {
+        Ok(v) => v,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("task failed: {e}"),
+    }
+}
+
 /// Runs `body` (which builds the runtimes it needs itself) under a
 /// watchdog of twice [`LIMIT`].
 pub fn guard(workers: usize, name: &str, body: impl FnOnce()) {
@@ -124,7 +133,7 @@ pub fn guard(workers: usize, name: &str, body: impl FnOnce()) {
     dog.disarm();
 }
 
-/// One test body, run on 1 and 4 workers:
+/// Test bodies, each run on a 1-worker and a 4-worker runtime:
 ///
 /// ```ignore
 /// rt_test! {
@@ -150,59 +159,75 @@ pub fn guard(workers: usize, name: &str, body: impl FnOnce()) {
 /// }
 /// ```
 ///
-/// Each expands to a module `name` with tests `one_worker` and
+/// Each body expands to a module `name` with tests `one_worker` and
 /// `four_workers`. An `async fn` body runs as a task on a fresh runtime,
-/// bounded by [`LIMIT`] or by the `limit = …;` given before it; it returns
-/// nothing or an `io::Result<()>` (see [`Outcome`]). A `fn name(workers:
-/// usize)` body builds what it needs itself, under a watchdog. Attributes
-/// before `fn` (e.g. `#[ignore = "..."]`) go on both tests.
+/// bounded by [`LIMIT`]; it returns nothing or an `io::Result<()>` (see
+/// [`Outcome`]). A `fn name(workers: usize)` body builds what it needs
+/// itself, under a watchdog. Attributes before `fn` (e.g. `#[ignore =
+/// "..."]`) go on each of its tests.
+///
+/// Settings before the bodies apply to every body of the invocation, in
+/// this order: `limit = <Duration>;` bounds each run, and
+/// `workers = [two_workers: 2, eight_workers: 8];` names the tests and
+/// their worker counts instead of the default
+/// `[one_worker: 1, four_workers: 4]`.
 macro_rules! rt_test {
-    ($(#[$attr:meta])* $(limit = $limit:expr;)? async fn $name:ident() $(-> $ret:ty)? $body:block) => {
+    // The settings; then the bodies, one at a time.
+    (@cfg $limit:tt $workers:tt limit = $l:expr; $($rest:tt)*) => {
+        rt_test!(@cfg [$l] $workers $($rest)*);
+    };
+    (@cfg $limit:tt $workers:tt workers = [$($w:tt)*]; $($rest:tt)*) => {
+        rt_test!(@cfg $limit [$($w)*] $($rest)*);
+    };
+    (@cfg $limit:tt $workers:tt
+        $(#[$attr:meta])* async fn $name:ident() $(-> $ret:ty)? $body:block $($rest:tt)*) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
             async fn body() $(-> $ret)? $body
 
-            fn limit() -> ::std::time::Duration {
-                #[allow(unused_mut, unused_assignments)]
-                let mut l = crate::support::rt::LIMIT;
-                $(l = $limit;)?
-                l
-            }
-
-            $(#[$attr])*
-            #[test]
-            fn one_worker() {
-                crate::support::rt::run_test(1, stringify!($name), limit(), body)
-            }
-
-            $(#[$attr])*
-            #[test]
-            fn four_workers() {
-                crate::support::rt::run_test(4, stringify!($name), limit(), body)
-            }
+            rt_test!(@async $name $limit [$(#[$attr])*] $workers);
         }
+        rt_test!(@cfg $limit $workers $($rest)*);
     };
-    ($(#[$attr:meta])* fn $name:ident($workers:ident: usize) $body:block) => {
+    (@cfg $limit:tt $workers:tt
+        $(#[$attr:meta])* fn $name:ident($w:ident: usize) $body:block $($rest:tt)*) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
-            fn body($workers: usize) $body
+            fn body($w: usize) $body
 
-            $(#[$attr])*
-            #[test]
-            fn one_worker() {
-                crate::support::rt::guard(1, stringify!($name), || body(1))
-            }
-
-            $(#[$attr])*
-            #[test]
-            fn four_workers() {
-                crate::support::rt::guard(4, stringify!($name), || body(4))
-            }
+            rt_test!(@guard $name [$(#[$attr])*] $workers);
         }
+        rt_test!(@cfg $limit $workers $($rest)*);
+    };
+    (@cfg $limit:tt $workers:tt) => {};
+    // One test per worker count.
+    (@async $name:ident [$l:expr] $attrs:tt [$($test:ident: $n:expr),+ $(,)?]) => {
+        $(rt_test!(@attrs $attrs
+            #[test]
+            fn $test() {
+                crate::support::rt::run_test($n, stringify!($name), $l, body)
+            }
+        );)+
+    };
+    (@guard $name:ident $attrs:tt [$($test:ident: $n:expr),+ $(,)?]) => {
+        $(rt_test!(@attrs $attrs
+            #[test]
+            fn $test() {
+                crate::support::rt::guard($n, stringify!($name), || body($n))
+            }
+        );)+
+    };
+    (@attrs [$(#[$attr:meta])*] $item:item) => {
+        $(#[$attr])*
+        $item
+    };
+    // The entry: the defaults, then the invocation's settings and bodies.
+    ($($input:tt)*) => {
+        rt_test!(@cfg [crate::support::rt::LIMIT] [one_worker: 1, four_workers: 4] $($input)*);
     };
 }
 
