@@ -1,6 +1,10 @@
 //! Network benchmark: a loopback TCP echo ping-pong, gopark against tokio,
 //! side by side, in one process.
 //!
+//! The workload is written once, against the [`NetRt`] trait of
+//! `benches/common`, and monomorphised for each runtime: both run the very
+//! same code.
+//!
 //! For every row (message size `S` × `C` connections) one runtime runs both
 //! ends: an echo server (an accept loop spawning one task per connection,
 //! each the natural sequential loop: `read` into a [`SERVER_BUF`]-byte
@@ -48,6 +52,9 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+
+mod common;
+use common::{env_secs, env_usize, median, Gopark, NetRt, Rt, Tokio};
 
 /// Worker threads of each runtime unless `GOPARK_BENCH_WORKERS` says otherwise.
 const DEFAULT_WORKERS: usize = 2;
@@ -161,176 +168,102 @@ fn watchdog(what: String) -> mpsc::Sender<()> {
     tx
 }
 
-// ---------------------------------------------------------------- gopark --
+// ------------------------------------------------------------- workload --
 
-mod gp {
-    use super::*;
-    use gopark::net::{TcpListener, TcpStream};
-    use gopark::runtime::{spawn, Builder, JoinHandle};
-
-    async fn echo(stream: TcpStream) -> io::Result<()> {
-        let mut buf = vec![0u8; SERVER_BUF];
-        loop {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            stream.write_all(&buf[..n]).await?;
+/// The server's handler: read into a [`SERVER_BUF`]-byte buffer, write back
+/// what came in, until end of stream.
+async fn echo<R: NetRt>(mut stream: R::Stream) -> io::Result<()> {
+    let mut buf = vec![0u8; SERVER_BUF];
+    loop {
+        let n = R::read(&mut stream, &mut buf).await?;
+        if n == 0 {
+            return Ok(());
         }
-    }
-
-    async fn client(stream: TcpStream, size: usize, phase: Arc<AtomicU8>) -> io::Result<Stats> {
-        let msg = vec![0xa5u8; size];
-        let mut buf = vec![0u8; size];
-        let mut stats = Stats::new();
-        while phase.load(Relaxed) != STOPPING {
-            let t0 = Instant::now();
-            stream.write_all(&msg).await?;
-            stream.read_exact(&mut buf).await?;
-            stats.record(phase.load(Relaxed), t0.elapsed());
-        }
-        Ok(stats)
-    }
-
-    /// Accepts exactly `conns` connections, then hands back their handlers.
-    async fn accept_all(listener: TcpListener, conns: usize) -> Vec<JoinHandle<io::Result<()>>> {
-        let mut handlers = Vec::with_capacity(conns);
-        for _ in 0..conns {
-            let (stream, _) = listener.accept().await.expect("gopark accept");
-            stream.set_nodelay(true).expect("gopark set_nodelay");
-            handlers.push(spawn(echo(stream)));
-        }
-        handlers
-    }
-
-    pub(super) fn run(p: Params) -> Sample {
-        let rt = Builder::new()
-            .worker_threads(p.workers)
-            .thread_name("bench-gopark")
-            .build()
-            .expect("build gopark runtime");
-        let phase = Arc::new(AtomicU8::new(WARMING));
-        let (server, clients) = rt.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("gopark bind");
-            let addr: SocketAddr = listener.local_addr().expect("gopark local_addr");
-            let server = spawn(accept_all(listener, p.conns));
-            let mut streams = Vec::with_capacity(p.conns);
-            for _ in 0..p.conns {
-                let stream = TcpStream::connect(addr).await.expect("gopark connect");
-                stream.set_nodelay(true).expect("gopark set_nodelay");
-                streams.push(stream);
-            }
-            let clients: Vec<_> = streams
-                .into_iter()
-                .map(|s| spawn(client(s, p.size, phase.clone())))
-                .collect();
-            (server, clients)
-        });
-        let window = drive(&phase, p.secs);
-        let stats = rt.block_on(async {
-            let mut stats = Stats::new();
-            for c in clients {
-                let s = c
-                    .await
-                    .expect("gopark client task")
-                    .expect("gopark client io");
-                stats.merge(&s);
-            }
-            for h in server.await.expect("gopark accept task") {
-                h.await.expect("gopark echo task").expect("gopark echo io");
-            }
-            stats
-        });
-        drop(rt);
-        Sample { stats, window }
+        R::write_all(&mut stream, &buf[..n]).await?;
     }
 }
 
-// ----------------------------------------------------------------- tokio --
-
-mod tk {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
-    use tokio::task::{spawn, JoinHandle};
-
-    async fn echo(mut stream: TcpStream) -> io::Result<()> {
-        let mut buf = vec![0u8; SERVER_BUF];
-        loop {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            stream.write_all(&buf[..n]).await?;
-        }
+/// One client: write `size` bytes, read `size` bytes back, until stopped.
+async fn client<R: NetRt>(
+    mut stream: R::Stream,
+    size: usize,
+    phase: Arc<AtomicU8>,
+) -> io::Result<Stats> {
+    let msg = vec![0xa5u8; size];
+    let mut buf = vec![0u8; size];
+    let mut stats = Stats::new();
+    while phase.load(Relaxed) != STOPPING {
+        let t0 = Instant::now();
+        R::write_all(&mut stream, &msg).await?;
+        R::read_exact(&mut stream, &mut buf).await?;
+        stats.record(phase.load(Relaxed), t0.elapsed());
     }
+    Ok(stats)
+}
 
-    async fn client(mut stream: TcpStream, size: usize, phase: Arc<AtomicU8>) -> io::Result<Stats> {
-        let msg = vec![0xa5u8; size];
-        let mut buf = vec![0u8; size];
+/// Accepts exactly `conns` connections, then hands back their handlers.
+async fn accept_all<R: NetRt>(listener: R::Listener, conns: usize) -> Vec<R::Join<io::Result<()>>> {
+    let mut handlers = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let (stream, _) = R::accept(&listener)
+            .await
+            .unwrap_or_else(|e| panic!("{} accept: {e}", R::NAME));
+        R::set_nodelay(&stream, true).unwrap_or_else(|e| panic!("{} set_nodelay: {e}", R::NAME));
+        handlers.push(R::spawn(echo::<R>(stream)));
+    }
+    handlers
+}
+
+/// One run of runtime `R` on one row: a fresh runtime, listener and
+/// connections; warm-up, measurement, then every task stopped and awaited
+/// and the runtime dropped.
+fn run<R: NetRt>(p: Params) -> Sample {
+    let name = R::NAME;
+    let rt = R::build(p.workers);
+    let phase = Arc::new(AtomicU8::new(WARMING));
+    let (server, clients) = rt.block_on(async {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
+        let listener = R::bind(any)
+            .await
+            .unwrap_or_else(|e| panic!("{name} bind: {e}"));
+        let addr = R::local_addr(&listener).unwrap_or_else(|e| panic!("{name} local_addr: {e}"));
+        let server = R::spawn(accept_all::<R>(listener, p.conns));
+        let mut streams = Vec::with_capacity(p.conns);
+        for _ in 0..p.conns {
+            let stream = R::connect(addr)
+                .await
+                .unwrap_or_else(|e| panic!("{name} connect: {e}"));
+            R::set_nodelay(&stream, true).unwrap_or_else(|e| panic!("{name} set_nodelay: {e}"));
+            streams.push(stream);
+        }
+        let clients: Vec<_> = streams
+            .into_iter()
+            .map(|s| R::spawn(client::<R>(s, p.size, phase.clone())))
+            .collect();
+        (server, clients)
+    });
+    let window = drive(&phase, p.secs);
+    let stats = rt.block_on(async {
         let mut stats = Stats::new();
-        while phase.load(Relaxed) != STOPPING {
-            let t0 = Instant::now();
-            stream.write_all(&msg).await?;
-            stream.read_exact(&mut buf).await?;
-            stats.record(phase.load(Relaxed), t0.elapsed());
+        for c in clients {
+            let s = c
+                .await
+                .unwrap_or_else(|e| panic!("{name} client task: {e:?}"))
+                .unwrap_or_else(|e| panic!("{name} client io: {e}"));
+            stats.merge(&s);
         }
-        Ok(stats)
-    }
-
-    /// Accepts exactly `conns` connections, then hands back their handlers.
-    async fn accept_all(listener: TcpListener, conns: usize) -> Vec<JoinHandle<io::Result<()>>> {
-        let mut handlers = Vec::with_capacity(conns);
-        for _ in 0..conns {
-            let (stream, _) = listener.accept().await.expect("tokio accept");
-            stream.set_nodelay(true).expect("tokio set_nodelay");
-            handlers.push(spawn(echo(stream)));
+        let handlers = server
+            .await
+            .unwrap_or_else(|e| panic!("{name} accept task: {e:?}"));
+        for h in handlers {
+            h.await
+                .unwrap_or_else(|e| panic!("{name} echo task: {e:?}"))
+                .unwrap_or_else(|e| panic!("{name} echo io: {e}"));
         }
-        handlers
-    }
-
-    pub(super) fn run(p: Params) -> Sample {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(p.workers)
-            .thread_name("bench-tokio")
-            .enable_all()
-            .build()
-            .expect("build tokio runtime");
-        let phase = Arc::new(AtomicU8::new(WARMING));
-        let (server, clients) = rt.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("tokio bind");
-            let addr: SocketAddr = listener.local_addr().expect("tokio local_addr");
-            let server = spawn(accept_all(listener, p.conns));
-            let mut streams = Vec::with_capacity(p.conns);
-            for _ in 0..p.conns {
-                let stream = TcpStream::connect(addr).await.expect("tokio connect");
-                stream.set_nodelay(true).expect("tokio set_nodelay");
-                streams.push(stream);
-            }
-            let clients: Vec<_> = streams
-                .into_iter()
-                .map(|s| spawn(client(s, p.size, phase.clone())))
-                .collect();
-            (server, clients)
-        });
-        let window = drive(&phase, p.secs);
-        let stats = rt.block_on(async {
-            let mut stats = Stats::new();
-            for c in clients {
-                let s = c
-                    .await
-                    .expect("tokio client task")
-                    .expect("tokio client io");
-                stats.merge(&s);
-            }
-            for h in server.await.expect("tokio accept task") {
-                h.await.expect("tokio echo task").expect("tokio echo io");
-            }
-            stats
-        });
-        drop(rt);
-        Sample { stats, window }
-    }
+        stats
+    });
+    drop(rt);
+    Sample { stats, window }
 }
 
 // ------------------------------------------------------------------ main --
@@ -344,8 +277,8 @@ enum Which {
 impl Which {
     fn name(self) -> &'static str {
         match self {
-            Which::Gopark => "gopark",
-            Which::Tokio => "tokio",
+            Which::Gopark => Gopark::NAME,
+            Which::Tokio => Tokio::NAME,
         }
     }
 
@@ -357,19 +290,9 @@ impl Which {
             p.conns
         ));
         match self {
-            Which::Gopark => gp::run(p),
-            Which::Tokio => tk::run(p),
+            Which::Gopark => run::<Gopark>(p),
+            Which::Tokio => run::<Tokio>(p),
         }
-    }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
     }
 }
 
@@ -391,26 +314,6 @@ fn summarise(samples: &[Sample]) -> Summary {
         p50_us: all.hist.value_at_quantile(0.50) as f64 / 1e3,
         p99_us: all.hist.value_at_quantile(0.99) as f64 / 1e3,
         total: all.total,
-    }
-}
-
-fn env_usize(key: &str, default: usize) -> usize {
-    match std::env::var(key) {
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => panic!("{key} must be a positive integer, got {v:?}"),
-        },
-        Err(_) => default,
-    }
-}
-
-fn env_secs(key: &str, default: f64) -> Duration {
-    match std::env::var(key) {
-        Ok(v) => match v.trim().parse::<f64>() {
-            Ok(s) if s > 0.0 && s.is_finite() => Duration::from_secs_f64(s),
-            _ => panic!("{key} must be a positive number of seconds, got {v:?}"),
-        },
-        Err(_) => Duration::from_secs_f64(default),
     }
 }
 

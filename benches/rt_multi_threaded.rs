@@ -4,8 +4,8 @@
 //! The workloads are the ones of tokio's own `benches/rt_multi_threaded.rs`,
 //! with its parameters (10,000 spawns, 200 tasks × 1,000 yields, 1,000 ping
 //! pongs, a chain of 1,000 spawns, 10 µs stalls), rewritten once against a
-//! small [`Rt`] trait so that both runtimes run the very same monomorphised
-//! code:
+//! small [`Rt`] trait (in `benches/common`, shared with `net_echo`) so that
+//! both runtimes run the very same monomorphised code:
 //!
 //! * `spawn_many_local`: a task spawns 10,000 tasks; each decrements a
 //!   counter and the last one signals a channel. (tokio's bench spawns them
@@ -42,13 +42,15 @@
 //! cargo bench --bench rt_multi_threaded -- ping    # names containing "ping"
 //! ```
 
-use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
+
+mod common;
+use common::{env_usize, median, Gopark, Rt, Tokio};
 
 /// Worker threads of each runtime unless `GOPARK_BENCH_WORKERS` says otherwise.
 const DEFAULT_WORKERS: usize = 2;
@@ -70,88 +72,6 @@ const NUM_YIELD: usize = 1_000;
 const NUM_PINGS: usize = 1_000;
 /// Length of the `chained_spawn` chain.
 const CHAIN_LEN: usize = 1_000;
-
-/// What the workloads need from a runtime.
-trait Rt: Sized + 'static {
-    const NAME: &'static str;
-    type JoinErr: std::fmt::Debug;
-    type Join: Future<Output = Result<(), Self::JoinErr>> + Send + 'static;
-
-    fn build(workers: usize) -> Self;
-    fn block_on<F: Future>(&self, f: F) -> F::Output;
-    /// Spawns from outside the runtime, through its handle.
-    fn spawn_remote<F: Future<Output = ()> + Send + 'static>(&self, f: F) -> Self::Join;
-    /// Spawns onto the runtime the caller runs in (a task or `block_on`).
-    fn spawn<F: Future<Output = ()> + Send + 'static>(f: F) -> Self::Join;
-    fn yield_now() -> impl Future<Output = ()> + Send;
-}
-
-struct Gopark(gopark::runtime::Runtime);
-
-impl Rt for Gopark {
-    const NAME: &'static str = "gopark";
-    type JoinErr = gopark::runtime::JoinError;
-    type Join = gopark::runtime::JoinHandle<()>;
-
-    fn build(workers: usize) -> Self {
-        let rt = gopark::runtime::Builder::new()
-            .worker_threads(workers)
-            .thread_name("bench-gopark")
-            .build()
-            .expect("build gopark runtime");
-        Gopark(rt)
-    }
-
-    fn block_on<F: Future>(&self, f: F) -> F::Output {
-        self.0.block_on(f)
-    }
-
-    fn spawn_remote<F: Future<Output = ()> + Send + 'static>(&self, f: F) -> Self::Join {
-        self.0.handle().spawn(f)
-    }
-
-    fn spawn<F: Future<Output = ()> + Send + 'static>(f: F) -> Self::Join {
-        gopark::runtime::spawn(f)
-    }
-
-    fn yield_now() -> impl Future<Output = ()> + Send {
-        gopark::runtime::yield_now()
-    }
-}
-
-struct Tokio(tokio::runtime::Runtime);
-
-impl Rt for Tokio {
-    const NAME: &'static str = "tokio";
-    type JoinErr = tokio::task::JoinError;
-    type Join = tokio::task::JoinHandle<()>;
-
-    fn build(workers: usize) -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .thread_name("bench-tokio")
-            .enable_all()
-            .build()
-            .expect("build tokio runtime");
-        Tokio(rt)
-    }
-
-    fn block_on<F: Future>(&self, f: F) -> F::Output {
-        self.0.block_on(f)
-    }
-
-    fn spawn_remote<F: Future<Output = ()> + Send + 'static>(&self, f: F) -> Self::Join {
-        self.0.handle().spawn(f)
-    }
-
-    fn spawn<F: Future<Output = ()> + Send + 'static>(f: F) -> Self::Join {
-        tokio::spawn(f)
-    }
-
-    fn yield_now() -> impl Future<Output = ()> + Send {
-        tokio::task::yield_now()
-    }
-}
 
 /// Counts down from `n`; the call that reaches zero fires the receiver.
 struct Countdown {
@@ -204,7 +124,7 @@ fn spawn_many_local<R: Rt>(rt: &R) -> Duration {
 /// Spawns `n` empty tasks from this (non-runtime) thread, then awaits them.
 fn spawn_remote_and_join<R: Rt>(rt: &R, n: usize) -> Duration {
     let start = Instant::now();
-    let handles: Vec<R::Join> = (0..n).map(|_| rt.spawn_remote(async {})).collect();
+    let handles: Vec<R::Join<()>> = (0..n).map(|_| rt.spawn_remote(async {})).collect();
     rt.block_on(async {
         for h in handles {
             h.await.unwrap();
@@ -221,7 +141,7 @@ fn spawn_many_remote_busy1<R: Rt>(rt: &R, workers: usize) -> Duration {
     let busy = 2 * workers;
     let run = Arc::new(AtomicBool::new(true));
     let (started, all_started) = Countdown::new(busy);
-    let background: Vec<R::Join> = (0..busy)
+    let background: Vec<R::Join<()>> = (0..busy)
         .map(|_| {
             let run = run.clone();
             let started = started.clone();
@@ -376,16 +296,6 @@ macro_rules! case {
     };
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort_unstable();
-    let n = samples.len();
-    if n % 2 == 1 {
-        samples[n / 2]
-    } else {
-        (samples[n / 2 - 1] + samples[n / 2]) / 2
-    }
-}
-
 /// Builds both runtimes, warms them up and times `iters` interleaved
 /// iterations of each. Returns the medians (gopark, tokio).
 fn run_case(case: &Case, workers: usize, iters: usize) -> (Duration, Duration) {
@@ -407,16 +317,6 @@ fn run_case(case: &Case, workers: usize, iters: usize) -> (Duration, Duration) {
         }
     }
     (median(gs), median(ts))
-}
-
-fn env_usize(key: &str, default: usize) -> usize {
-    match std::env::var(key) {
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => panic!("{key} must be a positive integer, got {v:?}"),
-        },
-        Err(_) => default,
-    }
 }
 
 fn main() {

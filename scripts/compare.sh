@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# gopark vs tokio vs Go: the same echo and HTTP workloads, the same load
-# generator (gopark's own `load` example), one server at a time, on loopback.
+# gopark vs tokio vs raw-epoll vs Go: the same echo and HTTP workloads, the
+# same load generator (gopark's own `load` example), one server at a time,
+# on loopback.
 #
 #   bash scripts/compare.sh                 # 10 s per run, every server
 #   DURATION=3s bash scripts/compare.sh     # a quick run
@@ -9,21 +10,28 @@
 #
 # 1. Builds, in release, gopark's `echo`, `http` and `load` examples and
 #    their bench-only tokio twins `tokio_echo`/`tokio_http`
-#    (benches/servers/), and, if `go` is installed, scripts/go/echo.go and
-#    scripts/go/http.go. Without `go`, the Go column says "-".
-# 2. For every workload and every server: starts the server alone (port 0,
-#    loopback), runs a warm-up, then the measured run, then stops the
-#    server (SIGTERM, SIGKILL after 5 s). Every step is bounded in time and
-#    a trap stops whatever is still running on exit.
+#    (benches/servers/); the `raw-epoll` yardstick (a server with no
+#    runtime at all: one edge-triggered epoll loop per thread, from
+#    $RAW_EPOLL_DIR, built into target/compare/); and, if `go` is
+#    installed, scripts/go/echo.go and scripts/go/http.go. Without `go` or
+#    raw-epoll's source, their column says "-".
+# 2. For every workload and every server: starts the server alone
+#    (loopback), runs a warm-up, then the measured run, then stops the
+#    server (SIGTERM, SIGKILL after 5 s). Round r starts with the r-th
+#    server of the list and goes round from there, so no server always
+#    runs first (or last, after the machine warmed up). Every step is
+#    bounded in time and a trap stops whatever is still running on exit.
 # 3. Writes one row per run to docs/compare.csv and prints a markdown table
-#    of medians (also in docs/compare.md) with the ratios and p99 latencies,
-#    and draws docs/compare.svg (scripts/compare_report.py, python3 with no
-#    dependencies). A second table gives what each request cost the server:
-#    CPU time (user + system, all threads, from /proc/PID/stat) and context
-#    switches (/proc/PID/task/*/status) per request, and the share of its
-#    CPUs the server and the generator used (CPU time / wall time). On a shared machine
-#    requests/s moves with whatever else runs; CPU time per request much
-#    less, so look at both. A server that got well under 100% of its CPUs
+#    of medians (also in docs/compare.md) with the ratios (gopark against
+#    tokio, raw-epoll and Go) and p99 latencies, and draws docs/compare.svg
+#    (scripts/compare_report.py: the tables need only python3, the chart
+#    matplotlib; without it the script says how to draw it later). A second
+#    table gives what each request cost the server: CPU time (user +
+#    system, all threads, from /proc/PID/stat) and context switches
+#    (/proc/PID/task/*/status) per request, and the share of its CPUs the
+#    server and the generator used (CPU time / wall time). On a shared
+#    machine requests/s moves with whatever else runs; CPU time per request
+#    much less, so look at both. A server that got well under 100% of its CPUs
 #    was starved (by other work, or by a generator that could not keep up).
 # 4. If `wrk` is installed, checks that the load generator is not the
 #    bottleneck: wrk and `load` with the same connections, threads and CPUs
@@ -33,7 +41,8 @@
 # Fairness. Each server gets the same CPUs and the same worker count, the
 # load generator gets the other CPUs. By default, on a machine with N >= 2
 # CPUs, the server is pinned (taskset) to CPU 0 with one worker thread
-# (gopark: GOPARK_WORKERS / --workers, tokio: --workers, Go: GOMAXPROCS)
+# (gopark: GOPARK_WORKERS / --workers, tokio: --workers, raw-epoll: its
+# THREADS argument, Go: GOMAXPROCS)
 # and the generator to CPUs 1..N-1 with one worker per CPU. All of a
 # server's threads (gopark's netpoll thread, Go's sysmon, tokio's blocking
 # pool) live on its CPUs, so the figures compare what each runtime gets
@@ -44,7 +53,8 @@
 #   DURATION      measured time per run [10s]
 #   WARMUP        unmeasured run before each measured one, 0 for none [1s]
 #   ROUNDS        runs per server per workload; the table shows medians [1]
-#   SERVERS       which servers [gopark tokio go]
+#   SERVERS       which servers [gopark tokio raw-epoll go]
+#   RAW_EPOLL_DIR source of the raw-epoll yardstick [../shared/bench/raw-epoll]
 #   WORKLOADS     [echo-64-100 echo-64-1000 http-100 http-1000]; also
 #                 http-pK-C (pipeline K) and echo-SIZE-C
 #   SERVER_CPUS   CPUs of the server [0]        LOAD_CPUS [1-(N-1)]
@@ -62,7 +72,8 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-1s}
 ROUNDS=${ROUNDS:-1}
-SERVERS=${SERVERS:-gopark tokio go}
+SERVERS=${SERVERS:-gopark tokio raw-epoll go}
+RAW_EPOLL_DIR=${RAW_EPOLL_DIR:-../shared/bench/raw-epoll}
 WORKLOADS=${WORKLOADS:-echo-64-100 echo-64-1000 http-100 http-1000}
 WRK=${WRK:-auto}
 PERF=${PERF:-0}
@@ -146,6 +157,21 @@ cargo build --release --quiet \
     --example echo --example http --example load \
     --example tokio_echo --example tokio_http
 BIN=target/release/examples
+HAVE_RAW=0
+if [[ " $SERVERS " == *" raw-epoll "* ]]; then
+    if [[ -f $RAW_EPOLL_DIR/Cargo.toml ]]; then
+        # Its own target directory: the source folder may be read-only.
+        if CARGO_TARGET_DIR="$WORK/raw-epoll-target" cargo build --release --quiet \
+            --manifest-path "$RAW_EPOLL_DIR/Cargo.toml"; then
+            RAW_EPOLL="$WORK/raw-epoll-target/release/raw-epoll"
+            HAVE_RAW=1
+        else
+            echo "compare: raw-epoll build failed; skipping raw-epoll" >&2
+        fi
+    else
+        echo "compare: no raw-epoll at $RAW_EPOLL_DIR (set RAW_EPOLL_DIR); skipping raw-epoll" >&2
+    fi
+fi
 HAVE_GO=0
 if [[ " $SERVERS " == *" go "* ]]; then
     if command -v go >/dev/null; then
@@ -160,16 +186,28 @@ if [[ " $SERVERS " == *" go "* ]]; then
 fi
 
 # ---------------------------------------------------------------- servers
+# A free TCP port on loopback (for raw-epoll, whose threads each bind the
+# port they are given, so port 0 would give each its own).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Whether something accepts connections at ADDR (host:port).
+accepting() {
+    (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null
+}
+
 # start_server KIND PROTO: starts it, sets SERVER_PID and SERVER_ADDR.
 start_server() {
     local kind=$1 proto=$2 log="$LOGS/server-$1-$2.log" cmd
     case $kind-$proto in
-        # --send-buffer 0: the kernel's send-buffer autotuning, as the tokio
-        # and Go servers have (the example's default caps SO_SNDBUF).
+        # --send-buffer 0: the kernel's send-buffer autotuning, as the Go
+        # and raw-epoll servers have (the example's default caps SO_SNDBUF).
         gopark-echo) cmd=(env GOPARK_WORKERS="$WORKERS" "$BIN/echo" 127.0.0.1:0) ;;
         gopark-http) cmd=("$BIN/http" --addr 127.0.0.1:0 --workers "$WORKERS" --send-buffer 0) ;;
         tokio-echo) cmd=("$BIN/tokio_echo" 127.0.0.1:0 --workers "$WORKERS") ;;
-        tokio-http) cmd=("$BIN/tokio_http" --addr 127.0.0.1:0 --workers "$WORKERS") ;;
+        tokio-http) cmd=("$BIN/tokio_http" --addr 127.0.0.1:0 --workers "$WORKERS" --send-buffer 0) ;;
+        raw-epoll-*) cmd=("$RAW_EPOLL" "$proto" "127.0.0.1:$(free_port)" "$WORKERS") ;;
         go-echo) cmd=(env GOMAXPROCS="$WORKERS" "$WORK/echo-go" -workers "$WORKERS" 127.0.0.1:0) ;;
         go-http) cmd=(env GOMAXPROCS="$WORKERS" "$WORK/http-go" -addr 127.0.0.1:0 -workers "$WORKERS") ;;
     esac
@@ -180,8 +218,10 @@ start_server() {
     SERVER_ADDR=
     local i
     for ((i = 0; i < 100; i++)); do
-        SERVER_ADDR=$(sed -n 's|^listening on \(http://\)\{0,1\}||p' "$log" | head -n1) || true
-        [[ -n $SERVER_ADDR ]] && return 0
+        # "listening on [http://]ADDR[ with N threads]"
+        SERVER_ADDR=$(sed -n 's|^listening on \(http://\)\{0,1\}\([^ ]*\).*|\2|p' "$log" | head -n1) || true
+        # raw-epoll says so before its threads have bound: wait for them.
+        [[ -n $SERVER_ADDR ]] && accepting "$SERVER_ADDR" && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.1
     done
@@ -237,8 +277,9 @@ proc_usage() {
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 # ---------------------------------------------------------------- same bytes
-# The tokio twin copies the gopark server's parser and renderer; check that
-# they still answer with the same bytes (Date aside).
+# The tokio twin includes the gopark server's parser, framing and renderer;
+# check that they answer with the same bytes (Date aside). raw-epoll is a
+# yardstick with its own (shorter) replies, and is not checked.
 if [[ " $SERVERS " == *" gopark "* && " $SERVERS " == *" tokio "* && " $WORKLOADS " == *" http-"* ]]; then
     start_server gopark http
     gopark_bytes=$(timeout 10 python3 scripts/compare_report.py fetch "$SERVER_ADDR" || echo "fetch failed")
@@ -273,6 +314,14 @@ else
 fi
 echo "== $DURATION per run (+ $WARMUP warm-up), $ROUNDS round(s); logs in $LOGS" >&2
 
+# The servers that run, in the order of SERVERS.
+ACTIVE=()
+for kind in $SERVERS; do
+    [[ $kind == go && $HAVE_GO == 0 ]] && continue
+    [[ $kind == raw-epoll && $HAVE_RAW == 0 ]] && continue
+    ACTIVE+=("$kind")
+done
+
 for workload in $WORKLOADS; do
     case $workload in
         echo-*-*) proto=echo; arg=${workload#echo-}; arg=${arg%-*}; conns=${workload##*-} ;;
@@ -281,8 +330,12 @@ for workload in $WORKLOADS; do
         *) echo "compare: unknown workload '$workload'" >&2; exit 2 ;;
     esac
     for ((round = 1; round <= ROUNDS; round++)); do
-        for kind in $SERVERS; do
-            [[ $kind == go && $HAVE_GO == 0 ]] && continue
+        # Round r starts with the r-th server and goes round the list.
+        n=${#ACTIVE[@]}
+        order=()
+        for ((i = 0; i < n; i++)); do order+=("${ACTIVE[(round - 1 + i) % n]}"); done
+        echo "   round $round: ${order[*]}" >&2
+        for kind in "${order[@]}"; do
             start_server "$kind" "$proto"
             res="$LOGS/$workload-$kind-$round.txt"
             if ((WARM_S > 0)); then

@@ -1,6 +1,5 @@
 #!/usr/bin/env python3
-"""The parsing and reporting half of scripts/compare.sh (python3, no
-dependencies).
+"""The parsing and reporting half of scripts/compare.sh.
 
   compare_report.py parse RESULT WORKLOAD SERVER ROUND LOADAVG CPU_S WALL_S CTXSW LOAD_TIME
       one CSV row from the output of `load`, the server's CPU seconds and
@@ -9,8 +8,11 @@ dependencies).
       `perf stat -x,`, when it exists: its context switches replace CTXSW,
       and it adds syscalls)
   compare_report.py report CSV SVG MD NOTE
-      the markdown table of medians (printed and written to MD) and the SVG
-      bar chart
+      the markdown tables of medians (printed and written to MD) and the
+      chart (SVG)
+  compare_report.py chart CSV OUT [NOTE]
+      the chart alone, from a CSV of earlier runs; OUT's ending picks the
+      format (.svg, .png, .pdf)
   compare_report.py parse-wrk RESULT CONNS LOADAVG
       one row of the wrk check from the output of `wrk --latency`
   compare_report.py report-wrk CSV
@@ -19,17 +21,21 @@ dependencies).
       GET / and GET /json, pipelined on one connection, from an HTTP server;
       prints the reply bytes with the Date value masked (to check that the
       gopark and tokio servers send the same bytes)
+
+Everything but the chart needs only python3. The chart is drawn with
+matplotlib (`pip install matplotlib`); without it the tables are still
+written, and the script says how to get the chart.
 """
 
 import csv
+import math
 import re
 import socket
 import statistics
 import sys
-from html import escape
 
-SERVERS = ["gopark", "tokio", "go"]
-COLORS = {"gopark": "#d9622b", "tokio": "#4a6fa5", "go": "#00a29c"}
+SERVERS = ["gopark", "tokio", "raw-epoll", "go"]
+COLORS = {"gopark": "#d9622b", "tokio": "#4a6fa5", "raw-epoll": "#8c8c8c", "go": "#00a29c"}
 
 
 def fail(msg):
@@ -189,23 +195,25 @@ def medians(rows):
 
 
 def table(meds):
+    others = [s for s in SERVERS if s != "gopark"]
     lines = [
-        "| workload | gopark req/s | tokio req/s | go req/s | gopark/tokio | gopark/go "
-        "| gopark p99 | tokio p99 | go p99 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| workload | "
+        + " | ".join(f"{s} req/s" for s in SERVERS)
+        + " | "
+        + " | ".join(f"gopark/{s}" for s in others)
+        + " | "
+        + " | ".join(f"{s} p99" for s in SERVERS)
+        + " |",
+        "|---|" + "---:|" * (2 * len(SERVERS) + len(others)),
     ]
     for workload, by in meds.items():
         def get(s, k):
             return by[s][k] if s in by else None
 
-        lines.append(
-            f"| {label(workload)} | {fmt_rate(get('gopark', 'rate'))} "
-            f"| {fmt_rate(get('tokio', 'rate'))} | {fmt_rate(get('go', 'rate'))} "
-            f"| {fmt_ratio(get('gopark', 'rate'), get('tokio', 'rate'))} "
-            f"| {fmt_ratio(get('gopark', 'rate'), get('go', 'rate'))} "
-            f"| {fmt_ms(get('gopark', 'p99'))} | {fmt_ms(get('tokio', 'p99'))} "
-            f"| {fmt_ms(get('go', 'p99'))} |"
-        )
+        cells = [fmt_rate(get(s, "rate")) for s in SERVERS]
+        cells += [fmt_ratio(get("gopark", "rate"), get(s, "rate")) for s in others]
+        cells += [fmt_ms(get(s, "p99")) for s in SERVERS]
+        lines.append(f"| {label(workload)} | " + " | ".join(cells) + " |")
     if any(v["cpu"] is not None for by in meds.values() for v in by.values()):
         with_sys = any(v["sys"] is not None for by in meds.values() for v in by.values())
         lines += [
@@ -240,8 +248,8 @@ def table(meds):
             "",
             "Spread of requests/s over the rounds (min to max):",
             "",
-            "| workload | gopark | tokio | go |",
-            "|---|---:|---:|---:|",
+            "| workload | " + " | ".join(SERVERS) + " |",
+            "|---|" + "---:|" * len(SERVERS),
         ]
         for workload, by in meds.items():
             cells = [
@@ -260,128 +268,112 @@ def table(meds):
     return "\n".join(lines)
 
 
-def nice_max(v):
-    """A round axis maximum at or above v."""
-    if v <= 0:
-        return 1.0
-    exp = 10 ** len(str(int(v))) / 10
-    for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if step * exp >= v:
-            return step * exp
-    return 10 * exp
-
-
-def short(v, unit=""):
-    if v == 0:
-        return "0"
+def short(v):
+    """A bar label: 84k, 1.92, 150."""
     if v >= 1e6:
-        return f"{v / 1e6:.2f}M{unit}"
+        return f"{v / 1e6:.2f}M"
     if v >= 1e3:
-        return f"{v / 1e3:.0f}k{unit}"
+        return f"{v / 1e3:.0f}k"
     if v >= 10:
-        return f"{v:.0f}{unit}"
-    return f"{v:.2f}{unit}"
+        return f"{v:.0f}"
+    return f"{v:.2f}"
 
 
-def svg_panel(x0, y0, w, h, title, meds, key, fmt, servers):
-    """One grouped bar chart; returns SVG elements."""
-    out = []
-    workloads = list(meds)
-    vmax = max(
-        [meds[wl][s][key] for wl in workloads for s in servers if s in meds[wl] and meds[wl][s][key] is not None]
-        or [1.0]
-    )
-    top = nice_max(vmax * 1.08)
-    plot_x, plot_y = x0 + 56, y0 + 30
-    plot_w, plot_h = w - 66, h - 90
-    out.append(
-        f'<text x="{x0 + w / 2:.1f}" y="{y0 + 16}" text-anchor="middle" '
-        f'font-size="14" font-weight="bold">{escape(title)}</text>'
-    )
-    for i in range(6):
-        v = top * i / 5
-        y = plot_y + plot_h - plot_h * i / 5
-        out.append(
-            f'<line x1="{plot_x}" y1="{y:.1f}" x2="{plot_x + plot_w}" y2="{y:.1f}" '
-            f'stroke="#ddd" stroke-width="1"/>'
+def chart(meds, note, path, csv_path):
+    """Draws requests/s (with gopark's ratio to each other server) and p99
+    latency, grouped by workload, to `path`. Returns False, and says how to
+    get it, when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        sys.stderr.write(
+            "compare_report: matplotlib is not installed, so no chart was drawn "
+            f"({path}); the tables are complete. To get it: pip install matplotlib, "
+            f"then: python3 scripts/compare_report.py chart {csv_path} {path}\n"
         )
-        out.append(
-            f'<text x="{plot_x - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
-            f'fill="#555">{escape(fmt(v))}</text>'
-        )
-    group_w = plot_w / max(len(workloads), 1)
-    bar_w = min(34.0, group_w * 0.8 / max(len(servers), 1))
-    for gi, wl in enumerate(workloads):
-        gx = plot_x + gi * group_w + (group_w - bar_w * len(servers)) / 2
-        for si, s in enumerate(servers):
-            v = meds[wl].get(s, {}).get(key)
-            bx = gx + si * bar_w
-            if v is None:
-                out.append(
-                    f'<text x="{bx + bar_w / 2:.1f}" y="{plot_y + plot_h - 4}" '
-                    f'text-anchor="middle" font-size="10" fill="#999">n/a</text>'
-                )
-                continue
-            bh = plot_h * v / top
-            out.append(
-                f'<rect x="{bx + 1:.1f}" y="{plot_y + plot_h - bh:.1f}" width="{bar_w - 2:.1f}" '
-                f'height="{bh:.1f}" fill="{COLORS[s]}"><title>{escape(s)}: {escape(fmt(v))}</title></rect>'
-            )
-            out.append(
-                f'<text x="{bx + bar_w / 2:.1f}" y="{plot_y + plot_h - bh - 3:.1f}" '
-                f'text-anchor="middle" font-size="9" fill="#333">{escape(fmt(v))}</text>'
-            )
-        lines = label(wl).split(", ")
-        for li, text in enumerate(lines):
-            out.append(
-                f'<text x="{plot_x + gi * group_w + group_w / 2:.1f}" '
-                f'y="{plot_y + plot_h + 16 + 13 * li}" text-anchor="middle" font-size="11">'
-                f"{escape(text)}</text>"
-            )
-    out.append(
-        f'<line x1="{plot_x}" y1="{plot_y + plot_h}" x2="{plot_x + plot_w}" '
-        f'y2="{plot_y + plot_h}" stroke="#333" stroke-width="1"/>'
-    )
-    return out
+        return False
+    matplotlib.rcParams["svg.hashsalt"] = "gopark-compare"  # stable ids
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text
 
-
-def svg(meds, note):
     servers = [s for s in SERVERS if any(s in by for by in meds.values())]
-    width, height = 1000, 440
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="16" font-weight="bold">'
-        "gopark vs tokio vs Go on loopback (same load generator)</text>",
-    ]
-    parts += svg_panel(10, 36, 560, 360, "requests/s (higher is better)", meds, "rate",
-                       lambda v: short(v), servers)
-    parts += svg_panel(580, 36, 410, 360, "p99 latency, ms (lower is better)", meds, "p99",
-                       lambda v: "0" if v == 0 else f"{v:.2f}" if v < 10 else f"{v:.0f}", servers)
-    lx = width / 2 - 70 * len(servers) / 2
-    for i, s in enumerate(servers):
-        parts.append(
-            f'<rect x="{lx + i * 70:.1f}" y="{height - 36}" width="12" height="12" fill="{COLORS[s]}"/>'
-        )
-        parts.append(
-            f'<text x="{lx + i * 70 + 16:.1f}" y="{height - 26}" font-size="12">{escape(s)}</text>'
-        )
-    parts.append(
-        f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle" font-size="10" '
-        f'fill="#555">{escape(note)}</text>'
+    workloads = list(meds)
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(13, 5.6), gridspec_kw={"width_ratios": [3, 2]}
     )
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
+    width = 0.8 / len(servers)
+    xs = range(len(workloads))
+
+    def bars(ax, key, fmt):
+        for si, s in enumerate(servers):
+            pos = [x - 0.4 + width * (si + 0.5) for x in xs]
+            vals = [meds[w].get(s, {}).get(key) for w in workloads]
+            drawn = [(p, v) for p, v in zip(pos, vals) if v is not None]
+            if not drawn:
+                continue
+            rects = ax.bar([p for p, _ in drawn], [v for _, v in drawn], width * 0.92,
+                           color=COLORS[s], label=s)
+            ax.bar_label(rects, [fmt(v) for _, v in drawn], padding=2, fontsize=7.5)
+        ax.set_xticks(list(xs), [label(w).replace(", ", "\n") for w in workloads], fontsize=9)
+        ax.grid(axis="y", color="#dddddd", linewidth=0.8)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+
+    bars(left, "rate", short)
+    left.set_title("requests/s (higher is better)", fontsize=12, fontweight="bold")
+    left.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: short(v) if v else "0"))
+    left.set_ylim(0, left.get_ylim()[1] * 1.08)
+    # gopark's ratio to each other server, under each workload's bars.
+    for x, w in zip(xs, workloads):
+        g = meds[w].get("gopark", {}).get("rate")
+        ratios = [
+            f"gopark/{s} {g / meds[w][s]['rate']:.2f}x"
+            for s in servers
+            if s != "gopark" and g and meds[w].get(s, {}).get("rate")
+        ]
+        if ratios:
+            left.annotate("\n".join(ratios), (x, 0), xytext=(0, -40),
+                          textcoords="offset points", ha="center", va="top", fontsize=7.5,
+                          color="#444444", annotation_clip=False)
+
+    bars(right, "p99", lambda v: short(v))
+    right.set_title("p99 latency, ms (lower is better)", fontsize=12, fontweight="bold")
+    right.set_yscale("log")
+    # From the power of ten below the lowest bar, so bar heights compare.
+    p99s = [v["p99"] for by in meds.values() for v in by.values() if v["p99"]]
+    if p99s:
+        right.set_ylim(bottom=10 ** math.floor(math.log10(min(p99s))))
+    right.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+
+    fig.suptitle(
+        "gopark vs " + " vs ".join(s for s in servers if s != "gopark")
+        + " on loopback (same load generator)",
+        fontsize=14, fontweight="bold",
+    )
+    fig.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=len(servers),
+               frameon=False, bbox_to_anchor=(0.5, 0.04))
+    fig.text(0.5, 0.01, note, ha="center", fontsize=8, color="#555555")
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.87, bottom=0.3, wspace=0.15)
+    fig.savefig(path, metadata={"Date": None} if path.endswith(".svg") else None)
+    plt.close(fig)
+    return True
 
 
-def cmd_report(csv_path, svg_path, md_path, note):
+def load_medians(csv_path):
     with open(csv_path) as f:
         rows = list(csv.DictReader(f))
     if not rows:
         fail(f"no results in {csv_path}")
     meds = medians(rows)
     loads = [float(la) for by in meds.values() for v in by.values() for la in v["loadavg"]]
+    return meds, loads
+
+
+def cmd_report(csv_path, svg_path, md_path, note):
+    meds, loads = load_medians(csv_path)
     text = table(meds)
     footer = (
         f"\n\n{note}. 1-minute load average at the start of the measured runs: "
@@ -390,9 +382,18 @@ def cmd_report(csv_path, svg_path, md_path, note):
     print(text + footer)
     with open(md_path, "w") as f:
         f.write(text + footer + "\n")
-    with open(svg_path, "w") as f:
-        f.write(svg(meds, f"{note}; load average {min(loads):.1f} to {max(loads):.1f}"))
-    sys.stderr.write(f"wrote {csv_path}, {md_path}, {svg_path}\n")
+    drawn = chart(
+        meds, f"{note}; load average {min(loads):.1f} to {max(loads):.1f}", svg_path, csv_path
+    )
+    sys.stderr.write(f"wrote {csv_path}, {md_path}" + (f", {svg_path}" if drawn else "") + "\n")
+
+
+def cmd_chart(csv_path, out, note=None):
+    meds, loads = load_medians(csv_path)
+    note = f"{note}; " if note else ""
+    if not chart(meds, f"{note}load average {min(loads):.1f} to {max(loads):.1f}", out, csv_path):
+        sys.exit(1)
+    sys.stderr.write(f"wrote {out}\n")
 
 
 def cmd_report_wrk(csv_path):
@@ -440,13 +441,14 @@ def main(argv):
         fail(__doc__)
     cmd, args = argv[1], argv[2:]
     commands = {
-        "parse": (cmd_parse, 9),
-        "report": (cmd_report, 4),
-        "parse-wrk": (cmd_parse_wrk, 3),
-        "report-wrk": (cmd_report_wrk, 1),
-        "fetch": (cmd_fetch, 1),
+        "parse": (cmd_parse, [9]),
+        "report": (cmd_report, [4]),
+        "chart": (cmd_chart, [2, 3]),
+        "parse-wrk": (cmd_parse_wrk, [3]),
+        "report-wrk": (cmd_report_wrk, [1]),
+        "fetch": (cmd_fetch, [1]),
     }
-    if cmd not in commands or len(args) != commands[cmd][1]:
+    if cmd not in commands or len(args) not in commands[cmd][1]:
         fail(__doc__)
     commands[cmd][0](*args)
 

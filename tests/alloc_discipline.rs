@@ -6,11 +6,15 @@
 //! is a write, a read that parks its task, a netpoll edge and a wake-up)
 //! and checks the count per message.
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use gopark::net::{TcpListener, TcpStream};
-use gopark::runtime::{self, Builder};
+use gopark::runtime;
+use support::rt::{runtime, Watchdog};
 
 struct Counting;
 
@@ -42,8 +46,16 @@ static GLOBAL: Counting = Counting;
 const WARMUP: usize = 2_000;
 const MESSAGES: usize = 20_000;
 
+/// Allocations per round trip allowed after warm-up. One allocation in
+/// the per-message path (a read, a write, a park, a wake-up) shows as 1.0
+/// or more, and one in every hundred messages as 0.01. Below that are
+/// one-off events that a busy machine makes likelier: a queue that grows
+/// once, a worker replaced by the monitor while its thread waited for a
+/// CPU.
+const MAX_PER_MESSAGE: f64 = 0.01;
+
 fn ping_pong_allocs(workers: usize) -> f64 {
-    let rt = Builder::new().worker_threads(workers).build().unwrap();
+    let rt = runtime(workers, "alloc");
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -85,7 +97,7 @@ fn ping_pong_allocs(workers: usize) -> f64 {
 /// of the server task comes from the netpoll thread through the injector.
 fn external_peer_allocs(workers: usize) -> f64 {
     use std::io::{Read, Write};
-    let rt = Builder::new().worker_threads(workers).build().unwrap();
+    let rt = runtime(workers, "alloc");
     let listener = rt
         .block_on(async { TcpListener::bind("127.0.0.1:0") })
         .unwrap();
@@ -124,8 +136,10 @@ fn external_peer_allocs(workers: usize) -> f64 {
 /// One test, so nothing else in this process allocates while it counts.
 #[test]
 fn no_allocations_per_message_after_warm_up() {
+    let dog = Watchdog::start("allocation counts", Duration::from_secs(120));
     ping_pong_allocates_nothing_per_message();
     wakeups_from_the_netpoll_thread_allocate_nothing();
+    dog.disarm();
 }
 
 fn wakeups_from_the_netpoll_thread_allocate_nothing() {
@@ -133,7 +147,7 @@ fn wakeups_from_the_netpoll_thread_allocate_nothing() {
         let per_msg = external_peer_allocs(workers);
         println!("{workers} worker(s), external peer: {per_msg:.4} allocations per round trip");
         assert!(
-            per_msg < 0.001,
+            per_msg < MAX_PER_MESSAGE,
             "{workers} worker(s): {per_msg} allocations per round trip"
         );
     }
@@ -143,11 +157,9 @@ fn ping_pong_allocates_nothing_per_message() {
     for workers in [1, 2] {
         let per_msg = ping_pong_allocs(workers);
         println!("{workers} worker(s): {per_msg:.4} allocations per round trip");
-        // Two reads, a write, two parks and two wake-ups per round trip;
-        // one allocation among them would show as >= 1.0. The bound leaves
-        // room for a queue growing once during the run.
+        // Two reads, a write, two parks and two wake-ups per round trip.
         assert!(
-            per_msg < 0.001,
+            per_msg < MAX_PER_MESSAGE,
             "{workers} worker(s): {per_msg} allocations per round trip"
         );
     }

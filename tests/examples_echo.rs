@@ -1,26 +1,19 @@
 //! The echo example, run as a child process on an ephemeral port.
 
-mod example_util;
+mod support;
 
 use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::thread;
 
-use example_util::{connect, example_path, Proc, WAIT};
-
-/// A pattern that differs per client and is not periodic in small strides.
-fn pattern(client: usize, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i.wrapping_mul(131) ^ (i >> 9) ^ (client * 7)) as u8)
-        .collect()
-}
+use support::data::pattern;
+use support::example::{connect, example_path, Proc, WAIT};
 
 #[test]
 fn echoes_every_byte_to_concurrent_clients() {
     let (_server, addr) = Proc::server("echo", &["127.0.0.1:0"]);
     thread::scope(|s| {
-        for client in 0..4 {
+        for client in 0..4u64 {
             s.spawn(move || {
                 let stream = connect(addr);
                 for len in [1, 100, 4096, 65_536, 1 << 20] {
@@ -64,7 +57,7 @@ fn bad_arguments_exit_2() {
         &["not an address"],
         &["127.0.0.1:0", "extra"],
     ] {
-        let (status, _, proc) = example_util::run("echo", args, WAIT);
+        let (status, _, proc) = support::example::run("echo", args, WAIT);
         assert_eq!(status.code(), Some(2), "args {args:?}\n{}", proc.log());
     }
 }
@@ -75,20 +68,7 @@ fn keeps_serving_after_running_out_of_descriptors() {
     let mut cmd = Command::new(example_path("echo"));
     // A fixed worker count keeps the descriptors the runtime needs fixed.
     cmd.arg("127.0.0.1:0").env("GOPARK_WORKERS", "2");
-    // SAFETY: the closure runs in the child between fork and exec and only
-    // calls setrlimit, which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: LIMIT,
-                rlim_max: LIMIT,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    support::proc::child_nofile(&mut cmd, LIMIT);
     let server = Proc::spawn("echo", &mut cmd);
     let line = server.wait_stdout(|l| l.starts_with("listening on "));
     let addr: std::net::SocketAddr = line["listening on ".len()..].parse().unwrap();

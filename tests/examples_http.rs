@@ -1,20 +1,14 @@
 //! The http example, run as a child process on an ephemeral port and
 //! spoken to with plain blocking sockets.
 
-mod example_util;
+mod support;
 
 use std::ffi::CString;
 use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use example_util::{Client, Proc, Response, WAIT};
-
-fn server(extra: &[&str]) -> (Proc, SocketAddr) {
-    let mut args = vec!["--addr", "127.0.0.1:0", "--workers", "2"];
-    args.extend_from_slice(extra);
-    Proc::server("http", &args)
-}
+use support::example::{Client, Proc, Response, WAIT};
 
 fn assert_hello(resp: &Response) {
     assert_eq!(resp.status, 200, "{resp:?}");
@@ -38,7 +32,7 @@ fn parse_http_date(date: &str) -> i64 {
 
 #[test]
 fn routes_and_headers() {
-    let (_server, addr) = server(&[]);
+    let (_server, addr) = Proc::http(&[]);
     let mut c = Client::connect(addr);
 
     let resp = c.get("/");
@@ -80,12 +74,12 @@ fn routes_and_headers() {
 
 #[test]
 fn debug_pages_only_with_metrics() {
-    let (_plain, addr) = server(&[]);
+    let (_plain, addr) = Proc::http(&[]);
     let mut c = Client::connect(addr);
     assert_eq!(c.get("/debug/metrics").status, 404);
     assert_eq!(c.get("/debug/tasks").status, 404);
 
-    let (_server, addr) = server(&["--metrics"]);
+    let (_server, addr) = Proc::http(&["--metrics"]);
     let mut c = Client::connect(addr);
     for _ in 0..5 {
         assert_hello(&c.get("/"));
@@ -121,7 +115,7 @@ fn debug_pages_only_with_metrics() {
 
 #[test]
 fn keep_alive_serves_100_sequential_requests_on_one_connection() {
-    let (_server, addr) = server(&[]);
+    let (_server, addr) = Proc::http(&[]);
     let mut c = Client::connect(addr);
     for i in 0..100 {
         let resp = c.get(if i % 2 == 0 { "/" } else { "/json" });
@@ -132,7 +126,7 @@ fn keep_alive_serves_100_sequential_requests_on_one_connection() {
 
 #[test]
 fn pipelined_requests_are_answered_in_order() {
-    let (_server, addr) = server(&[]);
+    let (_server, addr) = Proc::http(&[]);
     let mut c = Client::connect(addr);
     let paths = ["/", "/json", "/nope"];
     let batch: String = (0..50)
@@ -152,7 +146,7 @@ fn pipelined_requests_are_answered_in_order() {
 
 #[test]
 fn content_length_bodies_are_read_and_discarded() {
-    let (_server, addr) = server(&[]);
+    let (_server, addr) = Proc::http(&[]);
     let mut c = Client::connect(addr);
     // A body that looks like a request must not be taken for one.
     let body = "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -184,7 +178,7 @@ fn content_length_bodies_are_read_and_discarded() {
 
 #[test]
 fn chunked_bodies_are_read_and_discarded() {
-    let (_server, addr) = server(&[]);
+    let (_server, addr) = Proc::http(&[]);
     let mut c = Client::connect(addr);
     // A chunk that looks like a request, an extension, a trailer, and a
     // request pipelined behind.
@@ -231,7 +225,7 @@ fn expect_rejected(addr: SocketAddr, request: &[u8], status: u16) {
 
 #[test]
 fn bad_requests_get_the_right_status_and_a_close() {
-    let (_server, addr) = server(&[]);
+    let (_server, addr) = Proc::http(&[]);
     let cases: &[(&[u8], u16)] = &[
         // Malformed request line or header.
         (b"NOT A REQUEST\r\n\r\n", 400),
@@ -289,7 +283,7 @@ fn bad_requests_get_the_right_status_and_a_close() {
 
 #[test]
 fn connection_close_gets_its_reply_then_eof() {
-    let (_server, addr) = server(&[]);
+    let (_server, addr) = Proc::http(&[]);
     let mut c = Client::connect(addr);
     assert_hello(&c.get("/"));
     // The request pipelined after the closing one is not answered.
@@ -304,7 +298,7 @@ fn connection_close_gets_its_reply_then_eof() {
 
 #[test]
 fn http_1_0_closes_unless_asked_to_keep_alive() {
-    let (_server, addr) = server(&[]);
+    let (_server, addr) = Proc::http(&[]);
     let mut c = Client::connect(addr);
     c.send(b"GET / HTTP/1.0\r\n\r\n");
     let resp = c.response();
@@ -331,7 +325,7 @@ fn wait_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, Instant) {
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(!left.is_zero(), "the server did not close the connection");
         stream.set_read_timeout(Some(left)).unwrap();
-        match example_util::read(stream, &mut buf) {
+        match support::example::read(stream, &mut buf) {
             Ok(0) => return (got, Instant::now()),
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == ErrorKind::ConnectionReset => return (got, Instant::now()),
@@ -343,14 +337,14 @@ fn wait_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, Instant) {
 
 #[test]
 fn slowloris_is_cut_off_by_the_header_deadline() {
-    let (_server, addr) = server(&["--header-timeout", "1"]);
+    let (_server, addr) = Proc::http(&["--header-timeout", "1"]);
 
     // Sends nothing at all.
     let start = Instant::now();
-    let mut silent = example_util::connect(addr);
+    let mut silent = support::example::connect(addr);
 
     // Trickles a header line every 100 ms, forever.
-    let mut slow = example_util::connect(addr);
+    let mut slow = support::example::connect(addr);
     slow.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").unwrap();
     let trickle_start = Instant::now();
     let mut reader = slow.try_clone().unwrap();
@@ -389,7 +383,7 @@ fn slowloris_is_cut_off_by_the_header_deadline() {
 
 #[test]
 fn idle_keep_alive_connections_are_closed() {
-    let (_server, addr) = server(&["--idle-timeout", "1"]);
+    let (_server, addr) = Proc::http(&["--idle-timeout", "1"]);
     let mut c = Client::connect(addr);
     assert_hello(&c.get("/"));
     let start = Instant::now();
@@ -404,7 +398,7 @@ fn idle_keep_alive_connections_are_closed() {
 
 #[test]
 fn graceful_shutdown_finishes_requests_in_flight() {
-    let (mut server, addr) = server(&[]);
+    let (mut server, addr) = Proc::http(&[]);
 
     // An idle keep-alive connection.
     let mut idle = Client::connect(addr);
@@ -461,7 +455,7 @@ fn bad_arguments_exit_2_with_a_message() {
         (&["--bogus"], "unknown argument"),
     ];
     for &(args, message) in cases {
-        let (status, _, proc) = example_util::run("http", args, WAIT);
+        let (status, _, proc) = support::example::run("http", args, WAIT);
         assert_eq!(status.code(), Some(2), "args {args:?}\n{}", proc.log());
         assert!(
             proc.log().contains(message),
@@ -469,7 +463,7 @@ fn bad_arguments_exit_2_with_a_message() {
             proc.log()
         );
     }
-    let (status, out, _) = example_util::run("http", &["--help"], WAIT);
+    let (status, out, _) = support::example::run("http", &["--help"], WAIT);
     assert!(status.success());
     assert!(out.iter().any(|l| l.contains("--header-timeout")));
 }

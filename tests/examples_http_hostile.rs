@@ -8,41 +8,31 @@
 //! another loads the machine. The full-size slowloris test (2,000 clients)
 //! is `#[ignore]`d: `scripts/http-hostile.sh` runs it.
 
-mod example_util;
+mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use example_util::{Client, Proc, Response, WAIT};
+use support::example::{Client, Proc, Response, WAIT};
+use support::net::set_buf;
+use support::proc::rss_bytes_of;
+use support::rt::serial;
+use support::stats::Stats;
 
-/// Taken by every test: one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn server(extra: &[&str]) -> (Proc, SocketAddr) {
-    let mut args = vec!["--addr", "127.0.0.1:0", "--workers", "2"];
-    args.extend_from_slice(extra);
-    Proc::server("http", &args)
-}
-
-/// The resident set size of process `pid`, in KiB (`VmRSS`).
-fn rss_kib(pid: libc::pid_t) -> u64 {
-    try_rss_kib(pid).expect("a VmRSS line in /proc/PID/status")
-}
-
+/// The resident set size of process `pid`, in KiB; `None` once it has
+/// gone.
 fn try_rss_kib(pid: libc::pid_t) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    rss_bytes_of(pid).map(|b| b as u64 / 1024)
+}
+
+/// The resident set size of the live process `pid`, in KiB.
+fn rss_kib(pid: libc::pid_t) -> u64 {
+    try_rss_kib(pid).expect("the server process is alive")
 }
 
 /// Samples the RSS of `pid` every few milliseconds until dropped; `max`
@@ -142,7 +132,7 @@ fn head_of_len(len: usize) -> Vec<u8> {
 #[test]
 fn oversized_heads_get_431_and_a_close() {
     let _serial = serial();
-    let (server, addr) = server(&[]);
+    let (server, addr) = Proc::http(&[]);
 
     // Exactly 8 KiB is fine; one byte more is not.
     let mut c = Client::connect(addr);
@@ -224,7 +214,7 @@ fn a_thousand_oversized_clients_leave_memory_bounded() {
     let _serial = serial();
     const CLIENTS: usize = 1000;
     const ROUNDS: usize = 3;
-    let (server, addr) = server(&[]);
+    let (server, addr) = Proc::http(&[]);
     let pid = server.pid();
     // Warm up: threads, buffers, the Date cache.
     for _ in 0..20 {
@@ -337,7 +327,7 @@ const MALFORMED: &[(&[u8], u16)] = &[
 #[test]
 fn a_corpus_of_malformed_requests_gets_400_414_505_and_a_close() {
     let _serial = serial();
-    let (server, addr) = server(&[]);
+    let (server, addr) = Proc::http(&[]);
     let mut cases: Vec<(Vec<u8>, u16)> = MALFORMED.iter().map(|&(r, s)| (r.to_vec(), s)).collect();
     cases.push((
         format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(8200)).into_bytes(),
@@ -588,7 +578,7 @@ const SMUGGLING: &[(&[u8], u16)] = &[
 #[test]
 fn smuggling_attempts_are_refused_and_nothing_behind_is_served() {
     let _serial = serial();
-    let (server, addr) = server(&[]);
+    let (server, addr) = Proc::http(&[]);
     for &(request, status) in SMUGGLING {
         expect_refused(addr, request, status, None);
         expect_refused(addr, request, status, Some(request.len() / 2));
@@ -609,13 +599,6 @@ fn smuggling_attempts_are_refused_and_nothing_behind_is_served() {
         SMUGGLING.len() + 1
     );
     assert_healthy(&server, addr);
-}
-
-/// Percentile `p` (0..=100) of `samples`, sorted in place.
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    let i = ((samples.len() as f64 - 1.0) * p / 100.0).round() as usize;
-    samples[i]
 }
 
 /// Legitimate traffic: requests on new connections, one after another,
@@ -702,7 +685,7 @@ impl Epoll {
 fn slowloris(clients: usize, header_timeout: u64) {
     let _serial = serial();
     let timeout = header_timeout.to_string();
-    let (server, addr) = server(&["--header-timeout", &timeout]);
+    let (server, addr) = Proc::http(&["--header-timeout", &timeout]);
     let header_timeout = Duration::from_secs(header_timeout);
     const SECOND: Duration = Duration::from_secs(1);
     // How long the attack lasts: clients connect for a second, and each is
@@ -710,7 +693,7 @@ fn slowloris(clients: usize, header_timeout: u64) {
     let attack = SECOND + header_timeout;
     let no_stop = AtomicBool::new(false);
     legitimate(addr, &no_stop, Duration::from_millis(200)); // warm-up
-    let mut baseline = legitimate(addr, &no_stop, attack);
+    let baseline = legitimate(addr, &no_stop, attack);
 
     let stop = Arc::new(AtomicBool::new(false));
     let legit = {
@@ -783,12 +766,12 @@ fn slowloris(clients: usize, header_timeout: u64) {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let mut during = legit.join().unwrap();
+    let during = legit.join().unwrap();
 
-    let mut lifetimes: Vec<Duration> = slow
+    let lifetimes = slow
         .iter()
         .map(|s| s.closed.unwrap() - s.connected)
-        .collect();
+        .collect::<Vec<Duration>>();
     for s in &slow {
         let got = String::from_utf8_lossy(&s.got);
         assert!(
@@ -797,16 +780,11 @@ fn slowloris(clients: usize, header_timeout: u64) {
         );
     }
     let answered_408 = slow.iter().filter(|s| !s.got.is_empty()).count();
-    let (min, max) = (
-        *lifetimes.iter().min().unwrap(),
-        *lifetimes.iter().max().unwrap(),
-    );
-    let median = percentile(&mut lifetimes, 50.0);
-    let (base_p50, base_p99) = (
-        percentile(&mut baseline, 50.0),
-        percentile(&mut baseline, 99.0),
-    );
-    let (p50, p99) = (percentile(&mut during, 50.0), percentile(&mut during, 99.0));
+    let lifetimes = Stats::new(lifetimes);
+    let (min, max, median) = (lifetimes.min(), lifetimes.max(), lifetimes.pct(50.0));
+    let (baseline, during) = (Stats::new(baseline), Stats::new(during));
+    let (base_p50, base_p99) = (baseline.pct(50.0), baseline.pct(99.0));
+    let (p50, p99) = (during.pct(50.0), during.pct(99.0));
     println!(
         "slowloris: {clients} clients at 1 byte/s (connecting over 1 s), \
          --header-timeout {header_timeout:?}: all closed after {min:?}..{max:?} \
@@ -889,14 +867,7 @@ fn connect_with_small_rcvbuf(addr: SocketAddr, bytes: libc::c_int) -> TcpStream 
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
         let stream = TcpStream::from_raw_fd(fd);
-        let rc = libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&bytes as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-        assert_eq!(rc, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
+        set_buf(&stream, libc::SO_RCVBUF, bytes);
         let sin = libc::sockaddr_in {
             sin_family: libc::AF_INET as libc::sa_family_t,
             sin_port: v4.port().to_be(),
@@ -941,7 +912,7 @@ fn wait_peer_closed(stream: &TcpStream, limit: Duration) -> Option<Instant> {
 fn a_client_that_pipelines_and_never_reads_is_bounded_and_cut_off() {
     let _serial = serial();
     const REQUESTS: usize = 10_000;
-    let (server, addr) = server(&["--write-timeout", "1"]);
+    let (server, addr) = Proc::http(&["--write-timeout", "1"]);
     let pid = server.pid();
     for _ in 0..20 {
         assert_eq!(Client::connect(addr).get("/json").status, 200);

@@ -1,11 +1,11 @@
 //! The load example against the echo and http examples, all as child
 //! processes on loopback.
 
-mod example_util;
+mod support;
 
 use std::time::Duration;
 
-use example_util::{Proc, WAIT};
+use support::example::{Proc, WAIT};
 
 /// The first number after `label` on the line that starts with it.
 fn figure(out: &[String], label: &str) -> u64 {
@@ -22,7 +22,7 @@ fn figure(out: &[String], label: &str) -> u64 {
 
 /// Runs the load generator to completion; returns its summary.
 fn load(args: &[&str]) -> Vec<String> {
-    let (status, out, proc) = example_util::run("load", args, Duration::from_secs(20));
+    let (status, out, proc) = support::example::run("load", args, Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "load {args:?}\n{}", proc.log());
     assert_eq!(figure(&out, "errors:"), 0, "{out:#?}");
     assert!(
@@ -115,7 +115,7 @@ fn no_server_is_a_failure_with_connect_errors() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let (status, out, proc) = example_util::run(
+    let (status, out, proc) = support::example::run(
         "load",
         &[
             "http",
@@ -147,7 +147,7 @@ fn bad_arguments_exit_2() {
         &["http", "--bogus"],
     ];
     for &args in cases {
-        let (status, _, proc) = example_util::run("load", args, WAIT);
+        let (status, _, proc) = support::example::run("load", args, WAIT);
         assert_eq!(status.code(), Some(2), "args {args:?}\n{}", proc.log());
     }
 }

@@ -7,7 +7,7 @@
 //! generous, since the machine is shared.
 
 #[macro_use]
-mod net_support;
+mod support;
 
 use std::io::{self, ErrorKind};
 use std::sync::Arc;
@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use gopark::net::{Shutdown, TcpListener, TcpStream};
 use gopark::runtime::{self, time::timeout, Direction};
-use net_support::{assert_err_kind, pair, pattern, poll_once, signal_pending};
+use support::data::pattern;
+use support::future::{poll_once, signal_pending};
+use support::net::{assert_err_kind, pair};
 
 /// How late a deadline may fire on a busy machine.
 const LATE: Duration = Duration::from_millis(1000);
@@ -45,7 +47,7 @@ where
 }
 
 rt_test! {
-    async fn read_deadline_fires_on_time() {
+    async fn read_deadline_fires_on_time() -> io::Result<()> {
         let (c, _s) = pair().await?;
         for ms in [1u64, 30, 120] {
             let deadline = Instant::now() + Duration::from_millis(ms);
@@ -60,7 +62,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn past_deadline_fails_at_once() {
+    async fn past_deadline_fails_at_once() -> io::Result<()> {
         let (c, s) = pair().await?;
         let past = Instant::now() - Duration::from_secs(1);
         c.set_read_deadline(Some(past))?;
@@ -83,7 +85,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn none_clears_the_deadline() {
+    async fn none_clears_the_deadline() -> io::Result<()> {
         let (c, s) = pair().await?;
         c.set_read_deadline(Some(Instant::now() + Duration::from_millis(20)))?;
         assert_err_kind(c.read(&mut [0u8; 16]).await, ErrorKind::TimedOut, "read");
@@ -101,7 +103,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn new_deadline_after_a_timeout() {
+    async fn new_deadline_after_a_timeout() -> io::Result<()> {
         let (c, s) = pair().await?;
         let c = Arc::new(c);
         for round in 0..3u8 {
@@ -127,7 +129,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn stale_deadline_timer_does_not_fire() {
+    async fn stale_deadline_timer_does_not_fire() -> io::Result<()> {
         let (c, s) = pair().await?;
         // Armed for 30 ms, then moved 30 s away before it fires: the first
         // timer is stale and must not time the read out.
@@ -161,7 +163,7 @@ async fn parked_reader(c: Arc<TcpStream>) -> runtime::JoinHandle<(io::Result<usi
 }
 
 rt_test! {
-    async fn deadline_set_from_another_task_wakes_a_parked_reader() {
+    async fn deadline_set_from_another_task_wakes_a_parked_reader() -> io::Result<()> {
         let (c, _s) = pair().await?;
         let c = Arc::new(c);
 
@@ -205,7 +207,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn write_deadline_with_a_full_send_buffer() {
+    async fn write_deadline_with_a_full_send_buffer() -> io::Result<()> {
         let (c, s) = pair().await?;
         // The peer does not read: writes fill the buffers and park, until
         // the deadline fails the parked write.
@@ -268,7 +270,7 @@ fn data_byte(pos: usize) -> u8 {
 }
 
 rt_test! {
-    async fn deadlines_on_a_listener() {
+    async fn deadlines_on_a_listener() -> io::Result<()> {
         // Through the listener's PollDesc: accept fails with TimedOut and
         // works again once the deadline is lifted.
         let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -277,7 +279,7 @@ rt_test! {
         assert_err_kind(listener.accept().await.map(|_| ()), ErrorKind::TimedOut, "accept");
         assert_fired_on_time(d, "accept deadline");
         listener.poll_desc().set_deadline(Direction::Read, None)?;
-        let (c, s) = net_support::pair_on(&listener).await?;
+        let (c, s) = support::net::pair_on(&listener).await?;
         assert_eq!(c.local_addr()?, s.peer_addr()?);
         Ok(())
     }

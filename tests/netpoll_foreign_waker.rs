@@ -5,13 +5,13 @@
 mod support;
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use gopark::runtime::{time, Builder, Direction, PollDesc};
+use support::fd;
 use support::Watchdog;
 
 /// A waker whose `wake` panics, counting its calls.
@@ -27,21 +27,6 @@ impl Wake for Panicking {
     }
 }
 
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
-    assert_eq!(rc, 0, "{}", io::Error::last_os_error());
-    // SAFETY: pipe2 returned two fresh descriptors we now own.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
-
-fn write_byte(fd: &OwnedFd) {
-    // SAFETY: writes one byte from a live buffer.
-    let n = unsafe { libc::write(fd.as_raw_fd(), b"x".as_ptr().cast(), 1) };
-    assert_eq!(n, 1, "{}", io::Error::last_os_error());
-}
-
 #[test]
 fn a_panicking_foreign_waker_does_not_kill_the_netpoll_thread() {
     let dog = Watchdog::start("foreign waker", Duration::from_secs(60));
@@ -51,7 +36,7 @@ fn a_panicking_foreign_waker_does_not_kill_the_netpoll_thread() {
         .build()
         .expect("runtime");
     let _enter = rt.handle().clone();
-    let (r, w) = pipe();
+    let (r, w) = fd::pipe().expect("pipe");
     let reader = rt.block_on(async { PollDesc::new(r) }).expect("register");
     // Drain the pipe's initial readiness: the half starts ready.
     let counter = Arc::new(Panicking(AtomicUsize::new(0)));
@@ -65,7 +50,7 @@ fn a_panicking_foreign_waker_does_not_kill_the_netpoll_thread() {
     assert!(reader.poll_ready(&mut cx, Direction::Read).is_pending());
 
     // The byte makes the half ready; the netpoll thread wakes our waker.
-    write_byte(&w);
+    fd::write_now(&w, b"x");
     let start = Instant::now();
     while counter.0.load(Ordering::SeqCst) == 0 {
         assert!(
@@ -76,7 +61,7 @@ fn a_panicking_foreign_waker_does_not_kill_the_netpoll_thread() {
     }
 
     // It survived: timers still fire, and I/O still wakes tasks.
-    let (r2, w2) = pipe();
+    let (r2, w2) = fd::pipe().expect("pipe");
     rt.block_on(async move {
         let start = Instant::now();
         time::timeout(
@@ -89,19 +74,10 @@ fn a_panicking_foreign_waker_does_not_kill_the_netpoll_thread() {
         let pd = PollDesc::new(r2)?;
         let reader_task = gopark::runtime::spawn(async move {
             let mut buf = [0u8; 8];
-            pd.io(Direction::Read, |fd| {
-                // SAFETY: reads into a live buffer of the length given.
-                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            })
-            .await
+            fd::pd_read(&pd, &mut buf).await
         });
         gopark::runtime::yield_now().await;
-        write_byte(&w2);
+        fd::write_now(&w2, b"x");
         let n = time::timeout(Duration::from_secs(20), reader_task)
             .await
             .expect("I/O after the panic is delivered")

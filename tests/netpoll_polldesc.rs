@@ -3,16 +3,20 @@
 //! registration count follows descriptors in and out.
 
 #[macro_use]
-mod net_support;
+mod support;
 
 use std::io::{self, ErrorKind};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gopark::net::{TcpListener, TcpStream, UdpSocket};
 use gopark::runtime::{self, time::timeout, Builder, Direction, PollDesc};
-use net_support::{assert_bytes_eq, handle, pair, pattern, signal_pending};
+use support::data::{assert_bytes_eq, pattern};
+use support::fd;
+use support::future::signal_pending;
+use support::net::pair;
+use support::rt::handle;
 
 /// How long a wake-up may take on a busy machine.
 const QUICK: Duration = Duration::from_millis(1000);
@@ -26,7 +30,7 @@ fn assert_closed_error<T: std::fmt::Debug>(res: io::Result<T>, what: &str) {
 }
 
 rt_test! {
-    async fn close_wakes_a_parked_reader() {
+    async fn close_wakes_a_parked_reader() -> io::Result<()> {
         let (c, _s) = pair().await?;
         let c = Arc::new(c);
         let c2 = c.clone();
@@ -52,7 +56,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn close_wakes_a_parked_writer_and_a_parked_accept() {
+    async fn close_wakes_a_parked_writer_and_a_parked_accept() -> io::Result<()> {
         let (c, _s) = pair().await?;
         let c = Arc::new(c);
         let c2 = c.clone();
@@ -90,14 +94,7 @@ struct Pipe {
 
 impl Pipe {
     fn new() -> io::Result<(Pipe, Pipe)> {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: pipe2 returned two fresh descriptors that we now own.
-        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (r, w) = fd::pipe()?;
         Ok((
             Pipe {
                 pd: PollDesc::new_nonblocking(r)?,
@@ -109,53 +106,27 @@ impl Pipe {
     }
 
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.pd
-            .io(Direction::Read, |fd| {
-                // SAFETY: reads into a live buffer of the length given.
-                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            })
-            .await
+        fd::pd_read(&self.pd, buf).await
     }
 
     async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.pd
-            .io(Direction::Write, |fd| {
-                // SAFETY: writes from a live buffer of the length given.
-                let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            })
-            .await
+        fd::pd_write(&self.pd, buf).await
     }
 
     /// The same read, written with `ready` / `clear_ready` by hand.
     async fn read_by_hand(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let ev = self.pd.ready(Direction::Read).await?;
-            // SAFETY: reads into a live buffer of the length given.
-            let n = unsafe { libc::read(self.pd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n >= 0 {
-                return Ok(n as usize);
+            match fd::read(&self.pd, buf) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => self.pd.clear_ready(ev),
+                res => return res,
             }
-            let e = io::Error::last_os_error();
-            if e.kind() != ErrorKind::WouldBlock {
-                return Err(e);
-            }
-            self.pd.clear_ready(ev);
         }
     }
 }
 
 rt_test! {
-    async fn a_pipe_made_async_with_poll_desc() {
+    async fn a_pipe_made_async_with_poll_desc() -> io::Result<()> {
         let (r, w) = Pipe::new()?;
         // 4 MiB through a 64 KiB pipe: the writer parks on a full pipe and
         // the reader on an empty one, many times over.
@@ -194,14 +165,14 @@ rt_test! {
         let (r, _w) = Pipe::new()?;
         let d = Instant::now() + Duration::from_millis(30);
         r.pd.set_read_deadline(Some(d))?;
-        net_support::assert_err_kind(r.read(&mut buf).await, ErrorKind::TimedOut, "pipe read");
+        support::net::assert_err_kind(r.read(&mut buf).await, ErrorKind::TimedOut, "pipe read");
         assert!(Instant::now() >= d);
         Ok(())
     }
 }
 
 rt_test! {
-    async fn pipe_hangup_wakes_a_parked_reader() {
+    async fn pipe_hangup_wakes_a_parked_reader() -> io::Result<()> {
         let (r, w) = Pipe::new()?;
         let (read, parked) = signal_pending(async move { r.read(&mut [0u8; 16]).await });
         let reader = runtime::spawn(read);
@@ -225,24 +196,24 @@ rt_test! {
         parked.await.expect("writer parked");
         drop(r);
         let res = timeout(QUICK, writer).await.expect("hang-up wakes the writer");
-        net_support::assert_err_kind(res.expect("writer task"), ErrorKind::BrokenPipe, "write");
+        support::net::assert_err_kind(res.expect("writer task"), ErrorKind::BrokenPipe, "write");
         Ok(())
     }
 }
 
 rt_test! {
-    async fn num_poll_descs_follows_registrations() {
+    async fn num_poll_descs_follows_registrations() -> io::Result<()> {
         let h = handle();
         let base = h.num_poll_descs();
         let listener = TcpListener::bind("127.0.0.1:0")?;
         assert_eq!(h.num_poll_descs(), base + 1);
-        let (c, s) = net_support::pair_on(&listener).await?;
+        let (c, s) = support::net::pair_on(&listener).await?;
         assert_eq!(h.num_poll_descs(), base + 3);
         let udp = UdpSocket::bind("127.0.0.1:0")?;
         let (r, w) = Pipe::new()?;
         assert_eq!(h.num_poll_descs(), base + 6);
         // A refused connect registers nothing for long.
-        let refused = TcpStream::connect(net_support::closed_port()?).await;
+        let refused = TcpStream::connect(support::net::closed_port()?).await;
         assert!(refused.is_err());
         assert_eq!(h.num_poll_descs(), base + 6);
         // close() fails operations but keeps the registration until drop.
@@ -266,8 +237,8 @@ rt_test! {
 fn io_in_block_on_outside_the_workers() {
     // The future of `block_on` runs on the test thread, not on a worker:
     // the netpoller must wake that thread too.
-    for workers in net_support::WORKERS {
-        let dog = net_support::Watchdog::start("block_on io", Duration::from_secs(30));
+    for workers in support::rt::WORKERS {
+        let dog = support::rt::Watchdog::start("block_on io", Duration::from_secs(30));
         let rt = Builder::new().worker_threads(workers).build().unwrap();
         let res: io::Result<()> = rt.block_on(async {
             let (c, s) = pair().await?;

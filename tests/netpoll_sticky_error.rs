@@ -18,8 +18,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 use gopark::net::{TcpListener, TcpStream, UdpSocket};
-use gopark::runtime::{self, time::timeout, Builder, Direction, PollDesc};
-use support::{threads, Watchdog};
+use gopark::runtime::{self, time::timeout, PollDesc};
+use support::net::closed_udp_port;
+use support::{fd, threads};
 
 /// How long each case lets a parked operation wait.
 const WAIT: Duration = Duration::from_millis(300);
@@ -31,22 +32,14 @@ const WAIT: Duration = Duration::from_millis(300);
 const MAX_WAIT_TICKS: u64 = 5;
 
 /// Runs `body` on a one-worker runtime named `name` (at most 15 bytes, the
-/// kernel's limit for thread names), under a watchdog.
+/// kernel's limit for thread names), under a runtime timeout and a
+/// watchdog (twice that), which ends a body that spins inside its poll.
 fn run<Fut>(name: &str, body: impl FnOnce() -> Fut)
 where
     Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
 {
     assert!(name.len() <= 8, "thread names are cut at 15 bytes");
-    let dog = Watchdog::start(name.to_string(), Duration::from_secs(20));
-    let rt = Builder::new()
-        .worker_threads(1)
-        .thread_name(name)
-        .build()
-        .expect("runtime");
-    let res = rt.block_on(runtime::spawn(body()));
-    drop(rt);
-    dog.disarm();
-    res.expect("task").expect("body");
+    support::rt::run_io(1, name, Duration::from_secs(10), body);
 }
 
 /// Awaits `op` for [`WAIT`], expecting it to park until the timeout fires,
@@ -70,18 +63,12 @@ async fn parks<T: std::fmt::Debug>(
     );
 }
 
-/// An address on loopback where nothing listens (bound, then released).
-fn closed_port() -> io::Result<std::net::SocketAddr> {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
-    socket.local_addr()
-}
-
 #[test]
 fn udp_connected_recv_after_icmp_error_parks() {
     const NAME: &str = "udpconn";
     run(NAME, || async {
         let sock = UdpSocket::bind("127.0.0.1:0")?;
-        sock.connect(closed_port()?)?;
+        sock.connect(closed_udp_port()?)?;
         sock.send(b"anyone?").await?;
         // The port-unreachable error arrives as EPOLLERR; the next receive
         // reports it, once.
@@ -111,7 +98,7 @@ fn udp_unconnected_recv_after_send_to_closed_port_parks() {
     run(NAME, || async {
         let sock = UdpSocket::bind("127.0.0.1:0")?;
         let peer = UdpSocket::bind("127.0.0.1:0")?;
-        sock.send_to(b"anyone?", closed_port()?).await?;
+        sock.send_to(b"anyone?", closed_udp_port()?).await?;
         let mut buf = [0u8; 64];
         parks(
             NAME,
@@ -215,11 +202,6 @@ fn fifo_reader_parks_after_writer_goes_away_and_comes_back() {
     };
     run(NAME, move || async move {
         let reader = PollDesc::new(open(libc::O_RDONLY)?)?;
-        let write = |fd: &OwnedFd, data: &[u8]| {
-            // SAFETY: writes from a live buffer to a live descriptor.
-            let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-            assert_eq!(n, data.len() as isize, "{}", io::Error::last_os_error());
-        };
         let mut buf = [0u8; 64];
 
         // Each step below waits for its own readiness edge, so the hang-up
@@ -228,16 +210,16 @@ fn fifo_reader_parks_after_writer_goes_away_and_comes_back() {
         // back already would hide the hang-up).
         let writer = open(libc::O_WRONLY)?;
         // The read parks first (join polls it first), then the data comes.
-        let (n, ()) = futures_util::future::join(fifo_read(&reader, &mut buf), async {
+        let (n, ()) = futures_util::future::join(fd::pd_read(&reader, &mut buf), async {
             runtime::yield_now().await;
-            write(&writer, b"first");
+            fd::write_now(&writer, b"first");
         })
         .await;
         assert_eq!(n?, 5);
         assert_eq!(&buf[..5], b"first");
         // The writer goes away while the next read is parked: it wakes to
         // the hang-up and reads end of stream.
-        let (n, ()) = futures_util::future::join(fifo_read(&reader, &mut buf), async {
+        let (n, ()) = futures_util::future::join(fd::pd_read(&reader, &mut buf), async {
             runtime::yield_now().await;
             drop(writer);
         })
@@ -249,18 +231,18 @@ fn fifo_reader_parks_after_writer_goes_away_and_comes_back() {
         parks(
             NAME,
             "read from a FIFO whose writer came back",
-            fifo_read(&reader, &mut buf),
+            fd::pd_read(&reader, &mut buf),
         )
         .await;
         // Data wakes it.
         let waiter = async {
-            timeout(Duration::from_secs(10), fifo_read(&reader, &mut buf))
+            timeout(Duration::from_secs(10), fd::pd_read(&reader, &mut buf))
                 .await
                 .expect("the data arrives")
         };
         let (n, ()) = futures_util::future::join(waiter, async {
             runtime::yield_now().await;
-            write(&writer, b"second");
+            fd::write_now(&writer, b"second");
         })
         .await;
         assert_eq!(n?, 6);
@@ -268,19 +250,4 @@ fn fifo_reader_parks_after_writer_goes_away_and_comes_back() {
         Ok(())
     });
     std::fs::remove_dir_all(&dir).expect("remove temp dir");
-}
-
-/// One `read(2)` of the FIFO through the PollDesc's EAGAIN loop.
-async fn fifo_read(reader: &PollDesc, buf: &mut [u8]) -> io::Result<usize> {
-    reader
-        .io(Direction::Read, |fd| {
-            // SAFETY: reads into a live buffer of the length given.
-            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
-        })
-        .await
 }

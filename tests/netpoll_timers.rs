@@ -2,19 +2,21 @@
 //! cancelled ones gone, and socket deadlines mixed in with sleeps.
 
 #[macro_use]
-mod net_support;
+mod support;
 
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use gopark::runtime::{self, time::sleep, time::timeout};
-use net_support::{assert_err_kind, handle, pattern};
+use support::data::pattern;
+use support::net::assert_err_kind;
+use support::rt::handle;
 
 const SLEEPERS: usize = 10_000;
 
 rt_test! {
-    async fn ten_thousand_concurrent_sleeps() {
+    async fn ten_thousand_concurrent_sleeps() -> io::Result<()> {
         let delays = pattern(1, SLEEPERS * 2);
         let start = Instant::now();
         let tasks: Vec<_> = (0..SLEEPERS)
@@ -43,7 +45,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn cancelled_timers_do_not_linger() {
+    async fn cancelled_timers_do_not_linger() -> io::Result<()> {
         let h = handle();
         let base = h.num_alive_tasks();
         // Timeouts around ready futures: each inserts and removes a timer.
@@ -60,7 +62,7 @@ rt_test! {
         for s in sleepers {
             assert!(s.await.unwrap_err().is_cancelled());
         }
-        net_support::eventually("aborted sleepers leave the task count", || {
+        support::rt::eventually("aborted sleepers leave the task count", || {
             h.num_alive_tasks() == base
         })
         .await;
@@ -74,7 +76,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn timeouts_elapse_and_complete() {
+    async fn timeouts_elapse_and_complete() -> io::Result<()> {
         // Half have a 5 ms limit around a 200 ms sleep, half the reverse.
         let tasks: Vec<_> = (0..2000u64)
             .map(|i| {
@@ -117,11 +119,11 @@ rt_test! {
 const PAIRS: usize = 200;
 
 rt_test! {
-    async fn many_socket_deadlines_at_once() {
+    async fn many_socket_deadlines_at_once() -> io::Result<()> {
         let listener = gopark::net::TcpListener::bind("127.0.0.1:0")?;
         let mut conns = Vec::with_capacity(PAIRS);
         for _ in 0..PAIRS {
-            conns.push(net_support::pair_on(&listener).await?);
+            conns.push(support::net::pair_on(&listener).await?);
         }
         let start = Instant::now();
         let tasks: Vec<_> = conns

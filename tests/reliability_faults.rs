@@ -9,101 +9,28 @@
 //! re-executes itself (`--exact <child test>`) with an environment variable
 //! naming the role; without it the child tests return at once.
 
-mod reliability_util;
+mod support;
 
 use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice};
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use futures_channel::oneshot;
-use futures_util::future::join;
 use gopark::net::{Shutdown, TcpListener, TcpStream};
 use gopark::runtime::{self, time::sleep, time::timeout, Handle, JoinHandle, Runtime};
-use reliability_util::{
-    child, fd_count, figure, first_difference, pattern, process_cpu, run, serial, threads, Stats,
-    Watchdog,
-};
+use support::data::{first_difference, pattern};
+use support::future::{signal_pending, OnDrop};
+use support::net::{linger_zero, pair_on, reset};
+use support::proc::{cpu_time, fd_count, OutOfFiles};
+use support::rt::{quiet_panics, run_io, serial, Watchdog};
+use support::stats::{figure, Stats};
+use support::{child, threads};
 
 const ROLE: &str = "GOPARK_RELIABILITY_ROLE";
-
-/// A connected pair over loopback: `(client, server)`.
-async fn pair(listener: &TcpListener) -> io::Result<(TcpStream, TcpStream)> {
-    let (c, a) = join(
-        TcpStream::connect(listener.local_addr()?),
-        listener.accept(),
-    )
-    .await;
-    Ok((c?, a?.0))
-}
-
-/// Closes `stream` with a reset (`SO_LINGER` 0) instead of a FIN.
-fn reset(stream: TcpStream) -> io::Result<()> {
-    stream.set_linger(Some(Duration::ZERO))?;
-    drop(stream);
-    Ok(())
-}
-
-/// Sets `SO_LINGER` 0 on a std socket: closing it sends a reset.
-fn linger_zero(s: &std::net::TcpStream) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let lg = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: the descriptor is live for the call; the option value is a
-    // `linger` of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&lg as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Wraps a future; fires `tx` the first time it returns `Pending` (it has
-/// registered its waker: the operation is parked).
-struct SignalPending<F> {
-    fut: Pin<Box<F>>,
-    tx: Option<oneshot::Sender<()>>,
-}
-
-fn signal_pending<F: Future>(fut: F) -> (SignalPending<F>, oneshot::Receiver<()>) {
-    let (tx, rx) = oneshot::channel();
-    (
-        SignalPending {
-            fut: Box::pin(fut),
-            tx: Some(tx),
-        },
-        rx,
-    )
-}
-
-impl<F: Future> Future for SignalPending<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let res = self.fut.as_mut().poll(cx);
-        if res.is_pending() {
-            if let Some(tx) = self.tx.take() {
-                let _ = tx.send(());
-            }
-        }
-        res
-    }
-}
 
 // ---------------------------------------------------------------------
 // RST mid-stream.
@@ -124,7 +51,7 @@ struct ResetOutcome {
 /// The client's reads end in `ConnectionReset`, never `Ok(0)`; its writes
 /// fail within 2 calls after that.
 async fn reset_mid_stream(listener: &TcpListener, sent: usize) -> io::Result<ResetOutcome> {
-    let (c, s) = pair(listener).await?;
+    let (c, s) = pair_on(listener).await?;
     let data = Arc::new(pattern(sent as u64, sent.max(1)));
     let d = data.clone();
     c.write_all(b"never read").await?;
@@ -197,7 +124,7 @@ const RESET_AT: [usize; 8] = [
 fn reset_mid_stream_is_an_error_never_eof() {
     let _serial = serial();
     for workers in [1, 2] {
-        let outcomes = run(workers, "rstmid", Duration::from_secs(60), || async {
+        let outcomes = run_io(workers, "rstmid", Duration::from_secs(60), || async {
             let listener = TcpListener::bind("127.0.0.1:0")?;
             let mut outcomes = Vec::new();
             for round in 0..5 {
@@ -240,11 +167,11 @@ fn reset_while_reading_and_writing_at_once() {
     // returns 0. The design promises `ConnectionReset`, never `Ok(0)`, so the
     // runtime has to remember the reset for the read half.
     let _serial = serial();
-    let tally = run(2, "rstdup", Duration::from_secs(60), || async {
+    let tally = run_io(2, "rstdup", Duration::from_secs(60), || async {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let mut t = DuplexReset::default();
         for i in 0..100usize {
-            let (c, s) = pair(&listener).await?;
+            let (c, s) = pair_on(&listener).await?;
             let c = Arc::new(c);
             let c2 = c.clone();
             let reader = runtime::spawn(async move {
@@ -310,9 +237,9 @@ fn read_after_a_write_saw_the_reset_is_not_eof() {
     // The smallest form of the case above, with no race: the peer resets,
     // a write fails with the reset, then a read returns Ok(0).
     let _serial = serial();
-    run(1, "rstwr", Duration::from_secs(20), || async {
+    run_io(1, "rstwr", Duration::from_secs(20), || async {
         let listener = TcpListener::bind("127.0.0.1:0")?;
-        let (c, s) = pair(&listener).await?;
+        let (c, s) = pair_on(&listener).await?;
         reset(s)?;
         let mut writes = 0;
         let err = loop {
@@ -328,6 +255,52 @@ fn read_after_a_write_saw_the_reset_is_not_eof() {
             Ok(0) => panic!("read after the reset (seen by a write) returned Ok(0)"),
             other => panic!("read after the reset: {other:?}"),
         }
+    });
+}
+
+#[test]
+fn read_after_another_caller_took_the_reset_is_not_eof() {
+    // The race of `reset_while_reading_and_writing_at_once`, made certain:
+    // the pending ECONNRESET is taken by a caller that does not tell the
+    // stream (`SO_ERROR` through a duplicate descriptor here; a write in
+    // another task that has not recorded it yet there), then the stream
+    // reads. The kernel answers end of stream; the stream must not.
+    let _serial = serial();
+    run_io(1, "rsttaken", Duration::from_secs(20), || async {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let (c, s) = pair_on(&listener).await?;
+        reset(s)?;
+        let dup = std::net::TcpStream::from(c.as_fd().try_clone_to_owned()?);
+        let start = Instant::now();
+        let taken = loop {
+            // The reset crosses loopback at once, but nothing lets this
+            // task await its arrival: poll, bounded.
+            if let Some(e) = dup.take_error()? {
+                break e;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "no reset arrived");
+            sleep(Duration::from_millis(1)).await;
+        };
+        assert_eq!(taken.kind(), ErrorKind::ConnectionReset, "{taken}");
+        match c.read(&mut [0u8; 16]).await {
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            Ok(0) => panic!("read after the reset (taken elsewhere) returned Ok(0)"),
+            other => panic!("read after the reset: {other:?}"),
+        }
+
+        // A FIN is still end of stream, and so is the peer's FIN after
+        // this side's own (the connection then ends in the same kernel
+        // state as after a reset).
+        let (c, s) = pair_on(&listener).await?;
+        drop(s);
+        assert_eq!(c.read(&mut [0u8; 16]).await?, 0, "peer's FIN");
+        let (c, s) = pair_on(&listener).await?;
+        c.shutdown(Shutdown::Write)?;
+        assert_eq!(s.read(&mut [0u8; 16]).await?, 0, "our FIN reached the peer");
+        drop(s);
+        assert_eq!(c.read(&mut [0u8; 16]).await?, 0, "peer's FIN after ours");
+        assert_eq!(c.read(&mut [0u8; 16]).await?, 0, "end of stream stays");
+        Ok(())
     });
 }
 
@@ -359,12 +332,12 @@ fn sigpipe_child() {
     // SAFETY: setting a signal's disposition to its default; no handler.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     assert_eq!(sigpipe_disposition(), libc::SIG_DFL);
-    let rt = reliability_util::runtime(2, "sigpipe");
+    let rt = support::rt::runtime(2, "sigpipe");
     let ignored_by_runtime = rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut failures = 0;
         for i in 0..50u32 {
-            let (c, s) = pair(&listener).await.unwrap();
+            let (c, s) = pair_on(&listener).await.unwrap();
             if i % 2 == 0 {
                 reset(s).unwrap();
             } else {
@@ -434,7 +407,7 @@ const HALF_CLOSE_WINDOW: Duration = Duration::from_secs(2);
 fn half_closed_sockets_do_not_spin() {
     let _serial = serial();
     let name = "halfclose";
-    let rt = reliability_util::runtime(2, name);
+    let rt = support::rt::runtime(2, name);
     let dog = Watchdog::start("half-close", Duration::from_secs(60));
     // Set up, in the runtime: a writer parked on a socket whose peer
     // half-closed (and never reads), and a reader parked on a socket that
@@ -442,7 +415,7 @@ fn half_closed_sockets_do_not_spin() {
     let (c, writer, reader, writes) = rt
         .block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0")?;
-            let (c, s) = pair(&listener).await?;
+            let (c, s) = pair_on(&listener).await?;
             s.shutdown(Shutdown::Write)?;
             assert_eq!(c.read(&mut [0u8; 16]).await?, 0, "the FIN arrives");
             let c = Arc::new(c);
@@ -460,7 +433,7 @@ fn half_closed_sockets_do_not_spin() {
             let writer = runtime::spawn(write);
             parked.await.expect("the writer parks on a full buffer");
 
-            let (c2, s2) = pair(&listener).await?;
+            let (c2, s2) = pair_on(&listener).await?;
             c2.shutdown(Shutdown::Write)?;
             let (read, parked) = signal_pending(async move {
                 let res = c2.read(&mut [0u8; 16]).await;
@@ -556,14 +529,14 @@ async fn wake_latency(
 #[test]
 fn close_or_past_deadline_wakes_a_parked_reader_quickly() {
     let _serial = serial();
-    let (closes, deadlines) = run(2, "wake", Duration::from_secs(60), || async {
+    let (closes, deadlines) = run_io(2, "wake", Duration::from_secs(60), || async {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let mut closes = Vec::new();
         let mut deadlines = Vec::new();
-        let (c, _s) = pair(&listener).await?;
+        let (c, _s) = pair_on(&listener).await?;
         let c = Arc::new(c);
         for _ in 0..WAKE_TRIALS {
-            let (c2, _s2) = pair(&listener).await?;
+            let (c2, _s2) = pair_on(&listener).await?;
             let (took, res) = wake_latency(Arc::new(c2), |c| c.poll_desc().close()).await?;
             assert!(res.is_err(), "read after close: {res:?}");
             closes.push(took);
@@ -596,6 +569,10 @@ fn close_or_past_deadline_wakes_a_parked_reader_quickly() {
     let ten = Duration::from_millis(10);
     // The bound is 10 ms; on a shared machine a stray scheduling
     // delay may exceed it once, so the median carries it and p99 gets room.
+    // Both hold far beyond a busy machine: the poke wakes the reader from
+    // a worker, which runs it as soon as the poking task yields, with no
+    // thread to wake (microseconds here, also beside `stress-ng --cpu 2`).
+    // A lost wake-up fails the trial outright (5 s).
     for (what, s) in [("close", &closes), ("deadline", &deadlines)] {
         assert!(s.pct(50.0) <= ten, "{what}: {}", s.summary());
         assert!(s.pct(99.0) <= ten * 10, "{what}: {}", s.summary());
@@ -635,7 +612,7 @@ fn poll_once_keeps_waker<F: Future>(fut: F) -> (Poll<F::Output>, bool) {
 #[test]
 fn empty_read_returns_zero_without_parking() {
     let _serial = serial();
-    let cases = run(2, "emptyrd", Duration::from_secs(30), || async {
+    let cases = run_io(2, "emptyrd", Duration::from_secs(30), || async {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let mut cases = 0;
         let mut check = |c: &TcpStream, what: &str| {
@@ -657,7 +634,7 @@ fn empty_read_returns_zero_without_parking() {
             cases += 1;
         };
         // Nothing to read (a non-empty read would park).
-        let (c, s) = pair(&listener).await?;
+        let (c, s) = pair_on(&listener).await?;
         let (res, kept) = poll_once_keeps_waker(c.read(&mut [0u8; 1]));
         assert!(res.is_pending() && kept, "a real read parks: {res:?}");
         check(&c, "idle socket");
@@ -677,7 +654,7 @@ fn empty_read_returns_zero_without_parking() {
         assert_eq!(c.read(&mut [0u8; 4]).await?, 0);
         check(&c, "after end of stream");
         // Reset by the peer.
-        let (c2, s2) = pair(&listener).await?;
+        let (c2, s2) = pair_on(&listener).await?;
         reset(s2)?;
         let _ = c2.read(&mut [0u8; 4]).await;
         check(&c2, "after a reset");
@@ -704,7 +681,7 @@ fn empty_read_returns_zero_without_parking() {
 #[test]
 fn accept_survives_connections_reset_in_the_queue() {
     let _serial = serial();
-    let (accepted, reset_seen) = run(2, "acceptrst", Duration::from_secs(30), || async {
+    let (accepted, reset_seen) = run_io(2, "acceptrst", Duration::from_secs(30), || async {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         const DEAD: usize = 200;
@@ -765,30 +742,6 @@ fn accept_survives_connections_reset_in_the_queue() {
 const EMFILE_CLIENTS: usize = 50;
 const EMFILE_WINDOW: Duration = Duration::from_secs(3);
 
-fn set_nofile(soft: libc::rlim_t) -> libc::rlim_t {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a live, writable rlimit.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    let old = lim.rlim_cur;
-    lim.rlim_cur = soft;
-    // SAFETY: `lim` is a valid rlimit; changing the soft limit within the
-    // hard limit is allowed.
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-    assert_eq!(rc, 0, "setrlimit: {}", io::Error::last_os_error());
-    old
-}
-
-fn max_open_fd() -> i32 {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("read /proc/self/fd")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .max()
-        .expect("some descriptor is open")
-}
-
 /// The accept loop of a server that backs off on `EMFILE`/`ENFILE` like the
 /// echo example (and Go's `net/http`): 5 ms, doubling to 1 s.
 async fn accept_loop(listener: Arc<TcpListener>, failures: Arc<AtomicUsize>) {
@@ -823,7 +776,7 @@ fn emfile_child() {
     if std::env::var(ROLE).as_deref() != Ok("emfile") {
         return;
     }
-    let rt: Runtime = reliability_util::runtime(2, "emfile");
+    let rt: Runtime = support::rt::runtime(2, "emfile");
     rt.block_on(async {
         let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
         let addr = listener.local_addr().unwrap();
@@ -840,28 +793,19 @@ fn emfile_child() {
             }));
         }
         // Use up every descriptor below a lowered limit.
-        let old_limit = set_nofile(max_open_fd() as libc::rlim_t + 1 + 8);
-        let mut filler = Vec::new();
-        loop {
-            match std::fs::File::open("/dev/null") {
-                Ok(f) => filler.push(f),
-                Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
-                Err(e) => panic!("{e}"),
-            }
-        }
+        let no_files = OutOfFiles::take(8).unwrap();
         let failures = Arc::new(AtomicUsize::new(0));
         let server = runtime::spawn(accept_loop(listener.clone(), failures.clone()));
         // The window: the loop keeps failing and backing off while 50
         // clients wait. This sleep is the measurement, not a wait for an
         // event.
-        let cpu_before = process_cpu();
+        let cpu_before = cpu_time();
         sleep(EMFILE_WINDOW).await;
-        let cpu = process_cpu() - cpu_before;
+        let cpu = cpu_time() - cpu_before;
         let failed = failures.load(Ordering::SeqCst);
         assert!(!server.is_finished(), "the accept loop is alive");
         // Free descriptors: every waiting client is served.
-        drop(filler);
-        set_nofile(old_limit);
+        drop(no_files);
         let freed = Instant::now();
         let mut last = freed;
         for c in clients {
@@ -901,10 +845,12 @@ fn emfile_child() {
         );
         assert!(failed >= 5, "{failed} accept attempts in {EMFILE_WINDOW:?}");
         assert!(share <= 0.05, "{:.2}% of one core", share * 100.0);
-        // The loop sleeps at most 1 s between attempts; serving 50
-        // clients after it wakes takes milliseconds.
+        // The loop sleeps at most 1 s between attempts, and serving 50
+        // clients after it wakes takes milliseconds (hundreds on a busy
+        // machine). The bound catches a loop that stopped retrying or
+        // backs off past its 1 s cap, not a busy machine.
         assert!(
-            served_in <= Duration::from_millis(1_100 + 400),
+            served_in <= Duration::from_secs(3),
             "clients served {served_in:?} after descriptors were freed"
         );
     });
@@ -925,25 +871,6 @@ fn emfile_with_waiting_clients_backs_off_and_recovers() {
 // ---------------------------------------------------------------------
 // No leak on any exit path.
 // ---------------------------------------------------------------------
-
-/// Silences the default panic message of the deliberate panics below.
-fn quiet_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let msg = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            if !msg.starts_with("deliberate") {
-                default(info);
-            }
-        }));
-    });
-}
 
 /// How cycle `i` ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1030,7 +957,9 @@ async fn leak_client(
         }
         Exit::DroppedJoinHandle => {
             // Detached: it reports from its drop, after its stream closed.
-            let guard = OnDrop(Some(done));
+            let guard = OnDrop(move || {
+                let _ = done.unbounded_send(());
+            });
             drop(runtime::spawn(async move {
                 let _guard = guard;
                 let stream = hello(TcpStream::connect(addr).await.expect("connect")).await;
@@ -1076,17 +1005,6 @@ async fn leak_client(
 /// Connects dropped before they completed.
 static CONNECTS_CANCELLED: AtomicUsize = AtomicUsize::new(0);
 
-/// Sends on the channel when dropped.
-struct OnDrop(Option<futures_channel::mpsc::UnboundedSender<()>>);
-
-impl Drop for OnDrop {
-    fn drop(&mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.unbounded_send(());
-        }
-    }
-}
-
 /// Cycles run at once.
 const LEAK_BATCH: u64 = 50;
 
@@ -1095,7 +1013,7 @@ fn no_leak(cycles: u64) {
     quiet_panics();
     let dog = Watchdog::start(format!("{cycles} leak cycles"), Duration::from_secs(240));
     let fds_before = fd_count();
-    let rt = reliability_util::runtime(2, "leak");
+    let rt = support::rt::runtime(2, "leak");
     let h = rt.handle().clone();
     let pds_before = h.num_poll_descs();
     let start = Instant::now();

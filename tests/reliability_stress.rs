@@ -15,7 +15,7 @@
 //! The default run does 10,000 iterations per worker count in all (a CI
 //! size); the `#[ignore]`d `_full` test does 10,000 per connection pair.
 
-mod reliability_util;
+mod support;
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +27,9 @@ use futures_util::future::join;
 use futures_util::StreamExt;
 use gopark::net::{TcpListener, TcpStream};
 use gopark::runtime::{self, time::timeout};
-use reliability_util::{figure, pattern, serial, Watchdog};
+use support::data::pattern;
+use support::rt::{serial, Watchdog};
+use support::stats::figure;
 
 /// Connection pairs at once.
 const PAIRS: usize = 4;
@@ -153,7 +155,7 @@ fn ping_pong(workers: usize, per_pair: usize) -> Outcome {
         format!("ping-pong on {workers} worker(s)"),
         limit + Duration::from_secs(30),
     );
-    let rt = reliability_util::runtime(workers, &format!("pp{workers}"));
+    let rt = support::rt::runtime(workers, &format!("pp{workers}"));
     let p = progress.clone();
     let res = rt.block_on(async move {
         timeout(

@@ -9,26 +9,19 @@
 //! the `#[ignore]`d `*_full` tests that `scripts/reliability.sh` runs in
 //! release.
 
-mod reliability_util;
+mod support;
 
 use std::io::{self, ErrorKind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::join;
-use gopark::net::{TcpListener, TcpStream};
+use gopark::net::TcpListener;
 use gopark::runtime::{self, time::sleep, time::timeout};
-use reliability_util::{figure, run, serial, threads, Stats, Watchdog};
-
-async fn pair(listener: &TcpListener) -> io::Result<(TcpStream, TcpStream)> {
-    let (c, a) = join(
-        TcpStream::connect(listener.local_addr()?),
-        listener.accept(),
-    )
-    .await;
-    Ok((c?, a?.0))
-}
+use support::net::pair_on;
+use support::rt::{run_io, serial, Watchdog};
+use support::stats::{figure, Stats};
+use support::threads;
 
 // ---------------------------------------------------------------------
 // Deadlines never fire early.
@@ -72,13 +65,13 @@ fn tally(results: Vec<(Instant, Instant)>) -> Early {
 #[test]
 fn deadlines_never_fire_early_in_1000_trials() {
     let _serial = serial();
-    let results = run(2, "early", Duration::from_secs(60), || async {
+    let results = run_io(2, "early", Duration::from_secs(60), || async {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let mut kinds = Vec::new();
         for kind in ["read deadline", "write deadline", "sleep", "timeout"] {
             let mut lanes = Vec::new();
             for lane in 0..LANES {
-                let (c, s) = pair(&listener).await?;
+                let (c, s) = pair_on(&listener).await?;
                 lanes.push(runtime::spawn(async move {
                     let mut out = Vec::new();
                     for t in 0..TRIALS / LANES {
@@ -152,16 +145,18 @@ fn deadlines_never_fire_early_in_1000_trials() {
 // A 50 ms deadline fires within 50-55 ms.
 // ---------------------------------------------------------------------
 
-fn fifty_ms_deadline(trials: usize, p95_bound: Duration) {
+/// Asserts that no deadline fired early, that the median fired within
+/// `p50_bound` and the 95th percentile within `p95_bound`.
+fn fifty_ms_deadline(trials: usize, p50_bound: Duration, p95_bound: Duration) {
     let _serial = serial();
     let d = Duration::from_millis(50);
-    let (fired, early) = run(
+    let (fired, early) = run_io(
         2,
         "fifty",
         Duration::from_secs(60 + trials as u64),
         move || async move {
             let listener = TcpListener::bind("127.0.0.1:0")?;
-            let (c, _s) = pair(&listener).await?;
+            let (c, _s) = pair_on(&listener).await?;
             let mut fired = Vec::with_capacity(trials);
             let mut early = 0;
             for _ in 0..trials {
@@ -187,6 +182,12 @@ fn fifty_ms_deadline(trials: usize, p95_bound: Duration) {
     );
     assert_eq!(early, 0, "fired early");
     assert!(
+        fired.pct(50.0) <= p50_bound,
+        "p50 {:?} > {p50_bound:?}: {}",
+        fired.pct(50.0),
+        fired.summary()
+    );
+    assert!(
         fired.pct(95.0) <= p95_bound,
         "p95 {:?} > {p95_bound:?}: {}",
         fired.pct(95.0),
@@ -196,15 +197,20 @@ fn fifty_ms_deadline(trials: usize, p95_bound: Duration) {
 
 #[test]
 fn fifty_ms_deadline_fires_on_time() {
-    // The bound is 55 ms at p95 on an idle machine; the default run
-    // shares the machine with builds and other tests.
-    fifty_ms_deadline(40, Duration::from_millis(70));
+    // The bound is 55 ms at p95 on an idle machine (the full
+    // variant). The default run shares the machine with builds and other
+    // tests, so it catches what that bound is for: a deadline that waits
+    // for something else to wake the netpoll thread (a 10 ms check or a
+    // later event) is late on most trials, which moves the median. A busy
+    // machine delays some trials by tens of milliseconds, not the median
+    // by ten.
+    fifty_ms_deadline(40, Duration::from_millis(60), Duration::from_millis(500));
 }
 
 #[test]
 #[ignore = "full size (release): scripts/reliability.sh"]
 fn fifty_ms_deadline_fires_on_time_full() {
-    fifty_ms_deadline(200, Duration::from_millis(55));
+    fifty_ms_deadline(200, Duration::from_millis(55), Duration::from_millis(55));
 }
 
 // ---------------------------------------------------------------------
@@ -224,7 +230,7 @@ fn sub_millisecond_sleeps_round_up_without_spinning() {
         Duration::from_micros(999),
     ];
     let dog = Watchdog::start("sub-ms sleeps", Duration::from_secs(120));
-    let rt = reliability_util::runtime(1, name);
+    let rt = support::rt::runtime(1, name);
     rt.block_on(async {
         // Warm up, so every runtime thread exists and has parked once.
         runtime::spawn(sleep(Duration::from_millis(2)))
@@ -313,13 +319,13 @@ struct Race {
 /// microseconds. The peer sends a little now and then, so some reads
 /// succeed. It must end, without a panic, and every error be `TimedOut`.
 fn deadline_race(workers: usize, n: usize) -> Race {
-    run(
+    run_io(
         workers,
         "race",
         Duration::from_secs(60),
         move || async move {
             let listener = TcpListener::bind("127.0.0.1:0")?;
-            let (c, s) = pair(&listener).await?;
+            let (c, s) = pair_on(&listener).await?;
             let c = Arc::new(c);
             let stop = Arc::new(AtomicBool::new(false));
             let sets = Arc::new(AtomicUsize::new(0));

@@ -5,21 +5,15 @@
 
 mod support;
 
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gopark::runtime;
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
-}
+use support::proc::fd_count;
 
 #[test]
 fn dropped_runtimes_close_their_descriptors() {
     support::guard(4, "dropped_runtimes_close_their_descriptors", || {
-        let before = open_fds();
+        let before = fd_count();
         let mut immediately_after = Vec::new();
         for round in 0..10 {
             let workers = if round % 2 == 0 { 1 } else { 4 };
@@ -34,17 +28,13 @@ fn dropped_runtimes_close_their_descriptors() {
                 drop(parked);
             });
             drop(rt);
-            immediately_after.push(open_fds());
+            immediately_after.push(fd_count());
         }
         // Blocking threads exit on their own after the drop; they may hold
         // the last reference to the runtime's poller. Wait for them
         // (bounded: there is nothing to await).
-        let start = Instant::now();
-        while support::threads::usage("fdleak").threads > 0 {
-            assert!(start.elapsed() < Duration::from_secs(2), "threads linger");
-            thread::sleep(Duration::from_millis(1));
-        }
-        let after = open_fds();
+        support::threads::wait_gone("fdleak");
+        let after = fd_count();
         assert_eq!(
             after, before,
             "descriptors leaked over 10 runtimes (counts right after each drop: \

@@ -12,26 +12,8 @@ use std::task::{Context, Poll, Waker};
 
 use futures_channel::oneshot;
 use gopark::runtime::{self, Handle};
+use support::rt::quiet_panics;
 use support::{DropCount, OnDrop};
-
-/// Silences the default panic message of the deliberate panics below.
-fn quiet_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let msg = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            if !msg.starts_with("deliberate") {
-                default(info);
-            }
-        }));
-    });
-}
 
 /// A future that panics on its first poll. (A function, not an `async`
 /// block that only panics, so the compiler sees an output type.)

@@ -142,8 +142,10 @@ rt_test! {
             assert_eq!(distinct, 1);
         } else {
             assert!(distinct > 1, "{workers} workers but all 128 tasks ran on one thread");
-            // 128 x 2 ms of blocking, spread: well under the serial 256 ms.
-            assert!(took < Duration::from_secs(2), "took {took:?}");
+            // 128 x 2 ms of blocking: 256 ms in series, less spread. The
+            // bound catches a stall, with room for a busy machine (each
+            // task's wake-up of a sleeping worker can wait for a CPU).
+            assert!(took < Duration::from_secs(10), "took {took:?}");
         }
     }
 }

@@ -60,12 +60,20 @@ rt_test! {
                 s.send(()).unwrap();
                 let _ = rx.await;
             }));
-            // Parked on a long timer.
+            // Parked on a long timer. The timer is armed before the task
+            // says it started: a sleep first polled once the runtime is
+            // shutting down completes at once (no thread would fire it),
+            // which would let a task still in its first poll finish.
             let (g, s) = (drops.guard(), started_tx.clone());
             handles.push(rt.spawn(async move {
                 let _g = g;
+                let mut sleep = std::pin::pin!(runtime::time::sleep(Duration::from_secs(
+                    3600 + i as u64
+                )));
+                let armed = futures_util::poll!(sleep.as_mut());
+                assert!(armed.is_pending());
                 s.send(()).unwrap();
-                runtime::time::sleep(Duration::from_secs(3600 + i as u64)).await;
+                sleep.await;
             }));
             // Parked on another parked task's handle.
             let inner = rt.spawn(pending::<()>());
@@ -85,6 +93,20 @@ rt_test! {
             }));
         }
         wait_started(&started_rx, 4 * EACH);
+        // Each task said it started just before it parks: wait until none
+        // is still inside that first poll (a poll under way when the
+        // runtime shuts down may finish the task).
+        let start = std::time::Instant::now();
+        while rt
+            .handle()
+            .dump()
+            .tasks()
+            .iter()
+            .any(|t| matches!(t.state, runtime::TaskState::Running { .. }))
+        {
+            assert!(start.elapsed() < Duration::from_secs(10), "tasks never parked");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         assert!(rt.handle().num_alive_tasks() >= 6 * EACH);
 
         drop_timed(rt);

@@ -6,14 +6,15 @@
 //! 4-worker and a 2-worker runtime and checks that each number arrived
 //! exactly once.
 
-mod net_support;
+#[macro_use]
+mod support;
 
-use std::panic::resume_unwind;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use gopark::runtime::{spawn, yield_now, JoinHandle};
+use support::data::Seen;
+use support::rt::join;
 
 /// Messages per test and runtime.
 const TOTAL: u64 = 1_000_000;
@@ -27,94 +28,6 @@ const PER_PRODUCER: u64 = TOTAL / PRODUCERS;
 /// Bound of one test on one runtime: a hang detector, far above the few
 /// seconds each needs, even on a loaded 2-core machine.
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// One test body, run on a 4-worker and on a 2-worker runtime, each bounded
-/// by `net_support::run` (a runtime timeout of [`LIMIT`] and a watchdog
-/// thread).
-macro_rules! sync_test {
-    ($(async fn $name:ident() $body:block)*) => {$(
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn body() $body
-
-            #[test]
-            fn four_workers() {
-                crate::net_support::run(4, stringify!($name), super::LIMIT, || async {
-                    body().await;
-                    Ok(())
-                })
-            }
-
-            #[test]
-            fn two_workers() {
-                crate::net_support::run(2, stringify!($name), super::LIMIT, || async {
-                    body().await;
-                    Ok(())
-                })
-            }
-        }
-    )*};
-}
-
-/// Awaits a task, re-raising its panic with the task's own message.
-async fn join<T>(handle: JoinHandle<T>) -> T {
-    match handle.await {
-        Ok(v) => v,
-        Err(e) if e.is_panic() => resume_unwind(e.into_panic()),
-        Err(e) => panic!("task failed: {e}"),
-    }
-}
-
-/// Which of `0..n` have arrived, from any number of tasks; one number
-/// twice is a failure.
-struct Seen {
-    bits: Vec<AtomicU64>,
-    count: AtomicU64,
-    n: u64,
-}
-
-impl Seen {
-    fn new(n: u64) -> Seen {
-        Seen {
-            bits: (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            n,
-        }
-    }
-
-    fn mark(&self, v: u64) {
-        assert!(v < self.n, "received {v}, which was never sent");
-        let bit = 1u64 << (v % 64);
-        let before = self.bits[(v / 64) as usize].fetch_or(bit, Ordering::Relaxed);
-        assert_eq!(before & bit, 0, "{v} arrived twice");
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    /// Every number arrived (exactly once: `mark` refused repeats).
-    fn assert_all(&self) {
-        assert_eq!(self.count(), self.n, "messages lost");
-        for (i, w) in self.bits.iter().enumerate() {
-            let lo = i as u64 * 64;
-            let want = if self.n - lo >= 64 {
-                u64::MAX
-            } else {
-                (1u64 << (self.n - lo)) - 1
-            };
-            assert_eq!(
-                w.load(Ordering::Relaxed),
-                want,
-                "a number in {lo}..{} is missing",
-                lo + 64
-            );
-        }
-    }
-}
 
 /// Sends producer `p`'s numbers on `tx`; the task ends when all are sent.
 fn produce(p: u64, tx: async_channel::Sender<u64>) -> JoinHandle<()> {
@@ -160,7 +73,10 @@ async fn many_to_many(tx: async_channel::Sender<u64>, rx: async_channel::Receive
     seen.assert_all();
 }
 
-sync_test! {
+rt_test! {
+    limit = LIMIT;
+    workers = [four_workers: 4, two_workers: 2];
+
     async fn bounded_many_to_many() {
         let (tx, rx) = async_channel::bounded(256);
         many_to_many(tx, rx).await;

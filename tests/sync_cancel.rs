@@ -15,20 +15,22 @@
 //! that every message sent was received or is still queued, exactly once.
 //! All run on a 4-worker and a 2-worker runtime.
 
-mod net_support;
+#[macro_use]
+mod support;
 
 use std::future::Future;
 use std::io;
-use std::panic::resume_unwind;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{poll, select, FutureExt};
 use gopark::net::{TcpListener, TcpStream, UdpSocket};
 use gopark::runtime::time::{interval, sleep, timeout};
-use gopark::runtime::{spawn, Handle, JoinHandle};
+use gopark::runtime::{spawn, Handle};
+use support::data::Seen;
+use support::future::DropCount;
+use support::rt::join;
 use tokio::sync::{Mutex, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -48,45 +50,6 @@ const FOREVER: Duration = Duration::from_secs(3600);
 /// Bound of one test on one runtime: a hang detector, far above the few
 /// seconds each needs, even on a loaded 2-core machine.
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// One test body, run on a 4-worker and on a 2-worker runtime, each bounded
-/// by `net_support::run` (a runtime timeout of [`LIMIT`] and a watchdog
-/// thread).
-macro_rules! cancel_test {
-    ($(async fn $name:ident() $body:block)*) => {$(
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn body() $body
-
-            #[test]
-            fn four_workers() {
-                crate::net_support::run(4, stringify!($name), super::LIMIT, || async {
-                    body().await;
-                    Ok(())
-                })
-            }
-
-            #[test]
-            fn two_workers() {
-                crate::net_support::run(2, stringify!($name), super::LIMIT, || async {
-                    body().await;
-                    Ok(())
-                })
-            }
-        }
-    )*};
-}
-
-/// Awaits a task, re-raising its panic with the task's own message.
-async fn join<T>(handle: JoinHandle<T>) -> T {
-    match handle.await {
-        Ok(v) => v,
-        Err(e) if e.is_panic() => resume_unwind(e.into_panic()),
-        Err(e) => panic!("task failed: {e}"),
-    }
-}
 
 /// A parked operation: a future that must never finish by itself.
 type Op = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -240,65 +203,10 @@ async fn settles_to(tasks: usize, fds: usize) {
     );
 }
 
-/// Which of `0..n` have arrived, from any number of tasks; one number
-/// twice is a failure.
-struct Seen {
-    bits: Vec<AtomicU64>,
-    count: AtomicU64,
-    n: u64,
-}
+rt_test! {
+    limit = LIMIT;
+    workers = [four_workers: 4, two_workers: 2];
 
-impl Seen {
-    fn new(n: u64) -> Seen {
-        Seen {
-            bits: (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            n,
-        }
-    }
-
-    /// Marks `v`; returns how many have arrived, this one included (each
-    /// count is returned to exactly one caller).
-    fn mark(&self, v: u64) -> u64 {
-        assert!(v < self.n, "received {v}, which was never sent");
-        let bit = 1u64 << (v % 64);
-        let before = self.bits[(v / 64) as usize].fetch_or(bit, Ordering::Relaxed);
-        assert_eq!(before & bit, 0, "{v} arrived twice");
-        self.count.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    /// Every number arrived (exactly once: `mark` refused repeats).
-    fn assert_all(&self) {
-        assert_eq!(self.count(), self.n, "messages lost");
-        assert!(
-            self.bits.iter().enumerate().all(|(i, w)| {
-                let left = self.n - i as u64 * 64;
-                let want = if left >= 64 {
-                    u64::MAX
-                } else {
-                    (1 << left) - 1
-                };
-                w.load(Ordering::Relaxed) == want
-            }),
-            "a number is missing"
-        );
-    }
-}
-
-/// Counts drops, to check that a cancelled task's future was dropped.
-struct DropCounter(Arc<AtomicUsize>);
-
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-cancel_test! {
     async fn token_cancels_every_kind_of_wait() {
         let (alive, fds) = (Handle::current().num_alive_tasks(), Handle::current().num_poll_descs());
         let parked = Arc::new(Semaphore::new(0));
@@ -329,13 +237,13 @@ cancel_test! {
     async fn abort_cancels_every_kind_of_wait() {
         let (alive, fds) = (Handle::current().num_alive_tasks(), Handle::current().num_poll_descs());
         let parked = Arc::new(Semaphore::new(0));
-        let dropped = Arc::new(AtomicUsize::new(0));
+        let dropped = DropCount::new();
         let Parked { ops, peers, _held, _keep } = parked_ops().await.expect("set up");
         let n = ops.len();
         let tasks: Vec<_> = ops
             .into_iter()
             .map(|op| {
-                let (parked, guard) = (parked.clone(), DropCounter(dropped.clone()));
+                let (parked, guard) = (parked.clone(), dropped.guard());
                 spawn(async move {
                     let _guard = guard;
                     park_then(op, &parked).await
@@ -350,7 +258,7 @@ cancel_test! {
             let err = t.await.expect_err("an aborted task cannot finish");
             assert!(err.is_cancelled(), "{err}");
         }
-        assert_eq!(dropped.load(Ordering::Relaxed), n, "futures not dropped");
+        assert_eq!(dropped.get(), n, "futures not dropped");
         // Only the peers are left registered.
         settles_to(alive, fds + peers.len()).await;
         assert_all_closed(peers).await.expect("peers");

@@ -9,18 +9,19 @@
 //! and a gopark timer, on a 4-worker and a 2-worker runtime, and checks
 //! that every number arrived exactly once, however often a branch lost.
 
-mod net_support;
+#[macro_use]
+mod support;
 
-use std::panic::resume_unwind;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FusedStream, StreamExt};
 use futures::{select, FutureExt};
+use gopark::runtime::spawn;
 use gopark::runtime::time::{interval, sleep};
-use gopark::runtime::{spawn, JoinHandle};
+use support::data::Seen;
+use support::rt::join;
 
 /// Messages per test and runtime, half through each channel.
 const TOTAL: u64 = 1_000_000;
@@ -33,97 +34,16 @@ const PER_PRODUCER: u64 = TOTAL / 2 / PRODUCERS;
 /// seconds each needs, even on a loaded 2-core machine.
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// One test body, run on a 4-worker and on a 2-worker runtime, each bounded
-/// by `net_support::run` (a runtime timeout of [`LIMIT`] and a watchdog
-/// thread).
-macro_rules! sync_test {
-    ($(async fn $name:ident() $body:block)*) => {$(
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn body() $body
-
-            #[test]
-            fn four_workers() {
-                crate::net_support::run(4, stringify!($name), super::LIMIT, || async {
-                    body().await;
-                    Ok(())
-                })
-            }
-
-            #[test]
-            fn two_workers() {
-                crate::net_support::run(2, stringify!($name), super::LIMIT, || async {
-                    body().await;
-                    Ok(())
-                })
-            }
-        }
-    )*};
-}
-
-/// Awaits a task, re-raising its panic with the task's own message.
-async fn join<T>(handle: JoinHandle<T>) -> T {
-    match handle.await {
-        Ok(v) => v,
-        Err(e) if e.is_panic() => resume_unwind(e.into_panic()),
-        Err(e) => panic!("task failed: {e}"),
-    }
-}
-
-/// Which of `0..n` have arrived, from any number of tasks; one number
-/// twice is a failure.
-struct Seen {
-    bits: Vec<AtomicU64>,
-    count: AtomicU64,
-    n: u64,
-}
-
-impl Seen {
-    fn new(n: u64) -> Seen {
-        Seen {
-            bits: (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            n,
-        }
-    }
-
-    fn mark(&self, v: u64) {
-        assert!(v < self.n, "received {v}, which was never sent");
-        let bit = 1u64 << (v % 64);
-        let before = self.bits[(v / 64) as usize].fetch_or(bit, Ordering::Relaxed);
-        assert_eq!(before & bit, 0, "{v} arrived twice");
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Every number arrived (exactly once: `mark` refused repeats).
-    fn assert_all(&self) {
-        assert_eq!(self.count.load(Ordering::Relaxed), self.n, "messages lost");
-        for (i, w) in self.bits.iter().enumerate() {
-            let lo = i as u64 * 64;
-            let want = if self.n - lo >= 64 {
-                u64::MAX
-            } else {
-                (1u64 << (self.n - lo)) - 1
-            };
-            assert_eq!(
-                w.load(Ordering::Relaxed),
-                want,
-                "a number in {lo}..{} is missing",
-                lo + 64
-            );
-        }
-    }
-}
-
 /// The numbers producer `p` of channel `ch` (0 or 1) sends.
 fn range(ch: u64, p: u64) -> std::ops::Range<u64> {
     let first = ch * TOTAL / 2 + p * PER_PRODUCER;
     first..first + PER_PRODUCER
 }
 
-sync_test! {
+rt_test! {
+    limit = LIMIT;
+    workers = [four_workers: 4, two_workers: 2];
+
     async fn two_channels_and_an_interval() {
         // One consumer selects over a tokio mpsc channel, an async-channel
         // and a 1 ms gopark interval. The producers start first, so both

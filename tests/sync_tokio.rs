@@ -9,14 +9,16 @@
 //! producer sends its own range of numbers and the receiving side marks
 //! each one in a bitmap, failing on the first number seen twice or never.
 
-mod net_support;
+#[macro_use]
+mod support;
 
-use std::panic::resume_unwind;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gopark::runtime::{spawn, yield_now, JoinHandle};
+use gopark::runtime::{spawn, yield_now};
+use support::data::Seen;
+use support::rt::join;
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Mutex, Notify, RwLock, Semaphore};
 
 /// Messages (or acquisitions) per test and runtime.
@@ -30,95 +32,15 @@ const PER_TASK: u64 = TOTAL / TASKS;
 /// seconds each needs, even on a loaded 2-core machine.
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// One test body, run on a 4-worker and on a 2-worker runtime, each bounded
-/// by `net_support::run` (a runtime timeout of [`LIMIT`] and a watchdog
-/// thread).
-macro_rules! sync_test {
-    ($(async fn $name:ident() $body:block)*) => {$(
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn body() $body
-
-            #[test]
-            fn four_workers() {
-                crate::net_support::run(4, stringify!($name), super::LIMIT, || async {
-                    body().await;
-                    Ok(())
-                })
-            }
-
-            #[test]
-            fn two_workers() {
-                crate::net_support::run(2, stringify!($name), super::LIMIT, || async {
-                    body().await;
-                    Ok(())
-                })
-            }
-        }
-    )*};
-}
-
-/// Awaits a task, re-raising its panic with the task's own message.
-async fn join<T>(handle: JoinHandle<T>) -> T {
-    match handle.await {
-        Ok(v) => v,
-        Err(e) if e.is_panic() => resume_unwind(e.into_panic()),
-        Err(e) => panic!("task failed: {e}"),
-    }
-}
-
-/// Which of `0..n` have been received; one number twice is a failure.
-struct Seen {
-    bits: Vec<AtomicU64>,
-    count: AtomicU64,
-    n: u64,
-}
-
-impl Seen {
-    fn new(n: u64) -> Seen {
-        Seen {
-            bits: (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            n,
-        }
-    }
-
-    fn mark(&self, v: u64) {
-        assert!(v < self.n, "received {v}, which was never sent");
-        let bit = 1u64 << (v % 64);
-        let before = self.bits[(v / 64) as usize].fetch_or(bit, Ordering::Relaxed);
-        assert_eq!(before & bit, 0, "received {v} twice");
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Every number arrived (exactly once: `mark` refused repeats).
-    fn assert_all(&self) {
-        assert_eq!(self.count.load(Ordering::Relaxed), self.n, "messages lost");
-        for (i, w) in self.bits.iter().enumerate() {
-            let lo = i as u64 * 64;
-            let want = if self.n - lo >= 64 {
-                u64::MAX
-            } else {
-                (1u64 << (self.n - lo)) - 1
-            };
-            assert_eq!(
-                w.load(Ordering::Relaxed),
-                want,
-                "a number in {lo}..{} is missing",
-                lo + 64
-            );
-        }
-    }
-}
-
 /// The numbers producer `p` sends.
 fn range(p: u64) -> std::ops::Range<u64> {
     p * PER_TASK..(p + 1) * PER_TASK
 }
 
-sync_test! {
+rt_test! {
+    limit = LIMIT;
+    workers = [four_workers: 4, two_workers: 2];
+
     async fn mpsc_bounded() {
         // A capacity far below the producer count keeps the producers
         // parked on a full channel most of the time.

@@ -3,7 +3,7 @@
 //! `futures_io` traits.
 
 #[macro_use]
-mod net_support;
+mod support;
 
 use std::collections::HashSet;
 use std::io::{self, ErrorKind, IoSlice};
@@ -16,12 +16,12 @@ use futures_util::future::join;
 use futures_util::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use gopark::net::{Shutdown, TcpListener, TcpStream};
 use gopark::runtime::{self, time::timeout};
-use net_support::{
-    assert_bytes_eq, assert_err_kind, pair, pattern, poll_once, read_and_verify, signal_pending,
-};
+use support::data::{assert_bytes_eq, pattern};
+use support::future::{poll_once, signal_pending};
+use support::net::{assert_err_kind, pair, read_and_verify};
 
 rt_test! {
-    async fn read_into_empty_buffer_returns_zero_at_once() {
+    async fn read_into_empty_buffer_returns_zero_at_once() -> io::Result<()> {
         let (c, s) = pair().await?;
         // Nothing to read: a read into a non-empty buffer would park, but
         // an empty one completes on the first poll.
@@ -49,7 +49,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn peek_does_not_consume() {
+    async fn peek_does_not_consume() -> io::Result<()> {
         let (c, s) = pair().await?;
         s.write_all(b"hello world").await?;
         let mut buf = [0u8; 64];
@@ -82,7 +82,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn write_vectored_gathers_buffers() {
+    async fn write_vectored_gathers_buffers() -> io::Result<()> {
         let (c, s) = pair().await?;
         let bufs = [IoSlice::new(b"hello "), IoSlice::new(b""), IoSlice::new(b"world")];
         assert_eq!(c.write_vectored(&bufs).await?, 11);
@@ -112,7 +112,7 @@ rt_test! {
     // slices, taken for a full send buffer, and write readiness cleared —
     // with no EPOLLOUT edge to come, the next write parked forever.
     limit = Duration::from_secs(5);
-    async fn write_vectored_more_than_iov_max_slices() {
+    async fn write_vectored_more_than_iov_max_slices() -> io::Result<()> {
         let (c, s) = pair().await?;
         // Warm up: `c` parks in a read and is woken by the netpoller, so the
         // registration's first events have been handled before we start.
@@ -144,7 +144,7 @@ rt_test! {
 rt_test! {
     // Regression: see write_vectored_more_than_iov_max_slices.
     limit = Duration::from_secs(5);
-    async fn write_all_vectored_more_than_iov_max_slices() {
+    async fn write_all_vectored_more_than_iov_max_slices() -> io::Result<()> {
         let (c, s) = pair().await?;
         // A first transfer so the connection's initial events are used up.
         let first = pattern(1, 1 << 20);
@@ -162,7 +162,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn half_close_then_answer() {
+    async fn half_close_then_answer() -> io::Result<()> {
         let (c, s) = pair().await?;
         let request = pattern(9, 100_000);
         let len = request.len();
@@ -194,11 +194,11 @@ rt_test! {
     // Regression: end of stream lost after a short read when data and FIN
     // arrive together (see tcp_errors.rs eof_after_short_read_is_not_lost).
     limit = Duration::from_secs(5);
-    async fn half_close_server_reads_to_eof_with_a_large_buffer() {
+    async fn half_close_server_reads_to_eof_with_a_large_buffer() -> io::Result<()> {
         let (c, s) = pair().await?;
         // The server waits for the request, reading to EOF into a big buffer.
         let (serve, parked) = signal_pending(async move {
-            let req = net_support::read_to_end(&s).await?;
+            let req = support::net::read_to_end(&s).await?;
             s.write_all(&(req.len() as u64).to_le_bytes()).await?;
             Ok::<_, io::Error>(())
         });
@@ -216,7 +216,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn own_shutdown_wakes_a_parked_reader() {
+    async fn own_shutdown_wakes_a_parked_reader() -> io::Result<()> {
         let (c, _s) = pair().await?;
         let c = Arc::new(c);
         let c2 = c.clone();
@@ -234,11 +234,11 @@ rt_test! {
 }
 
 rt_test! {
-    async fn options_and_addresses() {
+    async fn options_and_addresses() -> io::Result<()> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         assert!(addr.ip().is_loopback() && addr.port() != 0);
-        let (c, s) = net_support::pair_on(&listener).await?;
+        let (c, s) = support::net::pair_on(&listener).await?;
         assert_eq!(c.peer_addr()?, addr);
         assert_eq!(s.local_addr()?, addr);
         assert_eq!(s.peer_addr()?, c.local_addr()?);
@@ -263,14 +263,14 @@ rt_test! {
         // Binding a port in use fails; a backlog can be chosen.
         assert_err_kind(TcpListener::bind(addr), ErrorKind::AddrInUse, "bind to a used port");
         let small = TcpListener::options().backlog(1).bind("127.0.0.1:0")?;
-        let (c2, _s2) = net_support::pair_on(&small).await?;
+        let (c2, _s2) = support::net::pair_on(&small).await?;
         assert_eq!(c2.peer_addr()?, small.local_addr()?);
         Ok(())
     }
 }
 
 rt_test! {
-    async fn reuse_port_listeners_both_accept() {
+    async fn reuse_port_listeners_both_accept() -> io::Result<()> {
         let a = TcpListener::options().reuse_port(true).bind("127.0.0.1:0")?;
         let addr = a.local_addr()?;
         let b = TcpListener::options().reuse_port(true).bind(addr)?;
@@ -309,7 +309,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn from_std_sockets() {
+    async fn from_std_sockets() -> io::Result<()> {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let addr = std_listener.local_addr()?;
         let listener = TcpListener::from_std(std_listener)?;
@@ -333,7 +333,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn futures_io_traits() {
+    async fn futures_io_traits() -> io::Result<()> {
         let (mut c, s) = pair().await?;
         // AsyncWrite on TcpStream and on &TcpStream.
         AsyncWriteExt::write_all(&mut c, b"owned ").await?;

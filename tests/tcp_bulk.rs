@@ -2,17 +2,17 @@
 //! writer against a slow reader (back-pressure parks the writer).
 
 #[macro_use]
-mod net_support;
+mod support;
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use gopark::net::{Shutdown, TcpStream};
 use gopark::runtime::{self, time::sleep, JoinHandle};
-use net_support::{pair, pattern, read_and_verify};
+use support::data::pattern;
+use support::net::{pair, read_and_verify, set_buf};
 
 const DUPLEX: usize = 16 << 20;
 
@@ -52,7 +52,7 @@ fn spawn_reader(
 }
 
 rt_test! {
-    async fn full_duplex_sixteen_mib_each_way() {
+    async fn full_duplex_sixteen_mib_each_way() -> io::Result<()> {
         let (c, s) = pair().await?;
         let (c, s) = (Arc::new(c), Arc::new(s));
         let up = Arc::new(pattern(0xC11E, DUPLEX));
@@ -72,25 +72,10 @@ rt_test! {
     }
 }
 
-fn set_buf(stream: &TcpStream, opt: libc::c_int, bytes: libc::c_int) {
-    // SAFETY: the descriptor is live for the call; the option value is a
-    // c_int of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            opt,
-            (&bytes as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt: {}", io::Error::last_os_error());
-}
-
 const SLOW: usize = 4 << 20;
 
 rt_test! {
-    async fn slow_reader_parks_the_writer() {
+    async fn slow_reader_parks_the_writer() -> io::Result<()> {
         let (c, s) = pair().await?;
         // Small buffers (no autotuning), so 4 MiB cannot fit in flight.
         set_buf(&c, libc::SO_RCVBUF, 32 * 1024);
@@ -135,7 +120,7 @@ rt_test! {
             let end = (SLOW - off).min(buf.len());
             let n = c.read(&mut buf[..end]).await?;
             assert!(n > 0, "early EOF at {off}");
-            net_support::assert_bytes_eq(&buf[..n], &data[off..off + n], "slow read");
+            support::data::assert_bytes_eq(&buf[..n], &data[off..off + n], "slow read");
             off += n;
             reads += 1;
             if reads % 32 == 0 {

@@ -2,7 +2,7 @@
 //! and thousands of connections open at once. Every byte is checked.
 
 #[macro_use]
-mod net_support;
+mod support;
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,22 +11,9 @@ use std::sync::Arc;
 use futures_util::future::join;
 use gopark::net::{Shutdown, TcpListener, TcpStream};
 use gopark::runtime::{self, JoinHandle};
-use net_support::{assert_bytes_eq, handle, pattern, read_and_verify, read_to_end};
-
-/// The server of DESIGN.md: reads into a fixed buffer and echoes until
-/// end of stream, then closes. Returns how many bytes it echoed.
-async fn echo(stream: TcpStream) -> io::Result<u64> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(total);
-        }
-        stream.write_all(&buf[..n]).await?;
-        total += n as u64;
-    }
-}
+use support::data::{assert_bytes_eq, pattern};
+use support::net::{echo, read_and_verify, read_to_end};
+use support::rt::handle;
 
 /// Accepts exactly `n` connections, echoing each in its own task; returns
 /// the bytes each echoed.
@@ -46,7 +33,7 @@ fn echo_server(listener: TcpListener, n: usize) -> JoinHandle<io::Result<Vec<u64
 }
 
 rt_test! {
-    async fn small_echo() {
+    async fn small_echo() -> io::Result<()> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let server = echo_server(listener, 1);
@@ -69,7 +56,7 @@ const CLIENTS: usize = 50;
 const PAYLOAD: usize = 1 << 20;
 
 rt_test! {
-    async fn fifty_clients_echo_one_mib_each() {
+    async fn fifty_clients_echo_one_mib_each() -> io::Result<()> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let server = echo_server(listener, CLIENTS);
@@ -109,7 +96,7 @@ rt_test! {
 const CONNS: usize = 2000;
 
 rt_test! {
-    async fn two_thousand_concurrent_connections() {
+    async fn two_thousand_concurrent_connections() -> io::Result<()> {
         let h = handle();
         let base = h.num_poll_descs();
         let listener = TcpListener::options().backlog(4096).bind("127.0.0.1:0")?;
@@ -174,7 +161,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn echo_with_mixed_sizes() {
+    async fn echo_with_mixed_sizes() -> io::Result<()> {
         // One connection, message sizes from 1 byte to 256 KiB, each echoed
         // and checked before the next: exercises short reads and writes
         // and the readiness bookkeeping between them.
@@ -208,19 +195,10 @@ rt_test! {
     // readiness although the FIN had arrived too; the EOF edge was lost and
     // the next read hung (see tcp_errors.rs eof_after_short_read_is_not_lost).
     limit = std::time::Duration::from_secs(5);
-    async fn echo_until_eof_with_large_buffer() {
+    async fn echo_until_eof_with_large_buffer() -> io::Result<()> {
         // The server of DESIGN.md: read into a 4 KiB buffer until EOF.
-        let (client, server) = net_support::pair().await?;
-        let echo = runtime::spawn(async move {
-            let mut buf = [0u8; 4096];
-            loop {
-                let n = server.read(&mut buf).await?;
-                if n == 0 {
-                    return Ok::<_, io::Error>(());
-                }
-                server.write_all(&buf[..n]).await?;
-            }
-        });
+        let (client, server) = support::net::pair().await?;
+        let echo = runtime::spawn(support::net::echo_in(server, 4096));
         for i in 0..20u64 {
             let msg = pattern(i, 100);
             client.write_all(&msg).await?;

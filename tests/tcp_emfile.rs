@@ -7,16 +7,15 @@
 //! emfile_child` and an environment variable naming the worker count. In
 //! the normal run `emfile_child` sees no variable and returns at once.
 
-mod net_support;
+mod support;
 
 use std::io;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gopark::net::{TcpListener, TcpStream};
 use gopark::runtime::{self, time::sleep, time::timeout};
-use net_support::cpu_time;
+use support::child;
+use support::proc::{cpu_time, OutOfFiles};
 
 const CHILD_ENV: &str = "GOPARK_TEST_EMFILE_CHILD";
 const CLIENTS: usize = 8;
@@ -28,36 +27,12 @@ const CPU_BUDGET: Duration = Duration::from_millis(150);
 
 #[test]
 fn accept_reports_emfile_and_recovers() {
-    for workers in net_support::WORKERS {
-        let exe = std::env::current_exe().expect("test binary path");
-        let child = Command::new(exe)
-            .args(["--exact", "emfile_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, workers.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("re-execute the test binary");
-        let pid = child.id() as libc::pid_t;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait_with_output());
-        });
-        let output = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(out) => out.expect("wait for the child"),
-            Err(_) => {
-                // SAFETY: kill(2) on the pid of our own child, which has
-                // not been reaped (its waiter is still blocked).
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                panic!("the EMFILE child ({workers} workers) did not finish in 60 s");
-            }
-        };
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success() && stdout.contains("1 passed"),
-            "EMFILE child on {workers} workers failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-            output.status
+    for workers in support::rt::WORKERS {
+        let out = child::run(
+            child::command("emfile_child", &[(CHILD_ENV, workers.to_string())]),
+            Duration::from_secs(60),
         );
+        out.assert_passed(&format!("EMFILE child on {workers} workers"));
     }
 }
 
@@ -68,30 +43,7 @@ fn emfile_child() {
         return;
     };
     let workers: usize = workers.parse().expect("worker count");
-    net_support::run(workers, "emfile child", Duration::from_secs(20), scenario);
-}
-
-fn max_open_fd() -> i32 {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("read /proc/self/fd")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .max()
-        .expect("some descriptor is open")
-}
-
-fn set_nofile(soft: libc::rlim_t) -> libc::rlim_t {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a live, writable rlimit.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    let old = lim.rlim_cur;
-    lim.rlim_cur = soft;
-    // SAFETY: `lim` is a valid rlimit; lowering the soft limit is allowed.
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-    assert_eq!(rc, 0, "setrlimit: {}", io::Error::last_os_error());
-    old
+    support::rt::run_io(workers, "emfile child", Duration::from_secs(20), scenario);
 }
 
 async fn scenario() -> io::Result<()> {
@@ -112,16 +64,7 @@ async fn scenario() -> io::Result<()> {
     }
 
     // Use up every descriptor number below a lowered limit.
-    let old_limit = set_nofile(max_open_fd() as libc::rlim_t + 1 + 8);
-    let mut filler = Vec::new();
-    loop {
-        match std::fs::File::open("/dev/null") {
-            Ok(f) => filler.push(f),
-            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
-            Err(e) => return Err(e),
-        }
-    }
-    assert!(!filler.is_empty());
+    let no_files = OutOfFiles::take(8)?;
 
     // accept fails with EMFILE, and the listener stays usable.
     match listener.accept().await {
@@ -157,8 +100,7 @@ async fn scenario() -> io::Result<()> {
     );
 
     // Free descriptors: every waiting connection is accepted and answered.
-    drop(filler);
-    set_nofile(old_limit);
+    drop(no_files);
     for _ in 0..CLIENTS {
         let (stream, peer) = timeout(Duration::from_secs(5), listener.accept())
             .await

@@ -2,7 +2,7 @@
 //! the last data.
 
 #[macro_use]
-mod net_support;
+mod support;
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 
 use gopark::net::{Shutdown, TcpListener, TcpStream};
 use gopark::runtime::{self, time::timeout};
-use net_support::{assert_err_kind, closed_port, pair, pattern, signal_pending};
+use support::data::pattern;
+use support::future::signal_pending;
+use support::net::{assert_err_kind, closed_port, pair, reset};
 
 rt_test! {
-    async fn connect_to_closed_port_is_refused() {
+    async fn connect_to_closed_port_is_refused() -> io::Result<()> {
         let addr = closed_port()?;
         let start = Instant::now();
         assert_err_kind(TcpStream::connect(addr).await, ErrorKind::ConnectionRefused, "connect");
@@ -29,7 +31,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn connect_tries_each_address() {
+    async fn connect_tries_each_address() -> io::Result<()> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let good = listener.local_addr()?;
         let addrs: [SocketAddr; 2] = [closed_port()?, good];
@@ -49,13 +51,6 @@ rt_test! {
         assert_err_kind(TcpStream::connect(&bad[..]).await, ErrorKind::ConnectionRefused, "all refused");
         Ok(())
     }
-}
-
-/// Closes `stream` with a reset instead of a FIN.
-fn reset(stream: TcpStream) -> io::Result<()> {
-    stream.set_linger(Some(Duration::ZERO))?;
-    drop(stream);
-    Ok(())
 }
 
 /// Writes to `stream` until an error, at most `max` calls; returns the
@@ -84,7 +79,7 @@ fn assert_write_failure(res: (Option<io::Error>, usize), max_ok: usize) {
 }
 
 rt_test! {
-    async fn reset_by_peer_is_an_error_not_eof() {
+    async fn reset_by_peer_is_an_error_not_eof() -> io::Result<()> {
         let (c, s) = pair().await?;
         reset(s)?;
         let mut buf = [0u8; 64];
@@ -101,7 +96,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn reset_wakes_a_parked_reader() {
+    async fn reset_wakes_a_parked_reader() -> io::Result<()> {
         let (c, s) = pair().await?;
         let (read, parked) = signal_pending(async move {
             let mut buf = [0u8; 64];
@@ -123,7 +118,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn writes_to_a_reset_peer_fail_without_reading() {
+    async fn writes_to_a_reset_peer_fail_without_reading() -> io::Result<()> {
         let (c, s) = pair().await?;
         reset(s)?;
         // No read first: the write itself must surface the reset.
@@ -133,7 +128,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn reset_wakes_a_parked_writer() {
+    async fn reset_wakes_a_parked_writer() -> io::Result<()> {
         let (c, s) = pair().await?;
         // A writer that fills the buffers (the peer never reads) and parks.
         let (write, parked) = signal_pending(async move {
@@ -161,10 +156,10 @@ rt_test! {
 }
 
 rt_test! {
-    async fn many_resets_do_not_hurt_the_process() {
+    async fn many_resets_do_not_hurt_the_process() -> io::Result<()> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         for i in 0..100 {
-            let (c, s) = net_support::pair_on(&listener).await?;
+            let (c, s) = support::net::pair_on(&listener).await?;
             let (victim, resetter) = if i % 2 == 0 { (c, s) } else { (s, c) };
             victim.write_all(b"some data in flight").await?;
             reset(resetter)?;
@@ -178,7 +173,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn fd_numbers_stay_valid_after_errors() {
+    async fn fd_numbers_stay_valid_after_errors() -> io::Result<()> {
         // An error must not close or deregister the descriptor behind the
         // stream's back: its number stays the same and options still work.
         let (c, s) = pair().await?;
@@ -199,7 +194,7 @@ rt_test! {
     // (EPOLLRDHUP) had already arrived, so the EOF edge was lost and the
     // next read parked forever.
     limit = Duration::from_secs(10);
-    async fn eof_after_short_read_is_not_lost() {
+    async fn eof_after_short_read_is_not_lost() -> io::Result<()> {
         // The reader is parked; the peer writes 5 bytes and half-closes at
         // once, so data and FIN are both queued when the reader wakes. Its
         // first read (1 KiB buffer) returns the 5 bytes, a short read; the

@@ -1,36 +1,46 @@
 //! `TcpListener::close` from another task: the parked `accept` fails, and
 //! the port stops taking connections while the listener is still alive.
 
-use std::io::ErrorKind;
+#[macro_use]
+mod support;
+
+use std::io::{self, ErrorKind};
 use std::sync::Arc;
 use std::time::Duration;
 
 use gopark::net::{TcpListener, TcpStream};
 use gopark::runtime::{self, time::timeout};
+use support::future::signal_pending;
 
-#[test]
-fn close_wakes_a_parked_accept_and_refuses_new_connections() {
-    runtime::block_on(async {
-        let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
-        let addr = listener.local_addr().unwrap();
-        let acceptor = {
+rt_test! {
+    async fn close_wakes_a_parked_accept_and_refuses_new_connections() -> io::Result<()> {
+        let listener = Arc::new(TcpListener::bind("127.0.0.1:0")?);
+        let addr = listener.local_addr()?;
+        let (accept, parked) = {
             let listener = listener.clone();
-            runtime::spawn(async move { listener.accept().await.map(|_| ()) })
+            signal_pending(async move { listener.accept().await.map(|_| ()) })
         };
-        // The acceptor is parked once a connection attempt before close
-        // would be accepted; make sure it has run at least once.
-        runtime::yield_now().await;
-        listener.close().unwrap();
-        let res = timeout(Duration::from_secs(5), acceptor)
+        let acceptor = runtime::spawn(accept);
+        // Close only once the acceptor has parked: its accept got EAGAIN
+        // and registered its waker. From here only close can end it, so a
+        // close that fails to wake a parked accept hangs it.
+        timeout(Duration::from_secs(10), parked)
+            .await
+            .expect("the acceptor parks")
+            .expect("the acceptor signals before it ends");
+        assert!(!acceptor.is_finished(), "accept returned with nobody connecting");
+        listener.close()?;
+        let res = timeout(Duration::from_secs(10), acceptor)
             .await
             .expect("accept woken by close")
-            .unwrap();
+            .expect("acceptor task");
         assert!(res.is_err(), "accept after close must fail");
-        let err = timeout(Duration::from_secs(5), TcpStream::connect(addr))
+        let err = timeout(Duration::from_secs(10), TcpStream::connect(addr))
             .await
             .expect("connect finishes")
-            .unwrap_err();
+            .expect_err("connect to a closed listener");
         assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
-        assert!(listener.accept().await.is_err());
-    });
+        assert!(listener.accept().await.is_err(), "accept after close");
+        Ok(())
+    }
 }

@@ -3,29 +3,19 @@
 //! deadlines and resets through the halves, and the `futures_io` traits.
 
 #[macro_use]
-mod net_support;
+mod support;
 
 use std::io::{self, ErrorKind};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join;
 use futures_util::io::AsyncReadExt;
-use gopark::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use gopark::net::tcp::OwnedWriteHalf;
 use gopark::net::TcpListener;
 use gopark::runtime::{self, time::timeout};
-use net_support::{assert_bytes_eq, assert_err_kind, pair, pattern, signal_pending};
-
-/// Reads through a read half until end of stream.
-async fn read_to_end(half: &OwnedReadHalf) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match half.read(&mut buf).await? {
-            0 => return Ok(out),
-            n => out.extend_from_slice(&buf[..n]),
-        }
-    }
-}
+use support::data::{assert_bytes_eq, pattern};
+use support::future::signal_pending;
+use support::net::{assert_err_kind, pair, read_to_end};
 
 /// Writes `data` in uneven pieces, then drops the half (shutting down).
 async fn write_and_drop(half: OwnedWriteHalf, data: Vec<u8>) -> io::Result<()> {
@@ -41,7 +31,7 @@ async fn write_and_drop(half: OwnedWriteHalf, data: Vec<u8>) -> io::Result<()> {
 }
 
 rt_test! {
-    async fn halves_move_one_mib_each_way_from_four_tasks() {
+    async fn halves_move_one_mib_each_way_from_four_tasks() -> io::Result<()> {
         let (a, b) = pair().await?;
         let (ar, aw) = a.into_split();
         let (br, bw) = b.into_split();
@@ -67,7 +57,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn dropping_the_write_half_shuts_down_only_writing() {
+    async fn dropping_the_write_half_shuts_down_only_writing() -> io::Result<()> {
         let (a, b) = pair().await?;
         let (ar, aw) = a.into_split();
         aw.write_all(b"bye").await?;
@@ -85,7 +75,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn explicit_shutdown_and_then_writes_fail() {
+    async fn explicit_shutdown_and_then_writes_fail() -> io::Result<()> {
         let (a, b) = pair().await?;
         let (_ar, aw) = a.into_split();
         aw.shutdown()?;
@@ -97,7 +87,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn forget_leaves_the_connection_open_until_the_read_half_goes() {
+    async fn forget_leaves_the_connection_open_until_the_read_half_goes() -> io::Result<()> {
         let (a, b) = pair().await?;
         let (ar, aw) = a.into_split();
         aw.forget();
@@ -111,7 +101,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn reunite_gives_back_the_stream_or_both_halves() {
+    async fn reunite_gives_back_the_stream_or_both_halves() -> io::Result<()> {
         let (a, b) = pair().await?;
         let (c, _d) = pair().await?;
         let (a_local, a_peer) = (a.local_addr()?, a.peer_addr()?);
@@ -135,7 +125,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn a_deadline_set_through_the_write_half_fails_a_parked_read() {
+    async fn a_deadline_set_through_the_write_half_fails_a_parked_read() -> io::Result<()> {
         let (a, _b) = pair().await?;
         let (ar, aw) = a.into_split();
         let (read, parked) = signal_pending(async move { ar.read(&mut [0u8; 8]).await });
@@ -152,7 +142,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn write_deadline_on_the_write_half() {
+    async fn write_deadline_on_the_write_half() -> io::Result<()> {
         let (a, _b) = pair().await?;
         let (_ar, aw) = a.into_split();
         aw.set_write_deadline(Some(Instant::now() + Duration::from_millis(50)))?;
@@ -168,7 +158,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn a_reset_reaches_both_halves() {
+    async fn a_reset_reaches_both_halves() -> io::Result<()> {
         let (a, b) = pair().await?;
         let (ar, aw) = a.into_split();
         b.set_linger(Some(Duration::ZERO))?;
@@ -189,7 +179,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn futures_io_copy_between_halves_echoes_one_mib() {
+    async fn futures_io_copy_between_halves_echoes_one_mib() -> io::Result<()> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let server = runtime::spawn(async move {

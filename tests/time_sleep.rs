@@ -4,15 +4,15 @@
 #[macro_use]
 mod support;
 
-use std::future::{pending, Future};
-use std::pin::{pin, Pin};
+use std::future::pending;
+use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use gopark::runtime::{self, time};
+use support::future::poll_once;
 use time::{sleep, sleep_until, timeout, Elapsed};
 
 /// Generous: a loaded 2-core CI machine may be slow to run a woken task.
@@ -92,24 +92,18 @@ rt_test! {
         // Reset while registered: to later, then to earlier.
         let start = Instant::now();
         let mut s = Box::pin(sleep(Duration::from_millis(10)));
-        assert!(poll_once(s.as_mut()).is_pending());
+        assert!(poll_once(&mut s).is_pending());
         s.as_mut().reset(start + Duration::from_millis(40));
         s.as_mut().await;
         assert_between(start.elapsed(), Duration::from_millis(40), "reset later");
 
         let start = Instant::now();
         let mut s = Box::pin(sleep(Duration::from_secs(3600)));
-        assert!(poll_once(s.as_mut()).is_pending());
+        assert!(poll_once(&mut s).is_pending());
         s.as_mut().reset(start + Duration::from_millis(10));
         s.as_mut().await;
         assert_between(start.elapsed(), Duration::from_millis(10), "reset earlier");
     }
-}
-
-/// Polls `fut` once with a waker that does nothing (a probe that registers
-/// the timer; the caller awaits it again or drops it).
-fn poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
-    fut.poll(&mut Context::from_waker(Waker::noop()))
 }
 
 rt_test! {
@@ -245,10 +239,10 @@ rt_test! {
                 // very loaded machine a deadline may pass before the poll;
                 // that one is then simply done.)
                 let mut s = Box::pin(sleep(d));
-                let _ = poll_once(s.as_mut());
+                let _ = poll_once(&mut s);
                 drop(s);
                 let mut t = Box::pin(timeout(d, pending::<()>()));
-                let _ = poll_once(t.as_mut());
+                let _ = poll_once(&mut t);
                 drop(t);
             }
             // The same from inside tasks.
@@ -288,7 +282,7 @@ fn sleep_of_a_dropped_runtime_completes() {
         let a = support::runtime(1, "tdeadrt");
         let mut s = Box::pin(sleep(Duration::from_secs(3600)));
         a.block_on(async {
-            assert!(poll_once(s.as_mut()).is_pending());
+            assert!(poll_once(&mut s).is_pending());
         });
         drop(a);
         let b = support::runtime(1, "tlivert");

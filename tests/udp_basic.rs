@@ -3,26 +3,21 @@
 //! many concurrent clients.
 
 #[macro_use]
-mod net_support;
+mod support;
 
 use std::io::{self, ErrorKind};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use gopark::net::UdpSocket;
 use gopark::runtime::{self, time::timeout, Direction};
-use net_support::{assert_err_kind, pattern, signal_pending};
-
-/// A UDP port where nothing listens.
-fn closed_udp_port() -> io::Result<SocketAddr> {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0")?;
-    s.local_addr()
-}
+use support::data::pattern;
+use support::future::signal_pending;
+use support::net::{assert_err_kind, closed_udp_port};
 
 rt_test! {
-    async fn send_to_and_recv_from() {
+    async fn send_to_and_recv_from() -> io::Result<()> {
         let a = UdpSocket::bind("127.0.0.1:0")?;
         let b = UdpSocket::bind("127.0.0.1:0")?;
         let (a_addr, b_addr) = (a.local_addr()?, b.local_addr()?);
@@ -49,7 +44,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn recv_parks_until_a_datagram_arrives() {
+    async fn recv_parks_until_a_datagram_arrives() -> io::Result<()> {
         let a = UdpSocket::bind("127.0.0.1:0")?;
         let b = Arc::new(UdpSocket::bind("127.0.0.1:0")?);
         let b2 = b.clone();
@@ -68,7 +63,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn connect_send_recv() {
+    async fn connect_send_recv() -> io::Result<()> {
         let a = UdpSocket::bind("127.0.0.1:0")?;
         let b = UdpSocket::bind("127.0.0.1:0")?;
         let stranger = UdpSocket::bind("127.0.0.1:0")?;
@@ -93,7 +88,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn icmp_refusal_wakes_a_connected_receiver() {
+    async fn icmp_refusal_wakes_a_connected_receiver() -> io::Result<()> {
         // A datagram to a closed port comes back as ICMP port unreachable:
         // the connected socket's receive fails with ConnectionRefused
         // (an EPOLLERR edge must wake the parked receiver).
@@ -114,7 +109,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn recv_deadline() {
+    async fn recv_deadline() -> io::Result<()> {
         let a = UdpSocket::bind("127.0.0.1:0")?;
         let d = Instant::now() + Duration::from_millis(30);
         a.poll_desc().set_deadline(Direction::Read, Some(d))?;
@@ -133,7 +128,7 @@ const CLIENTS: usize = 50;
 const ROUND_TRIPS: usize = 20;
 
 rt_test! {
-    async fn echo_server_with_many_clients() {
+    async fn echo_server_with_many_clients() -> io::Result<()> {
         let server = UdpSocket::bind("127.0.0.1:0")?;
         let addr = server.local_addr()?;
         let echo = runtime::spawn(async move {
@@ -158,7 +153,7 @@ rt_test! {
                         let msg = pattern((i * ROUND_TRIPS + r) as u64, size);
                         assert_eq!(sock.send(&msg).await?, size);
                         let n = sock.recv(&mut buf).await?;
-                        net_support::assert_bytes_eq(&buf[..n], &msg, "echoed datagram");
+                        support::data::assert_bytes_eq(&buf[..n], &msg, "echoed datagram");
                     }
                     Ok::<_, io::Error>(())
                 })
@@ -173,7 +168,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn largest_datagrams() {
+    async fn largest_datagrams() -> io::Result<()> {
         // Up to the IPv4 maximum (65,507 bytes), one at a time.
         let a = UdpSocket::bind("127.0.0.1:0")?;
         let b = UdpSocket::bind("127.0.0.1:0")?;
@@ -184,7 +179,7 @@ rt_test! {
             let msg = pattern(i as u64, size);
             assert_eq!(a.send(&msg).await?, size);
             let n = b.recv(&mut buf).await?;
-            net_support::assert_bytes_eq(&buf[..n], &msg, "large datagram");
+            support::data::assert_bytes_eq(&buf[..n], &msg, "large datagram");
         }
         // One byte more than fits is refused by the kernel, not truncated.
         let too_big = vec![0u8; 65_508];

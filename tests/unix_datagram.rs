@@ -3,47 +3,21 @@
 //! a full receiver, deadlines, and the errors that name a path.
 
 #[macro_use]
-mod net_support;
+mod support;
 
 use std::io::{self, ErrorKind};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gopark::net::{Shutdown, UnixDatagram};
 use gopark::runtime::{self, time::timeout};
-use net_support::{assert_err_kind, pattern, signal_pending};
-
-/// A socket path under the temp dir, unique in this process and across
-/// runs, removed (if it exists) when dropped.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn new(tag: &str) -> TempPath {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("gopark-dgram-{tag}-{}-{n}.sock", std::process::id());
-        let path = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_file(&path);
-        TempPath(path)
-    }
-}
-
-impl std::ops::Deref for TempPath {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+use support::data::pattern;
+use support::future::signal_pending;
+use support::net::assert_err_kind;
+use support::unix::TempPath;
 
 /// Datagram `i` of a numbered sequence: its index, then `len - 8` bytes
 /// of a pattern seeded by the index.
@@ -54,8 +28,8 @@ fn datagram(i: u64, len: usize) -> Vec<u8> {
 }
 
 rt_test! {
-    async fn bound_sockets_exchange_datagrams_and_reply_by_address() {
-        let (pa, pb) = (TempPath::new("a"), TempPath::new("b"));
+    async fn bound_sockets_exchange_datagrams_and_reply_by_address() -> io::Result<()> {
+        let (pa, pb) = (TempPath::new("dgram-a"), TempPath::new("dgram-b"));
         let a = UnixDatagram::bind(&*pa)?;
         let b = UnixDatagram::bind(&*pb)?;
         assert_eq!(a.local_addr()?.as_pathname(), Some(&*pa));
@@ -72,8 +46,8 @@ rt_test! {
 }
 
 rt_test! {
-    async fn an_unbound_sender_is_unnamed() {
-        let path = TempPath::new("server");
+    async fn an_unbound_sender_is_unnamed() -> io::Result<()> {
+        let path = TempPath::new("dgram-server");
         let server = UnixDatagram::bind(&*path)?;
         let client = UnixDatagram::unbound()?;
         assert!(client.local_addr()?.is_unnamed());
@@ -87,8 +61,8 @@ rt_test! {
 }
 
 rt_test! {
-    async fn connected_sockets_use_send_and_recv() {
-        let (ps, pc) = (TempPath::new("srv"), TempPath::new("cli"));
+    async fn connected_sockets_use_send_and_recv() -> io::Result<()> {
+        let (ps, pc) = (TempPath::new("dgram-srv"), TempPath::new("dgram-cli"));
         let server = UnixDatagram::bind(&*ps)?;
         let client = UnixDatagram::bind(&*pc)?;
         client.connect(&*ps)?;
@@ -109,7 +83,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn pairs_keep_boundaries_truncate_and_carry_empty_datagrams() {
+    async fn pairs_keep_boundaries_truncate_and_carry_empty_datagrams() -> io::Result<()> {
         let (a, b) = UnixDatagram::pair()?;
         assert!(a.local_addr()?.is_unnamed() && a.peer_addr()?.is_unnamed());
         a.send(b"one").await?;
@@ -131,7 +105,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn abstract_addresses() {
+    async fn abstract_addresses() -> io::Result<()> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("gopark-dgram-{}-{n}", std::process::id());
@@ -159,8 +133,8 @@ rt_test! {
 }
 
 rt_test! {
-    async fn errors_name_the_path() {
-        let path = TempPath::new("gone");
+    async fn errors_name_the_path() -> io::Result<()> {
+        let path = TempPath::new("dgram-gone");
         let client = UnixDatagram::unbound()?;
         let err = client.send_to(b"x", &*path).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
@@ -182,7 +156,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn sending_to_a_closed_peer_is_refused() {
+    async fn sending_to_a_closed_peer_is_refused() -> io::Result<()> {
         let (a, b) = UnixDatagram::pair()?;
         drop(b);
         assert_err_kind(a.send(b"x").await, ErrorKind::ConnectionRefused, "send to a closed peer");
@@ -193,7 +167,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn a_connected_sender_parks_on_a_full_receiver_and_resumes() {
+    async fn a_connected_sender_parks_on_a_full_receiver_and_resumes() -> io::Result<()> {
         // Far more than the receiver's queue holds (net.unix.max_dgram_qlen
         // and the socket buffer), so the sender parks many times.
         const COUNT: u64 = 5_000;
@@ -216,9 +190,9 @@ rt_test! {
 }
 
 rt_test! {
-    async fn an_unconnected_sender_parks_on_a_full_receiver_and_resumes() {
+    async fn an_unconnected_sender_parks_on_a_full_receiver_and_resumes() -> io::Result<()> {
         const COUNT: u64 = 3_000;
-        let path = TempPath::new("full");
+        let path = TempPath::new("dgram-full");
         let server = UnixDatagram::bind(&*path)?;
         let target = path.to_path_buf();
         let sender = runtime::spawn(async move {
@@ -239,7 +213,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn deadlines_fail_receives_and_sends() {
+    async fn deadlines_fail_receives_and_sends() -> io::Result<()> {
         let (a, b) = UnixDatagram::pair()?;
         let deadline = Instant::now() + Duration::from_millis(30);
         a.set_read_deadline(Some(deadline))?;
@@ -270,7 +244,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn deadline_set_from_another_task_fails_a_parked_recv() {
+    async fn deadline_set_from_another_task_fails_a_parked_recv() -> io::Result<()> {
         let (a, _b) = UnixDatagram::pair()?;
         let a = Arc::new(a);
         let (recv, parked) = signal_pending({
@@ -287,7 +261,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn shutdown_stops_sending() {
+    async fn shutdown_stops_sending() -> io::Result<()> {
         let (a, b) = UnixDatagram::pair()?;
         a.shutdown(Shutdown::Write)?;
         assert_err_kind(a.send(b"x").await, ErrorKind::BrokenPipe, "send after shutdown");

@@ -4,60 +4,25 @@
 //! halves, and the `futures_io` traits.
 
 #[macro_use]
-mod net_support;
+mod support;
 
 use std::ffi::OsStr;
 use std::io::{self, ErrorKind};
 use std::os::fd::AsRawFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
-use gopark::net::unix::OwnedReadHalf;
 use gopark::net::{Shutdown, UnixListener, UnixStream};
 use gopark::runtime::{self, time::timeout};
-use net_support::{assert_bytes_eq, assert_err_kind, pattern, poll_once, signal_pending};
-
-/// A socket path under the temp dir, unique in this process and across
-/// runs, removed (if it exists) when dropped.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn new(tag: &str) -> TempPath {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("gopark-{tag}-{}-{n}.sock", std::process::id());
-        let path = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_file(&path);
-        TempPath(path)
-    }
-}
-
-impl std::ops::Deref for TempPath {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A unique abstract address.
-fn abstract_addr(tag: &str) -> io::Result<SocketAddr> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    SocketAddr::from_abstract_name(format!("gopark-{tag}-{}-{n}", std::process::id()))
-}
+use support::data::{assert_bytes_eq, pattern};
+use support::future::{poll_once, signal_pending};
+use support::net::{assert_err_kind, echo, read_and_verify, read_to_end};
+use support::unix::{abstract_addr, TempPath};
 
 /// A connected `(client, server)` pair through a listener bound at `path`.
 async fn connected(listener: &UnixListener, path: &Path) -> io::Result<(UnixStream, UnixStream)> {
@@ -68,21 +33,6 @@ async fn connected(listener: &UnixListener, path: &Path) -> io::Result<(UnixStre
         "an unbound client has an unnamed address"
     );
     Ok((client?, server))
-}
-
-/// Echoes until end of stream, then shuts down its write direction.
-async fn echo(stream: UnixStream) -> io::Result<u64> {
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut total = 0;
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            stream.shutdown(Shutdown::Write)?;
-            return Ok(total);
-        }
-        stream.write_all(&buf[..n]).await?;
-        total += n as u64;
-    }
 }
 
 /// Sends `data` through an echo on the far end of `client` while reading
@@ -99,7 +49,7 @@ async fn round_trip(client: UnixStream, data: Vec<u8>) -> io::Result<()> {
             client.shutdown(Shutdown::Write)
         })
     };
-    read_and_verify_stream(&client, &data).await?;
+    read_and_verify(&client, &data, 64 * 1024).await?;
     assert_eq!(
         client.read(&mut [0u8; 16]).await?,
         0,
@@ -108,39 +58,8 @@ async fn round_trip(client: UnixStream, data: Vec<u8>) -> io::Result<()> {
     writer.await.expect("writer task")
 }
 
-async fn read_and_verify_stream(stream: &UnixStream, want: &[u8]) -> io::Result<()> {
-    let mut got = vec![0u8; want.len()];
-    stream.read_exact(&mut got).await?;
-    assert_bytes_eq(&got, want, "echoed bytes");
-    Ok(())
-}
-
-/// Reads until end of stream (bounded by the test's time limit).
-async fn read_to_end(stream: &UnixStream) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match stream.read(&mut buf).await? {
-            0 => return Ok(out),
-            n => out.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
-/// [`read_to_end`] for a read half.
-async fn read_half_to_end(half: &OwnedReadHalf) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match half.read(&mut buf).await? {
-            0 => return Ok(out),
-            n => out.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
 rt_test! {
-    async fn echo_small_and_one_mib_through_a_path() {
+    async fn echo_small_and_one_mib_through_a_path() -> io::Result<()> {
         let path = TempPath::new("echo");
         let listener = UnixListener::bind(&*path)?;
         assert_eq!(listener.local_addr()?.as_pathname(), Some(&*path));
@@ -164,7 +83,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn echo_through_an_abstract_address() {
+    async fn echo_through_an_abstract_address() -> io::Result<()> {
         let addr = abstract_addr("echo")?;
         let listener = UnixListener::bind_addr(&addr)?;
         let name = addr.as_abstract_name().unwrap().to_vec();
@@ -185,7 +104,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn abstract_name_errors_name_the_address() {
+    async fn abstract_name_errors_name_the_address() -> io::Result<()> {
         let addr = abstract_addr("errors")?;
         // Nothing bound yet: refused, not "not found" (there is no file).
         let err = UnixStream::connect_addr(&addr).await.unwrap_err();
@@ -201,7 +120,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn pair_echo_and_end_of_stream() {
+    async fn pair_echo_and_end_of_stream() -> io::Result<()> {
         let (a, b) = UnixStream::pair()?;
         assert!(a.local_addr()?.is_unnamed() && a.peer_addr()?.is_unnamed());
         let server = runtime::spawn(echo(b));
@@ -212,7 +131,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn end_of_stream_after_the_last_bytes() {
+    async fn end_of_stream_after_the_last_bytes() -> io::Result<()> {
         let (a, b) = UnixStream::pair()?;
         a.write_all(b"last words").await?;
         drop(a);
@@ -227,7 +146,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn half_close_keeps_the_other_direction() {
+    async fn half_close_keeps_the_other_direction() -> io::Result<()> {
         let (a, b) = UnixStream::pair()?;
         a.shutdown(Shutdown::Write)?;
         a.shutdown(Shutdown::Write)?; // twice is fine
@@ -242,7 +161,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn peek_does_not_consume() {
+    async fn peek_does_not_consume() -> io::Result<()> {
         let (a, b) = UnixStream::pair()?;
         b.write_all(b"peekaboo").await?;
         let mut buf = [0u8; 4];
@@ -257,7 +176,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn closing_with_unread_data_resets_the_peer() {
+    async fn closing_with_unread_data_resets_the_peer() -> io::Result<()> {
         let (a, b) = UnixStream::pair()?;
         a.write_all(b"never read").await?;
         drop(b);
@@ -274,7 +193,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn reset_wakes_a_parked_reader() {
+    async fn reset_wakes_a_parked_reader() -> io::Result<()> {
         let (a, b) = UnixStream::pair()?;
         a.write_all(b"unread").await?;
         let (read, parked) = signal_pending(async move { a.read(&mut [0u8; 16]).await });
@@ -287,7 +206,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn writing_to_a_closed_peer_is_a_broken_pipe() {
+    async fn writing_to_a_closed_peer_is_a_broken_pipe() -> io::Result<()> {
         let (a, b) = UnixStream::pair()?;
         drop(b);
         // No SIGPIPE: we are still here to check the error.
@@ -298,7 +217,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn closing_wakes_a_parked_writer() {
+    async fn closing_wakes_a_parked_writer() -> io::Result<()> {
         let (a, b) = UnixStream::pair()?;
         let (write, parked) = signal_pending(async move {
             let chunk = pattern(3, 1 << 20);
@@ -322,7 +241,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn read_deadline_times_out_and_can_be_cleared() {
+    async fn read_deadline_times_out_and_can_be_cleared() -> io::Result<()> {
         let (a, b) = UnixStream::pair()?;
         let deadline = Instant::now() + Duration::from_millis(30);
         a.set_read_deadline(Some(deadline))?;
@@ -341,7 +260,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn deadline_set_from_another_task_fails_a_parked_read() {
+    async fn deadline_set_from_another_task_fails_a_parked_read() -> io::Result<()> {
         let (a, _b) = UnixStream::pair()?;
         let a = Arc::new(a);
         let (read, parked) = signal_pending({
@@ -358,7 +277,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn write_deadline_fails_a_writer_parked_on_a_full_buffer() {
+    async fn write_deadline_fails_a_writer_parked_on_a_full_buffer() -> io::Result<()> {
         let (a, b) = UnixStream::pair()?;
         let a = Arc::new(a);
         let (write, parked) = signal_pending({
@@ -387,7 +306,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn peer_cred_is_our_own_process() {
+    async fn peer_cred_is_our_own_process() -> io::Result<()> {
         let me = (std::process::id() as i32, own_ids());
         let (a, b) = UnixStream::pair()?;
         for s in [&a, &b] {
@@ -412,7 +331,7 @@ fn own_ids() -> (u32, u32) {
 }
 
 rt_test! {
-    async fn connecting_to_a_removed_socket_file_says_so() {
+    async fn connecting_to_a_removed_socket_file_says_so() -> io::Result<()> {
         let path = TempPath::new("removed");
         let listener = UnixListener::bind(&*path)?;
         let (_c, _s) = connected(&listener, &path).await?;
@@ -432,7 +351,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn a_socket_file_without_a_listener_is_refused() {
+    async fn a_socket_file_without_a_listener_is_refused() -> io::Result<()> {
         let path = TempPath::new("stale");
         drop(UnixListener::bind(&*path)?);
         assert!(path.exists(), "the socket file outlives its listener, as with std");
@@ -450,7 +369,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn binding_over_an_existing_file_is_addr_in_use() {
+    async fn binding_over_an_existing_file_is_addr_in_use() -> io::Result<()> {
         let path = TempPath::new("inuse");
         let _listener = UnixListener::bind(&*path)?;
         let err = UnixListener::bind(&*path).unwrap_err();
@@ -467,7 +386,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn bad_paths_are_invalid_input() {
+    async fn bad_paths_are_invalid_input() -> io::Result<()> {
         let long = std::env::temp_dir().join("x".repeat(200));
         assert_err_kind(UnixListener::bind(&long).map(drop), ErrorKind::InvalidInput, "long bind");
         assert_err_kind(UnixStream::connect(&long).await.map(drop), ErrorKind::InvalidInput, "long connect");
@@ -480,7 +399,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn closing_the_listener_wakes_accept_and_refuses_connections() {
+    async fn closing_the_listener_wakes_accept_and_refuses_connections() -> io::Result<()> {
         let path = TempPath::new("close");
         let listener = Arc::new(UnixListener::bind(&*path)?);
         let (accept, parked) = signal_pending({
@@ -503,7 +422,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn connect_waits_while_the_accept_queue_is_full() {
+    async fn connect_waits_while_the_accept_queue_is_full() -> io::Result<()> {
         let path = TempPath::new("backlog");
         let listener = UnixListener::bind(&*path)?;
         // The smallest queue: one pending connection, then EAGAIN.
@@ -528,7 +447,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn from_std_streams_and_listeners_work() {
+    async fn from_std_streams_and_listeners_work() -> io::Result<()> {
         let path = TempPath::new("std");
         let listener = UnixListener::from_std(std::os::unix::net::UnixListener::bind(&*path)?)?;
         let client = UnixStream::from_std(std::os::unix::net::UnixStream::connect(&*path)?)?;
@@ -549,7 +468,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn split_halves_move_one_mib_each_way_from_two_tasks() {
+    async fn split_halves_move_one_mib_each_way_from_two_tasks() -> io::Result<()> {
         let (a, b) = UnixStream::pair()?;
         let (ar, aw) = a.into_split();
         let (br, bw) = b.into_split();
@@ -563,8 +482,8 @@ rt_test! {
                 let data = to_a.clone();
                 async move { bw.write_all(&data).await.map(|()| Vec::new()) }
             }),
-            runtime::spawn(async move { read_half_to_end(&ar).await }),
-            runtime::spawn(async move { read_half_to_end(&br).await }),
+            runtime::spawn(async move { read_to_end(&ar).await }),
+            runtime::spawn(async move { read_to_end(&br).await }),
         ];
         let mut results = Vec::new();
         for t in tasks {
@@ -579,7 +498,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn split_halves_reunite_and_forget() {
+    async fn split_halves_reunite_and_forget() -> io::Result<()> {
         let (a, b) = UnixStream::pair()?;
         let (c, _d) = UnixStream::pair()?;
         let (ar, aw) = a.into_split();
@@ -608,7 +527,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn futures_io_copy_echoes_one_mib() {
+    async fn futures_io_copy_echoes_one_mib() -> io::Result<()> {
         let path = TempPath::new("futures-io");
         let listener = UnixListener::bind(&*path)?;
         let server = runtime::spawn(async move {
@@ -643,7 +562,7 @@ rt_test! {
 }
 
 rt_test! {
-    async fn read_and_verify_in_small_chunks() {
+    async fn read_and_verify_in_small_chunks() -> io::Result<()> {
         // Many short reads and writes: the short-transfer readiness shortcut
         // must never lose an edge.
         let (a, b) = UnixStream::pair()?;
@@ -657,24 +576,9 @@ rt_test! {
                 Ok::<_, io::Error>(a)
             }
         });
-        read_and_verify_unix(&b, &data, 1000).await?;
+        read_and_verify(&b, &data, 1000).await?;
         drop(writer.await.expect("writer")?);
         assert_eq!(b.read(&mut [0u8; 1]).await?, 0);
         Ok(())
     }
-}
-
-/// Reads `want.len()` bytes in reads of at most `chunk` and checks each
-/// piece as it arrives.
-async fn read_and_verify_unix(stream: &UnixStream, want: &[u8], chunk: usize) -> io::Result<()> {
-    let mut buf = vec![0u8; chunk];
-    let mut off = 0;
-    while off < want.len() {
-        let end = (want.len() - off).min(chunk);
-        let n = stream.read(&mut buf[..end]).await?;
-        assert!(n > 0, "stream ended after {off} of {} bytes", want.len());
-        assert_bytes_eq(&buf[..n], &want[off..off + n], &format!("bytes at {off}"));
-        off += n;
-    }
-    Ok(())
 }

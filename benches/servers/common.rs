@@ -1,7 +1,8 @@
 //! What both bench-only tokio servers share with their gopark twins: the
 //! listener (`SO_REUSEADDR`, backlog = the kernel's `somaxconn`, as gopark
-//! and Go use), the `accept` back-off, the runtime with `--workers N`
-//! workers, and the raised descriptor limit.
+//! and Go use), the `accept` back-off, and the runtime with `--workers N`
+//! workers. (The raised descriptor limit is the examples' own
+//! `examples/support/nofile.rs`.)
 
 use std::io;
 use std::net::ToSocketAddrs;
@@ -9,9 +10,10 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
 
-/// Binds `addr` the way gopark's `TcpListener::bind` does. Must run inside
-/// the runtime.
-pub fn bind(addr: &str) -> io::Result<TcpListener> {
+/// Binds `addr` the way gopark's `TcpListener::bind` does, with
+/// `SO_SNDBUF` at `send_buffer` if given (accepted sockets inherit it).
+/// Must run inside the runtime.
+pub fn bind(addr: &str, send_buffer: Option<usize>) -> io::Result<TcpListener> {
     let sa = addr
         .to_socket_addrs()?
         .next()
@@ -22,6 +24,10 @@ pub fn bind(addr: &str) -> io::Result<TcpListener> {
         TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    if let Some(bytes) = send_buffer {
+        let bytes = u32::try_from(bytes).map_err(|_| io::ErrorKind::InvalidInput)?;
+        socket.set_send_buffer_size(bytes)?;
+    }
     socket.bind(sa)?;
     socket.listen(backlog())
 }
@@ -62,22 +68,4 @@ pub fn runtime(workers: Option<usize>, name: &str) -> io::Result<tokio::runtime:
         builder.worker_threads(n);
     }
     builder.build()
-}
-
-/// Raises the soft limit on open descriptors to the hard limit, as Go and
-/// gopark's examples do at start-up. Best effort.
-pub fn raise_nofile_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into `lim`, which is valid.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return;
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: setrlimit reads one valid rlimit.
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-    }
 }

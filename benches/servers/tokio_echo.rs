@@ -14,6 +14,8 @@
 
 #[path = "common.rs"]
 mod common;
+#[path = "../../examples/support/nofile.rs"]
+mod nofile;
 
 use std::io;
 use std::process::ExitCode;
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
         }
     }
 
-    common::raise_nofile_limit();
+    nofile::raise_limit();
     let rt = match common::runtime(workers, "tokio-echo") {
         Ok(rt) => rt,
         Err(e) => {
@@ -76,7 +78,7 @@ fn usage_error(msg: &str) -> ExitCode {
 }
 
 async fn serve(addr: &str) -> io::Result<()> {
-    let listener = common::bind(addr)
+    let listener = common::bind(addr, None)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     println!("listening on {}", listener.local_addr()?);
     let mut sigint = signal(SignalKind::interrupt())?;

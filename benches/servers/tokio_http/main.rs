@@ -2,46 +2,47 @@
 //!
 //! ```text
 //! cargo run --release --example tokio_http -- [--addr ADDR] [--workers N]
-//!                                             [--header-timeout SECS] [--idle-timeout SECS]
+//!     [--header-timeout SECS] [--idle-timeout SECS] [--write-timeout SECS]
+//!     [--send-buffer BYTES]
 //! ```
 //!
-//! Same logic and the same bytes on the wire as gopark's HTTP example for
-//! what the comparison sends (`GET /`, keep-alive, pipelining): it includes
-//! `examples/http/{args,response,date}.rs` as they are (command line,
-//! router and reply renderer, the `Date` header cached per thread per
-//! second). `request.rs` here is a copy of the head parser as of commit
-//! 1265246: the gopark server has since moved to a stricter framing layer
-//! (`framing.rs`, `chunked.rs`, chunked bodies decoded), which this twin
-//! does not mirror; it still refuses chunked bodies with 501. Options it
-//! does not implement (`--write-timeout`, `--send-buffer`) are accepted and
-//! ignored: it keeps a fixed 10 s write timeout and the kernel's
-//! send-buffer sizing, so `compare.sh` runs gopark with `--send-buffer 0`.
-//! Only the connection loop is rewritten for tokio, line for line after
-//! that commit's `examples/http/conn.rs`:
+//! The gopark server's work, on tokio. Everything that does no I/O is the
+//! gopark server's own code, included as it is from `examples/http/`: the
+//! command line (`args.rs`), the request head parser (`request.rs`), the
+//! framing state machine that decides where each request and body ends
+//! (`framing.rs`, with `chunked.rs` for chunked bodies), the router and
+//! reply renderer (`response.rs`) and the `Date` header cached per thread
+//! per second (`date.rs`). Only the connection loop is written again for
+//! tokio, step for step after `examples/http/conn.rs`:
 //!
 //! 1. answer every complete request in the read buffer, appending the
-//!    replies to one output buffer; 2. write it with one `write_all`
-//!    (pipelined requests that arrived in one read get one write);
-//!    3. set the read deadline for what comes next, and read.
+//!    replies to one output buffer, at most [`OUT_HIGH_WATER`] bytes of
+//!    them at a time; 2. write it with one `write_all` (pipelined requests
+//!    that arrived in one read get one write); 3. set the read deadline for
+//!    what comes next, and read.
 //!
 //! gopark's socket deadlines become one tokio `Sleep` per direction per
-//! connection, moved (`reset`) exactly when gopark moves its deadline — at
-//! most once a second on a busy connection — and raced against the read or
-//! the write with a biased `select!`, so a read that is ready never touches
-//! the timer. Keep-alive, `Connection: close`, HTTP/1.0, bodies,
-//! `Expect: 100-continue`, 400/431/501, the header and idle timeouts, the
-//! lingering close and graceful shutdown on SIGINT/SIGTERM all behave as in
-//! the gopark server. The one difference: shutdown *kicks* an idle
-//! connection with `shutdown(SHUT_RD)` (its read sees end of stream)
-//! instead of moving its read deadline to now. Like gopark, accepted
-//! sockets get `TCP_NODELAY`.
+//! connection, moved (`reset`) exactly when gopark moves its deadline (by
+//! the same rule, with the same slack), and raced against the read or the
+//! write with a biased `select!`, so a read that is ready never touches the
+//! timer. `--send-buffer` sets `SO_SNDBUF` on the listener, as gopark does.
+//! The one difference: shutdown *kicks* an idle connection with
+//! `shutdown(SHUT_RD)` (its read sees end of stream) instead of moving its
+//! read deadline to now. Like gopark, accepted sockets get `TCP_NODELAY`.
 
 #[path = "../../../examples/http/args.rs"]
 mod args;
+#[path = "../../../examples/http/chunked.rs"]
+mod chunked;
 #[path = "../common.rs"]
 mod common;
 #[path = "../../../examples/http/date.rs"]
 mod date;
+#[path = "../../../examples/http/framing.rs"]
+mod framing;
+#[path = "../../../examples/support/nofile.rs"]
+mod nofile;
+#[path = "../../../examples/http/request.rs"]
 mod request;
 #[path = "../../../examples/http/response.rs"]
 mod response;
@@ -62,7 +63,8 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant, Sleep};
 
 use args::{Command, Config};
-use request::{Head, Parsed};
+use framing::{Event, Framer};
+use request::{Body, Head};
 use response::{Connection, Reply, Status};
 
 /// How long a shutdown waits for connections to finish.
@@ -73,10 +75,11 @@ const BUF_SIZE: usize = 16 * 1024;
 /// bytes to the front.
 const MIN_READ: usize = 4 * 1024;
 const _: () = assert!(request::MAX_HEAD + MIN_READ <= BUF_SIZE);
-/// How long the client may take to accept a batch of replies.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Once this many bytes of replies are waiting, they are written before
+/// more requests are answered.
+const OUT_HIGH_WATER: usize = 32 * 1024;
 /// Slack for the idle, body and write deadlines: they move at most this
-/// often.
+/// often (see [`slack`]).
 const DEADLINE_SLACK: Duration = Duration::from_secs(1);
 /// After the last reply, how long to wait for the peer to close.
 const LINGER: Duration = Duration::from_millis(500);
@@ -97,7 +100,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    common::raise_nofile_limit();
+    nofile::raise_limit();
     let rt = match common::runtime(config.workers, "tokio-http") {
         Ok(rt) => rt,
         Err(e) => {
@@ -154,7 +157,7 @@ impl Server {
 }
 
 async fn serve(config: Config) -> io::Result<u64> {
-    let listener = common::bind(&config.addr)
+    let listener = common::bind(&config.addr, config.send_buffer)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.addr)))?;
     println!("listening on http://{}", listener.local_addr()?);
     let server = Arc::new(Server {
@@ -277,17 +280,26 @@ async fn serve_conn(server: &Server, stream: TcpStream) -> u64 {
     served
 }
 
+/// How a connection ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Exit {
+    /// Just close: nothing was left unanswered.
     Close,
+    /// Close after the peer has read our last reply (see [`LINGER`]).
     Linger,
 }
 
-enum Expect {
-    Head,
-    Body { remaining: u64, reply: Pending },
+/// What [`Handler::process`] leaves to do once the replies are written.
+enum Next {
+    /// Read more.
+    Read,
+    /// Answer more of the requests already buffered.
+    Process,
+    /// Close the connection.
+    Close(Exit),
 }
 
+/// A reply decided from a head, waiting for the body to be read.
 struct Pending {
     reply: &'static Reply,
     head_only: bool,
@@ -300,12 +312,19 @@ struct Handler<'a> {
     stream: TcpStream,
     buf: ReadBuf,
     out: Vec<u8>,
+    /// Replies in `out`.
     batch: u64,
+    /// Replies written.
     served: u64,
-    expect: Expect,
+    framer: Framer,
+    /// The reply to the request whose body is being read.
+    pending: Option<Pending>,
+    /// When the request being read began (for a new connection: when it
+    /// was accepted); `None` between requests.
     request_start: Option<Instant>,
     /// The read deadline last set; `None` if it must be set again.
     read_deadline: Option<Instant>,
+    /// The write deadline last set.
     write_deadline: Option<Instant>,
     /// The deadlines, as timers: polled only when an operation must wait.
     read_timer: Pin<Box<Sleep>>,
@@ -323,7 +342,8 @@ impl<'a> Handler<'a> {
             out: Vec::with_capacity(1024),
             batch: 0,
             served: 0,
-            expect: Expect::Head,
+            framer: Framer::new(),
+            pending: None,
             request_start: Some(now),
             read_deadline: None,
             write_deadline: None,
@@ -338,33 +358,40 @@ impl<'a> Handler<'a> {
             self.server.config.idle_timeout,
         );
         loop {
-            let closing = self.process();
+            // 1. Answer what is buffered; 2. one write for all of it.
+            let next = self.process();
             if self.flush().await.is_err() {
                 return Exit::Close;
             }
-            if let Some(exit) = closing {
-                return exit;
+            match next {
+                Next::Close(exit) => return exit,
+                Next::Process => continue,
+                Next::Read => {}
             }
 
+            // 3. Which deadline applies to the read.
             let now = Instant::now();
-            let between_requests = self.buf.is_empty() && matches!(self.expect, Expect::Head);
-            let (deadline, slack) = match (&self.expect, self.request_start) {
-                (Expect::Head, Some(start)) if between_requests => {
-                    (start + header_timeout, Duration::ZERO)
-                }
-                (Expect::Head, _) if between_requests => (now + idle_timeout, DEADLINE_SLACK),
-                (Expect::Head, start) => {
+            let at_head = self.framer.at_head();
+            let between_requests = at_head && self.buf.is_empty();
+            let (deadline, slack) = match self.request_start {
+                // A new connection waiting for its first request.
+                Some(start) if between_requests => (start + header_timeout, Duration::ZERO),
+                None if between_requests => (now + idle_timeout, slack(idle_timeout)),
+                // A head has begun: it has until its start + header timeout.
+                start if at_head => {
                     let start = start.unwrap_or(now);
                     self.request_start = Some(start);
                     (start + header_timeout, Duration::ZERO)
                 }
-                (Expect::Body { .. }, _) => (now + header_timeout, DEADLINE_SLACK),
+                // A body.
+                _ => (now + header_timeout, slack(header_timeout)),
             };
             self.set_read_deadline(deadline, slack);
             if between_requests && !self.conn.enter_idle(self.server) {
-                return Exit::Close;
+                return Exit::Close; // shutting down
             }
 
+            // 4. Read.
             let res = self.read().await;
             if between_requests && self.conn.leave_idle() {
                 self.read_deadline = None;
@@ -385,57 +412,39 @@ impl<'a> Handler<'a> {
         }
     }
 
-    /// Answers every complete request in the buffer (as in gopark's
-    /// `conn.rs`).
-    fn process(&mut self) -> Option<Exit> {
+    /// Answers the complete requests in the buffer, until the replies
+    /// reach [`OUT_HIGH_WATER`]; says what to do after writing them (as in
+    /// gopark's `conn.rs`).
+    fn process(&mut self) -> Next {
         let date = date::now();
         loop {
-            match &mut self.expect {
-                Expect::Body { remaining, .. } => {
-                    let n = (*remaining).min(self.buf.len() as u64);
-                    self.buf.consume(n as usize);
-                    *remaining -= n;
-                    if *remaining > 0 {
-                        return None;
-                    }
-                    let Expect::Body { reply, .. } =
-                        std::mem::replace(&mut self.expect, Expect::Head)
-                    else {
-                        unreachable!("matched above")
-                    };
-                    if let Some(exit) = self.respond(reply, &date) {
-                        return Some(exit);
-                    }
+            if self.out.len() >= OUT_HIGH_WATER {
+                return Next::Process;
+            }
+            let (event, used) = self.framer.next(self.buf.data());
+            self.buf.consume(used);
+            let reply = match event {
+                Event::Partial => return Next::Read,
+                Event::Reject(status) => {
+                    self.reject(status);
+                    return Next::Close(Exit::Linger);
                 }
-                Expect::Head => {
-                    if self.buf.is_empty() {
-                        return None;
-                    }
-                    let (head, len) = match request::parse(self.buf.data()) {
-                        Parsed::Partial => return None,
-                        Parsed::Reject(status) => {
-                            self.reject(status);
-                            return Some(Exit::Linger);
-                        }
-                        Parsed::Complete(head, len) => (head, len),
-                    };
-                    self.buf.consume(len);
+                Event::Head(head) => {
                     self.request_start = None;
                     let reply = self.decide(&head);
-                    if head.body_len == 0 {
-                        if let Some(exit) = self.respond(reply, &date) {
-                            return Some(exit);
+                    if head.body != Body::None {
+                        if head.expect_continue && self.buf.is_empty() {
+                            self.out.extend_from_slice(response::CONTINUE);
                         }
+                        self.pending = Some(reply);
                         continue;
                     }
-                    if head.expect_continue && (self.buf.len() as u64) < head.body_len {
-                        self.out.extend_from_slice(response::CONTINUE);
-                    }
-                    self.expect = Expect::Body {
-                        remaining: head.body_len,
-                        reply,
-                    };
+                    reply
                 }
+                Event::BodyEnd => self.pending.take().expect("a body follows a head"),
+            };
+            if let Some(exit) = self.respond(reply, &date) {
+                return Next::Close(exit);
             }
         }
     }
@@ -481,8 +490,9 @@ impl<'a> Handler<'a> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let want = Instant::now() + WRITE_TIMEOUT;
-        if !close_enough(self.write_deadline, want, DEADLINE_SLACK) {
+        let timeout = self.server.config.write_timeout;
+        let want = Instant::now() + timeout;
+        if !close_enough(self.write_deadline, want, slack(timeout)) {
             self.write_timer.as_mut().reset(want);
             self.write_deadline = Some(want);
         }
@@ -532,6 +542,13 @@ impl<'a> Handler<'a> {
     }
 }
 
+/// How much earlier than asked a deadline of `timeout` may fire, so that
+/// it need not be moved on every request: [`DEADLINE_SLACK`], or an eighth
+/// of a short timeout (as in gopark's `conn.rs`).
+fn slack(timeout: Duration) -> Duration {
+    DEADLINE_SLACK.min(timeout / 8)
+}
+
 /// Whether a deadline already set may stand in for `want`: at most `slack`
 /// earlier, never later.
 fn close_enough(current: Option<Instant>, want: Instant, slack: Duration) -> bool {
@@ -556,10 +573,6 @@ impl ReadBuf {
 
     fn data(&self) -> &[u8] {
         &self.buf[self.start..self.end]
-    }
-
-    fn len(&self) -> usize {
-        self.end - self.start
     }
 
     fn is_empty(&self) -> bool {

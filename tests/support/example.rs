@@ -1,13 +1,12 @@
-//! Helpers for the tests of the example programs: run an example as a child
-//! process (killed when the test ends, however it ends), read what it
-//! prints, and talk HTTP to it with plain blocking std sockets.
+//! Running an example as a child process (killed when the test ends,
+//! however it ends), reading what it prints, and talking HTTP to it with
+//! plain blocking std sockets.
 //!
 //! The examples are found next to the test binary: `cargo test` builds
 //! every example into `target/<profile>/examples/` before it runs the
 //! tests, and the test binary lives in `target/<profile>/deps/`. A filtered
 //! run (`cargo test --test examples_http`) does not build examples; run
 //! `cargo build --examples` first.
-#![allow(dead_code)]
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -98,6 +97,14 @@ impl Proc {
             .parse()
             .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
         (proc, addr)
+    }
+
+    /// Starts the http example on an ephemeral loopback port with two
+    /// workers and `extra` arguments.
+    pub fn http(extra: &[&str]) -> (Proc, SocketAddr) {
+        let mut args = vec!["--addr", "127.0.0.1:0", "--workers", "2"];
+        args.extend_from_slice(extra);
+        Proc::server("http", &args)
     }
 
     /// The process id.
@@ -286,6 +293,9 @@ impl Response {
     }
 }
 
+/// A response head: its length in bytes, the status, the headers.
+type Head = (usize, u16, Vec<(String, String)>);
+
 /// An HTTP client over one connection that keeps the bytes it has read
 /// past the current response (pipelining).
 pub struct Client {
@@ -319,62 +329,53 @@ impl Client {
 
     /// Reads the next response.
     pub fn try_response(&mut self) -> io::Result<Response> {
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&self.buf) {
-                Ok(httparse::Status::Complete(len)) => {
-                    let status = resp.code.unwrap();
-                    let headers: Vec<(String, String)> = resp
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            let value = String::from_utf8_lossy(h.value).into_owned();
-                            (h.name.to_string(), value)
-                        })
-                        .collect();
-                    let body_len: usize = match status {
-                        100..=199 | 204 | 304 => 0,
-                        _ => headers
-                            .iter()
-                            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                            .map(|(_, v)| v.trim().parse().expect("numeric Content-Length"))
-                            .expect("a Content-Length header"),
-                    };
-                    while self.buf.len() < len + body_len {
-                        self.fill()?;
-                    }
-                    let body = self.buf[len..len + body_len].to_vec();
-                    self.buf.drain(..len + body_len);
-                    return Ok(Response {
-                        status,
-                        headers,
-                        body,
-                    });
-                }
-                Ok(httparse::Status::Partial) => self.fill()?,
-                Err(e) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "malformed response: {e}: {:?}",
-                            String::from_utf8_lossy(&self.buf)
-                        ),
-                    ))
-                }
-            }
-        }
+        self.read_response(true)
     }
 
-    /// Reads the response to a request sent without a body.
+    /// Reads the response to a `HEAD` request: a `Content-Length` but no
+    /// body.
     pub fn head_response(&mut self) -> Response {
-        // HEAD responses carry a Content-Length but no body.
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut resp = httparse::Response::new(&mut headers);
-            if let httparse::Status::Complete(len) = resp.parse(&self.buf).expect("valid response")
-            {
-                let status = resp.code.unwrap();
+        self.read_response(false)
+            .unwrap_or_else(|e| panic!("no response: {e}"))
+    }
+
+    /// Reads a response head, then (`with_body`) the body its status and
+    /// `Content-Length` announce.
+    fn read_response(&mut self, with_body: bool) -> io::Result<Response> {
+        let (len, status, headers) = loop {
+            match self.head()? {
+                Some(head) => break head,
+                None => self.fill()?,
+            }
+        };
+        let body_len: usize = match status {
+            _ if !with_body => 0,
+            100..=199 | 204 | 304 => 0,
+            _ => headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                .map(|(_, v)| v.trim().parse().expect("numeric Content-Length"))
+                .expect("a Content-Length header"),
+        };
+        while self.buf.len() < len + body_len {
+            self.fill()?;
+        }
+        let body = self.buf[len..len + body_len].to_vec();
+        self.buf.drain(..len + body_len);
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// The response head at the start of the buffer, or `None` while it is
+    /// incomplete.
+    fn head(&self) -> io::Result<Option<Head>> {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&self.buf) {
+            Ok(httparse::Status::Complete(len)) => {
                 let headers = resp
                     .headers
                     .iter()
@@ -383,14 +384,16 @@ impl Client {
                         (h.name.to_string(), value)
                     })
                     .collect();
-                self.buf.drain(..len);
-                return Response {
-                    status,
-                    headers,
-                    body: Vec::new(),
-                };
+                Ok(Some((len, resp.code.unwrap(), headers)))
             }
-            self.fill().expect("read");
+            Ok(httparse::Status::Partial) => Ok(None),
+            Err(e) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "malformed response: {e}: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            )),
         }
     }
 
