@@ -170,6 +170,7 @@ fn echo_beside_a_stuck_worker(stuck: Stuck, name: &'static str) {
     lat.sort_unstable();
     let during = !stuck_done.load(Ordering::SeqCst);
     let threads_while_stuck = threads::usage(name).threads;
+    let handoffs = rt.handle().metrics().blocked_worker_handoffs();
     let worst_timer = rt.block_on(lateness).expect("timer task");
     rt.block_on(holder).expect("stuck task");
 
@@ -204,6 +205,7 @@ fn echo_beside_a_stuck_worker(stuck: Stuck, name: &'static str) {
         threads_while_stuck > steady,
         "a thread took the stuck worker's place"
     );
+    assert!(handoffs >= 1, "the metrics count the hand-off");
     // Without the hand-off, a connection whose task was queued on the
     // stuck worker waits for all of STUCK_FOR.
     assert!(max < Duration::from_secs(1), "a round trip took {max:?}");

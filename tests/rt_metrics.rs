@@ -116,6 +116,7 @@ fn steals_are_the_tasks_taken_from_a_blocked_worker() {
     let before: Vec<(u64, u64)> = (0..2)
         .map(|w| (m.worker_steal_count(w), m.worker_poll_count(w)))
         .collect();
+    let handoffs = m.blocked_worker_handoffs();
     const M: usize = 64;
     let (blocker_worker, ran_elsewhere) = rt.block_on(async {
         runtime::spawn(async {
@@ -132,11 +133,9 @@ fn steals_are_the_tasks_taken_from_a_blocked_worker() {
                     })
                 })
                 .collect();
-            // Hold this worker (well under the 10 ms hand-off threshold,
-            // a few times over) so the other one steals.
-            for _ in 0..4 {
-                std::thread::sleep(Duration::from_millis(3));
-            }
+            // Hold this worker (under the monitor's 10 ms hand-off
+            // threshold) so the other one steals.
+            std::thread::sleep(Duration::from_millis(6));
             for h in handles {
                 h.await.expect("queued task");
             }
@@ -154,13 +153,24 @@ fn steals_are_the_tasks_taken_from_a_blocked_worker() {
     let b = 1 - a;
     let stolen = m.worker_steal_count(b) - before[b].0;
     let b_polls = m.worker_poll_count(b) - before[b].1;
-    println!("{M} tasks queued on a blocked worker: {ran_elsewhere} ran on the other, which stole {stolen}");
-    assert!(ran_elsewhere > 0, "the other worker took some of the tasks");
-    assert_eq!(
-        stolen, ran_elsewhere as u64,
-        "every task the other worker ran, it stole"
+    let handed_off = m.blocked_worker_handoffs() - handoffs;
+    println!(
+        "{M} tasks queued on a blocked worker: {ran_elsewhere} ran on the other, which stole \
+         {stolen} ({handed_off} hand-offs)"
     );
-    assert_eq!(b_polls, stolen, "and it polled nothing else");
+    assert!(stolen > 0, "the other worker stole some of the tasks");
+    if handed_off == 0 {
+        // Held under the monitor's threshold: stealing was the only way.
+        assert_eq!(
+            stolen, ran_elsewhere as u64,
+            "every task the other worker ran, it stole"
+        );
+        assert_eq!(b_polls, stolen, "and it polled nothing else");
+    } else {
+        // A loaded machine stretched the hold past the threshold: the
+        // monitor moved the rest (the LIFO slot's task among them).
+        assert!(stolen <= ran_elsewhere as u64);
+    }
     assert_eq!(m.worker_steal_count(a) - before[a].0, 0);
     drop(rt);
     dog.disarm();

@@ -357,7 +357,7 @@ fn a_wake_up_is_never_lost() {
                 }
             })
         };
-        let slept = mode.begin_blocking() == Blocking::Sleep;
+        let slept = mode.begin_blocking(false, || true) == Blocking::Sleep;
         waker.join().unwrap();
         if slept {
             // The wake-up came after the thread committed to block: it must
@@ -368,7 +368,44 @@ fn a_wake_up_is_never_lost() {
             assert!(told, "a wake-up sent while blocking must write the eventfd");
         } else {
             // `Skip`: the wake-up was seen before sleeping.
-            assert_eq!(mode.begin_blocking(), Blocking::Sleep, "consumed once");
+            assert_eq!(
+                mode.begin_blocking(false, || true),
+                Blocking::Sleep,
+                "consumed once"
+            );
+        }
+    });
+}
+
+/// A worker woken from outside (a spawn from `block_on`) while the thread
+/// goes to block with no timeout is never left unwatched: either the
+/// thread counts it and blocks with a timeout, or the waker tells it.
+#[test]
+fn a_worker_woken_from_outside_is_never_left_unwatched() {
+    use super::mode::Wake;
+
+    loom::model(|| {
+        let idle = Arc::new(Idle::new(1));
+        let _ = idle.transition_worker_to_parked(0, false, None);
+        let mode = Arc::new(ModeMachine::new());
+        let waker = {
+            let (idle, mode) = (idle.clone(), mode.clone());
+            thread::spawn(move || {
+                idle.worker_to_notify()
+                    .map(|_| mode.worker_unparked() == Wake::Eventfd)
+            })
+        };
+        let blocking = mode.begin_blocking(true, || idle.num_unparked() == 0);
+        let told = waker.join().unwrap();
+        assert_eq!(
+            told.is_some(),
+            idle.num_unparked() == 1,
+            "the worker was woken"
+        );
+        if told == Some(false) {
+            // Nobody told the thread: it must have seen the worker itself
+            // and blocked only until its next look.
+            assert_eq!(blocking, Blocking::Watch, "a running worker nobody watches");
         }
     });
 }

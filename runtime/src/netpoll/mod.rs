@@ -86,6 +86,10 @@ const EVENTS: usize = 1024;
 pub(crate) const STANDBY_TICK_PARTIAL: Duration = Duration::from_millis(1);
 /// Standby check interval while every worker is running.
 const STANDBY_TICK_ALL: Duration = Duration::from_millis(10);
+/// After waking a worker, how soon the thread looks again at the latest
+/// (the scheduler's monitor of stuck workers wants a look this often while
+/// any worker runs; its own threshold is the same 10 ms).
+const WATCH_TICK: Duration = Duration::from_millis(10);
 
 /// What the netpoll thread needs from the scheduler it serves.
 pub(crate) trait PollHost {
@@ -185,6 +189,15 @@ impl Netpoller {
     #[inline]
     pub(crate) fn workers_should_poll(&self) -> bool {
         self.mode.workers_should_poll()
+    }
+
+    /// A parked worker was woken by a thread other than the netpoll thread
+    /// (see [`mode::ModeMachine::worker_unparked`]).
+    #[inline]
+    pub(crate) fn worker_unparked(&self) {
+        if self.mode.worker_unparked() == mode::Wake::Eventfd && self.wake_sig.raise() {
+            self.wake_fd.wake();
+        }
     }
 
     /// A worker parks (after publishing it in `Idle`); `last` if no other

@@ -65,6 +65,11 @@ pub(crate) struct ModeMachine {
     /// `true` exactly while `ctl.mode` is `Standby`: the lock-free copy
     /// that workers read before each look at epoll.
     standby: AtomicBool,
+    /// `true` while the thread blocks for longer than a look at the
+    /// workers takes (a far timer, or none): nothing ran when it went to
+    /// sleep, so it watches no worker (see
+    /// [`ModeMachine::worker_unparked`]).
+    unbounded: AtomicBool,
     ctl: Mutex<Ctl>,
     cvar: Condvar,
 }
@@ -75,6 +80,9 @@ pub(crate) struct ModeMachine {
 pub(crate) enum Blocking {
     /// Block in `epoll_wait`, then call [`ModeMachine::end_blocking`].
     Sleep,
+    /// As `Sleep`, but a worker started running since the thread chose to
+    /// block with no timeout: block only until the next look at it.
+    Watch,
     /// A wake-up is pending: do not sleep; run the loop again.
     Skip,
 }
@@ -104,6 +112,7 @@ impl ModeMachine {
     pub(crate) fn new() -> ModeMachine {
         ModeMachine {
             standby: AtomicBool::new(false),
+            unbounded: AtomicBool::new(false),
             ctl: Mutex::new(Ctl {
                 mode: Mode::Awake,
                 pending: false,
@@ -123,13 +132,32 @@ impl ModeMachine {
         self.standby.load(Ordering::Relaxed)
     }
 
-    /// The thread is about to block in `epoll_wait`.
-    pub(crate) fn begin_blocking(&self) -> Blocking {
+    /// The thread is about to block in `epoll_wait`, `unwatched` (for
+    /// longer than a look at the workers takes). `all_parked()` counts the
+    /// workers (as `Idle` does, `SeqCst`): with none running, the thread
+    /// watches nobody while it blocks, and a worker woken meanwhile must
+    /// wake it (see [`worker_unparked`](Self::worker_unparked)).
+    pub(crate) fn begin_blocking(
+        &self,
+        unwatched: bool,
+        all_parked: impl FnOnce() -> bool,
+    ) -> Blocking {
         let mut ctl = self.ctl.lock();
         if std::mem::take(&mut ctl.pending) {
             return Blocking::Skip;
         }
         ctl.mode = Mode::Blocking;
+        if unwatched {
+            // SeqCst, store then load: the Dekker pair of `worker_unparked`
+            // (which counts a worker unparked, then loads this). Either the
+            // count is seen here, or this flag there.
+            self.unbounded.store(true, Ordering::SeqCst);
+            crate::loom::fence(Ordering::SeqCst);
+            if !all_parked() {
+                self.unbounded.store(false, Ordering::SeqCst);
+                return Blocking::Watch;
+            }
+        }
         Blocking::Sleep
     }
 
@@ -139,6 +167,29 @@ impl ModeMachine {
         let mut ctl = self.ctl.lock();
         ctl.mode = Mode::Awake;
         ctl.pending = false;
+        self.unbounded.store(false, Ordering::Relaxed);
+    }
+
+    /// Someone other than the netpoll thread woke a parked worker. A
+    /// thread that blocks unwatched (a far timer, or none) sees no running
+    /// worker (the monitor of stuck workers needs it to look again
+    /// periodically), so it is woken to re-arm. Costs a fence and a load
+    /// otherwise.
+    ///
+    /// Call it after the worker was counted as unparked.
+    pub(crate) fn worker_unparked(&self) -> Wake {
+        // SeqCst fence: see `begin_blocking`; the count was raised before.
+        crate::loom::fence(Ordering::SeqCst);
+        if !self.unbounded.load(Ordering::SeqCst) {
+            return Wake::Done;
+        }
+        let mut ctl = self.ctl.lock();
+        if ctl.mode == Mode::Blocking && self.unbounded.load(Ordering::SeqCst) {
+            self.unbounded.store(false, Ordering::SeqCst);
+            ctl.pending = true;
+            return Wake::Eventfd;
+        }
+        Wake::Done
     }
 
     /// Stands by until `until`, a wake-up, or the last worker parking —

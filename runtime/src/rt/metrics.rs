@@ -113,6 +113,13 @@ impl RuntimeMetrics {
         self.handle.shared.metrics[worker].spawns.get()
     }
 
+    /// Workers handed off because they stayed inside one poll too long
+    /// (a blocking call, a loop that never awaits): another thread took
+    /// their place (Go's `sysmon` retake).
+    pub fn blocked_worker_handoffs(&self) -> u64 {
+        self.handle.shared.handoffs.get()
+    }
+
     /// Times the netpoll thread woke, from `epoll_wait` or from standby.
     pub fn netpoll_wakeups(&self) -> u64 {
         self.handle.shared.io.stats.wakeups.get()
@@ -220,6 +227,7 @@ impl RuntimeMetrics {
             netpoll_polls_by_workers: self.netpoll_polls_by_workers(),
             netpoll_standby: self.netpoll_standby_duration(),
             registered_fds: self.registered_fds(),
+            blocked_worker_handoffs: self.blocked_worker_handoffs(),
             timers_armed: timers.armed,
             timers_fired: timers.fired,
             timers_cancelled: timers.cancelled,
@@ -276,6 +284,8 @@ pub struct MetricsSnapshot {
     pub netpoll_standby: Duration,
     /// Registered descriptors.
     pub registered_fds: usize,
+    /// Workers handed off while stuck in a poll.
+    pub blocked_worker_handoffs: u64,
     /// Timers armed.
     pub timers_armed: u64,
     /// Sleep timers fired.
@@ -299,10 +309,11 @@ impl fmt::Display for MetricsSnapshot {
         )?;
         writeln!(
             f,
-            "workers: {} parked {} searching {}",
+            "workers: {} parked {} searching {} handoffs {}",
             self.workers.len(),
             self.parked_workers,
-            self.searching_workers
+            self.searching_workers,
+            self.blocked_worker_handoffs
         )?;
         for (i, w) in self.workers.iter().enumerate() {
             writeln!(

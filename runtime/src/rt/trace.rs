@@ -7,13 +7,14 @@
 //! Every `MS` milliseconds the netpoll thread writes one line to stderr:
 //!
 //! ```text
-//! gopark 1000ms: workers=2 running=1 parked=1 searching=0 globalq=0 localq=[0 3] tasks=12 spawned=+5 polls=+1020 steals=+3 parks=+40 netpoll: wakeups=+12 events=+300 by_workers=+80 standby=800ms fds=14 timers: armed=+10 fired=+8 cancelled=+2 deadlines=+0 blocking=1/1
+//! gopark 1000ms: workers=2 running=1 parked=1 searching=0 handoffs=+0 globalq=0 localq=[0 3] tasks=12 spawned=+5 polls=+1020 steals=+3 parks=+40 netpoll: wakeups=+12 events=+300 by_workers=+80 standby=800ms fds=14 timers: armed=+10 fired=+8 cancelled=+2 deadlines=+0 blocking=1/1
 //! ```
 //!
 //! | field | meaning | Go's `schedtrace` |
 //! |---|---|---|
 //! | `1000ms` | age of the runtime | `SCHED 1000ms` |
 //! | `workers`, `running`, `parked`, `searching` | worker threads; unparked; parked; looking for work to steal | `gomaxprocs`, `idleprocs`, `spinningthreads` |
+//! | `handoffs` | since the last line: workers handed off while stuck in a poll | — |
 //! | `globalq`, `localq=[..]` | tasks queued in the injector; in each worker's queue | `runqueue`, `[..]` |
 //! | `tasks` | live tasks | — |
 //! | `spawned`, `polls`, `steals`, `parks` | since the last line: tasks spawned, polled, stolen; worker parks | — |
@@ -144,14 +145,15 @@ fn line(age: Duration, now: &MetricsSnapshot, last: &MetricsSnapshot) -> String 
         .collect();
     let workers = now.workers.len();
     format!(
-        "gopark {}ms: workers={workers} running={} parked={} searching={} globalq={} localq=[{}] \
-         tasks={} spawned=+{} polls=+{} steals=+{} parks=+{} netpoll: wakeups=+{} events=+{} \
+        "gopark {}ms: workers={workers} running={} parked={} searching={} handoffs=+{} globalq={} \
+         localq=[{}] tasks={} spawned=+{} polls=+{} steals=+{} parks=+{} netpoll: wakeups=+{} events=+{} \
          by_workers=+{} standby={}ms fds={} timers: armed=+{} fired=+{} cancelled=+{} \
          deadlines=+{} blocking={}/{}",
         age.as_millis(),
         workers - now.parked_workers.min(workers),
         now.parked_workers,
         now.searching_workers,
+        now.blocked_worker_handoffs - last.blocked_worker_handoffs,
         now.global_queue_depth,
         localq.join(" "),
         now.alive_tasks,

@@ -100,6 +100,9 @@ pub(crate) struct Shared {
     pub(crate) metrics: Box<[metrics::WorkerMetrics]>,
     /// Tasks spawned from threads that are not workers.
     pub(crate) remote_spawns: std::sync::atomic::AtomicU64,
+    /// Workers handed off while stuck in a poll (the monitor, on the
+    /// netpoll thread, is the one writer).
+    pub(crate) handoffs: crate::counter::Counter,
 }
 
 impl Shared {
@@ -128,6 +131,7 @@ impl Shared {
                 .map(|_| metrics::WorkerMetrics::default())
                 .collect(),
             remote_spawns: std::sync::atomic::AtomicU64::new(0),
+            handoffs: crate::counter::Counter::default(),
         }
     }
 
@@ -220,6 +224,7 @@ impl Shared {
         }
         if let Some(w) = self.idle.worker_to_wake(idle::current_cpu(), more) {
             self.slots[w].parker.unpark_with(first, more);
+            self.io.worker_unparked();
         } else {
             // Push, then check again: a searcher seen above may have parked
             // since without seeing `first`.
@@ -239,6 +244,7 @@ impl Shared {
     pub(crate) fn notify_parked(&self) {
         if let Some(w) = self.idle.worker_to_notify() {
             self.slots[w].parker.unpark();
+            self.io.worker_unparked();
         }
     }
 

@@ -97,6 +97,7 @@ impl Shared {
             self.slots[j].make_spare(local);
             return;
         }
+        self.handoffs.add(1);
         self.move_queued(i);
         let start = super::Start {
             slot: j,
