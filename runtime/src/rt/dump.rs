@@ -71,9 +71,10 @@ pub struct TaskDump {
     pub spawned_at: &'static Location<'static>,
     /// What it is doing.
     pub state: TaskState,
-    /// How long it has been doing it, to a few milliseconds. For a
-    /// running task, since its poll started; for a parked one, since it
-    /// parked; for a queued one, since it parked before it was woken.
+    /// How long since it last parked (or was spawned), to a few
+    /// milliseconds: for a parked task, how long it has waited; for a
+    /// running or queued one, an upper bound on how long it has run or
+    /// waited for a worker.
     pub age: Duration,
 }
 

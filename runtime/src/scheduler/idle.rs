@@ -57,26 +57,40 @@ impl Idle {
     /// Picks a parked worker to wake, if one should be woken. The chosen
     /// worker is counted as unparked and searching before it runs.
     #[must_use = "the worker picked must be unparked"]
+    #[inline]
     pub(crate) fn worker_to_notify(&self) -> Option<usize> {
-        self.worker_to_wake(None, true)
+        self.worker_to_wake(None)
     }
 
     /// Picks a parked worker to wake, if one should be woken: preferably
     /// one that last ran on `cpu` (a wake-up that stays on the waker's CPU
     /// starts in microseconds; one that lands on an idle CPU waits for it
-    /// to leave its idle state), else the one that parked last. The chosen
-    /// worker is counted as unparked, and as searching if `searching`:
-    /// a worker handed exactly the task it is to run is not searching, so
-    /// finding it wakes nobody else.
+    /// to leave its idle state), else the one that parked last.
+    ///
+    /// The chosen worker is counted as unparked and searching, even when it
+    /// is handed the task it is to run: until it runs, it is on its way to
+    /// work that others may also be looking for, and new work that arrives
+    /// meanwhile need not wake anyone else. Once it has found its task it
+    /// stops searching and wakes a sibling only if there is more work (see
+    /// [`transition_worker_from_searching`](Self::transition_worker_from_searching)),
+    /// so a lone task wakes exactly one worker.
     #[must_use = "the worker picked must be unparked"]
-    pub(crate) fn worker_to_wake(&self, cpu: Option<u32>, searching: bool) -> Option<usize> {
+    #[inline]
+    pub(crate) fn worker_to_wake(&self, cpu: Option<u32>) -> Option<usize> {
         // SeqCst: the caller's push to a queue comes before this load in the
-        // single total order; pairs with the fetch_sub in
-        // `transition_worker_to_parked`.
+        // single total order; pairs with the fences in
+        // `transition_worker_to_parked` and `transition_worker_from_searching`.
         crate::loom::fence(Ordering::SeqCst);
         if !self.should_wake() {
             return None;
         }
+        self.pick_sleeper(cpu)
+    }
+
+    /// The slow half of [`worker_to_wake`](Self::worker_to_wake): under
+    /// the lock, picks the sleeper.
+    #[inline(never)]
+    fn pick_sleeper(&self, cpu: Option<u32>) -> Option<usize> {
         let mut sleepers = self.sleepers.lock();
         if !self.should_wake() {
             return None;
@@ -85,11 +99,11 @@ impl Idle {
             .and_then(|cpu| sleepers.iter().rposition(|s| s.cpu == Some(cpu)))
             .unwrap_or(sleepers.len().checked_sub(1)?);
         let worker = sleepers.remove(at).worker;
-        self.state
-            .fetch_add(UNPARKED_ONE | usize::from(searching), Ordering::SeqCst);
+        self.state.fetch_add(UNPARKED_ONE | 1, Ordering::SeqCst);
         Some(worker)
     }
 
+    #[inline]
     fn should_wake(&self) -> bool {
         let s = self.state.load(Ordering::SeqCst);
         searching(s) == 0 && unparked(s) < self.num_workers
@@ -108,11 +122,17 @@ impl Idle {
     }
 
     /// A searcher found work. Returns `true` if it was the last searcher:
-    /// the caller must then wake another worker so the search goes on.
-    #[must_use = "`true` means the caller must wake another worker"]
+    /// the caller must then re-check the queues and, if there is more work,
+    /// wake another worker so the search goes on. (Either the re-check sees
+    /// work pushed meanwhile, or its producer sees no searcher and wakes a
+    /// worker itself.)
+    #[must_use = "`true` means the caller must re-check the queues"]
     pub(crate) fn transition_worker_from_searching(&self) -> bool {
         let prev = self.state.fetch_sub(1, Ordering::SeqCst);
         debug_assert!(searching(prev) > 0);
+        // SeqCst fence: the other half of the Dekker pair with the fence in
+        // `worker_to_wake`, as in `transition_worker_to_parked`.
+        crate::loom::fence(Ordering::SeqCst);
         searching(prev) == 1
     }
 
@@ -214,8 +234,6 @@ pub(crate) struct Wakeup {
     unparked: bool,
     /// A task handed straight to this worker, to run first.
     pub(crate) task: Option<Notified>,
-    /// Whether `Idle` counted the worker as searching when it picked it.
-    pub(crate) searching: bool,
 }
 
 impl Parker {
@@ -241,7 +259,6 @@ impl Parker {
     pub(crate) fn unpark(&self) {
         let mut slot = self.slot.lock();
         slot.unparked = true;
-        slot.searching = true;
         drop(slot);
         self.cvar.notify_one();
     }
@@ -257,14 +274,12 @@ impl Parker {
         self.slot.lock().task.take()
     }
 
-    /// Wakes the worker with `task` to run first; `searching` as `Idle`
-    /// counted it.
-    pub(crate) fn unpark_with(&self, task: Notified, searching: bool) {
+    /// Wakes the worker with `task` to run first.
+    pub(crate) fn unpark_with(&self, task: Notified) {
         let mut slot = self.slot.lock();
         debug_assert!(slot.task.is_none(), "a parked worker holds one task");
         slot.unparked = true;
         slot.task = Some(task);
-        slot.searching = searching;
         drop(slot);
         self.cvar.notify_one();
     }
@@ -311,7 +326,7 @@ mod tests {
         let p = Parker::default();
         p.unpark();
         let wakeup = p.park();
-        assert!(wakeup.searching && wakeup.task.is_none());
+        assert!(wakeup.task.is_none());
         assert!(!p.park_timeout(std::time::Duration::from_millis(1)));
     }
 }

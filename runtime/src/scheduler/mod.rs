@@ -201,12 +201,13 @@ impl Shared {
     /// Schedules tasks woken off the workers: `first` goes straight to one
     /// parked worker, which runs it as soon as it wakes, and `rest` to the
     /// injector. The worker woken is one that last ran on this CPU if any
-    /// (see [`Idle::worker_to_wake`](idle::Idle::worker_to_wake)), and it
-    /// searches for more work only if there is more: a single delivered
-    /// task wakes exactly one worker and makes no trip through the
-    /// injector. With no worker to wake (some worker is searching, or none
-    /// is parked), everything goes to the injector, where the running
-    /// workers find it.
+    /// (see [`Idle::worker_to_wake`](idle::Idle::worker_to_wake)). It
+    /// counts as searching until it runs `first`, so work that arrives
+    /// meanwhile wakes nobody else, and then wakes a sibling only if there
+    /// is more: a single delivered task wakes exactly one worker and makes
+    /// no trip through the injector. With no worker to wake (some worker is
+    /// searching, or none is parked), everything goes to the injector,
+    /// where the running workers find it.
     fn hand_off(&self, first: Notified, rest: &mut Vec<Notified>) {
         if self.is_shutdown() {
             // The runtime is going away: `Runtime::drop` cancels every task
@@ -222,8 +223,8 @@ impl Shared {
             // Pushed before the idle check below (the Dekker pair of `idle`).
             self.injector.push_batch(rest);
         }
-        if let Some(w) = self.idle.worker_to_wake(idle::current_cpu(), more) {
-            self.slots[w].parker.unpark_with(first, more);
+        if let Some(w) = self.idle.worker_to_wake(idle::current_cpu()) {
+            self.slots[w].parker.unpark_with(first);
             self.io.worker_unparked();
         } else {
             // Push, then check again: a searcher seen above may have parked

@@ -193,6 +193,10 @@ impl Slot {
     /// Takes the LIFO slot's task.
     #[inline]
     pub(crate) fn take_lifo(&self) -> Option<Notified> {
+        // Most looks find it empty: a load, not a swap, says so.
+        if !self.lifo.is_some() {
+            return None;
+        }
         self.lifo.swap(None)
     }
 
@@ -224,8 +228,9 @@ impl Lifo {
 
     #[inline]
     fn is_some(&self) -> bool {
-        // Relaxed: a hint for the owner before it parks; the owner is the
-        // only thread that pushes.
+        // Relaxed: the owner is the only thread that pushes, so it sees its
+        // own pushes; a task the monitor took meanwhile makes the swap that
+        // follows find nothing, which it reports.
         !self.0.load(Ordering::Relaxed).is_null()
     }
 }

@@ -17,6 +17,7 @@
 //! in it), the worker hands on what it still holds and its thread exits.
 
 use std::cell::RefCell;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -70,8 +71,11 @@ pub(crate) struct WorkerCtx {
     pub(crate) shared: Arc<Shared>,
     /// The slot this thread owns.
     index: usize,
-    /// Which worker it is, for its metrics.
-    worker: usize,
+    /// `&shared.slots[index]`, looked up once: the poll loop reaches it
+    /// several times per task.
+    slot: NonNull<Slot>,
+    /// `&shared.metrics[worker]` for the worker it is, looked up once.
+    metrics: NonNull<WorkerMetrics>,
     /// When it last woke from parking (or started).
     busy_since: std::cell::Cell<std::time::Instant>,
     /// Set when the monitor retook the slot: the thread leaves.
@@ -170,9 +174,10 @@ pub(crate) fn run_worker(shared: Arc<Shared>, start: Start, local: Worker<Notifi
     let index = start.slot;
     shared.slots[index].set_worker(start.worker);
     let cx = Rc::new(WorkerCtx {
+        slot: NonNull::from(&shared.slots[index]),
+        metrics: NonNull::from(&shared.metrics[start.worker]),
         shared: shared.clone(),
         index,
-        worker: start.worker,
         busy_since: std::cell::Cell::new(std::time::Instant::now()),
         retaken: std::cell::Cell::new(false),
         core: RefCell::new(Core {
@@ -195,13 +200,17 @@ pub(crate) fn run_worker(shared: Arc<Shared>, start: Start, local: Worker<Notifi
 }
 
 impl WorkerCtx {
+    #[inline]
     fn slot(&self) -> &Slot {
-        &self.shared.slots[self.index]
+        // SAFETY: `slot` points into `shared.slots`, a boxed slice that is
+        // never resized or moved and lives as long as `self.shared`.
+        unsafe { self.slot.as_ref() }
     }
 
     #[inline]
     fn metrics(&self) -> &WorkerMetrics {
-        &self.shared.metrics[self.worker]
+        // SAFETY: as for `slot`, into `shared.metrics`.
+        unsafe { self.metrics.as_ref() }
     }
 
     fn run(&self) {
@@ -347,9 +356,12 @@ impl WorkerCtx {
             if core.searching {
                 core.searching = false;
                 drop(core);
-                // The last searcher found work: there may be more, so keep
-                // one worker searching.
-                if self.shared.idle.transition_worker_from_searching() {
+                // The last searcher found work: if there is more, keep one
+                // worker searching. A worker handed a lone task finds none
+                // and wakes nobody.
+                if self.shared.idle.transition_worker_from_searching()
+                    && self.shared.has_pending_work()
+                {
                     self.shared.notify_parked();
                 }
             }
@@ -428,12 +440,11 @@ impl WorkerCtx {
             let displaced = self.slot().push_lifo(task);
             debug_assert!(displaced.is_none(), "parked with an empty LIFO slot");
         }
-        // `worker_to_wake` counted us as searching, or not, when it picked
-        // us. After shutdown's unpark we leave the loop, so the count is
-        // moot.
+        // `worker_to_wake` counted us as searching when it picked us. After
+        // shutdown's unpark we leave the loop, so the count is moot.
         if !self.shared.is_shutdown() {
             debug_assert!(!idle.is_parked(self.index));
-            core.searching = wakeup.searching;
+            core.searching = true;
         }
     }
 

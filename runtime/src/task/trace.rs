@@ -10,9 +10,10 @@
 //! * when the poll returns `Pending`, an empty record becomes "something
 //!   else" (a channel, a lock…).
 //!
-//! The start of each poll and each park note the time, on the kernel's
-//! coarse clock (a few nanoseconds to read, good to its tick), so the dump
-//! can say how long a task has been in its state. All of it is relaxed
+//! Each park notes the time, on the kernel's coarse clock (a few
+//! nanoseconds to read, good to its tick), so the dump can say how long a
+//! task has waited; the start of a poll reads no clock (a per-poll clock
+//! read was measured at a tenth of a yield's cost). All of it is relaxed
 //! stores to the task's own header; nothing is recorded for a waker that
 //! is not a gopark task's (a future polled by another executor, or through
 //! a combinator with wakers of its own): the dump then says "idle".
@@ -59,7 +60,7 @@ pub(crate) struct Trace {
     /// A deadline (nanoseconds past [`epoch`], plus one; 0 for none) or a
     /// joined task's address.
     arg: AtomicU64,
-    /// When the task last started a poll or parked, on the coarse clock
+    /// When the task last parked (or was spawned), on the coarse clock
     /// ([`coarse_now`]).
     since: AtomicU64,
 }
@@ -74,13 +75,13 @@ impl Trace {
         }
     }
 
-    /// A poll starts: the record is about this poll only.
+    /// A poll starts: the record is about this poll only. (No clock is
+    /// read here: a poll is too short and too frequent to time.)
     #[inline]
     pub(crate) fn begin_poll(&self) {
         // Relaxed: a diagnostic record; readers may see a mix of old and
         // new, which the dump shows as it is.
         self.wait.store(NONE, Ordering::Relaxed);
-        self.since.store(coarse_now(), Ordering::Relaxed);
     }
 
     /// The poll returned `Pending`: the task is parked from now.
@@ -130,7 +131,7 @@ impl Trace {
         }
     }
 
-    /// How long ago the task last started a poll or parked (coarse: to a
+    /// How long ago the task last parked, or was spawned (coarse: to a
     /// few milliseconds).
     pub(crate) fn age(&self) -> Duration {
         Duration::from_nanos(coarse_now().saturating_sub(self.since.load(Ordering::Relaxed)))
@@ -184,8 +185,7 @@ pub(crate) struct TaskInfo {
     pub(crate) queued: bool,
     /// What it last parked on.
     pub(crate) wait: Option<Wait>,
-    /// How long it has been running, or parked (or queued, counted from
-    /// when it parked).
+    /// How long since it last parked (or was spawned).
     pub(crate) age: Duration,
 }
 
