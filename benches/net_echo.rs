@@ -40,6 +40,12 @@
 //! * `GOPARK_BENCH_ONLY=gopark|tokio`: run one runtime alone (for `strace -c
 //!   -f` or `perf stat`); the run then also prints the total number of round
 //!   trips, warm-up included, to divide the process's counts by.
+//! * `GOPARK_BENCH_STALL=1`: one more task, spawned first, blocks the worker
+//!   that runs it for the whole run (`std::thread::sleep` in slices of
+//!   [`STALL_SLICE`], never yielding), as a task stuck in a blocking call
+//!   or a long loop does. The round trips then show what such a task costs
+//!   the others: gopark hands the stuck worker's queue to a fresh thread
+//!   (see "A blocked worker is handed off" in the runtime crate's docs), tokio leaves it where it is.
 //!
 //! A 1000-connection row holds 2000 sockets (both ends are in-process), well
 //! under a typical `ulimit -n`.
@@ -78,6 +84,10 @@ const HIST_SIGFIG: u8 = 2;
 /// A run that takes longer than this (setup, measurement and teardown) is
 /// taken to be hung: the benchmark exits with an error instead of hanging.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// How long the stalling task (`GOPARK_BENCH_STALL=1`) sleeps between looks
+/// at the phase.
+const STALL_SLICE: Duration = Duration::from_millis(100);
 
 /// Phases of a run, shared by the main thread and every client.
 const WARMING: u8 = 0;
@@ -141,6 +151,7 @@ struct Params {
     size: usize,
     conns: usize,
     secs: Duration,
+    stall: bool,
 }
 
 /// Lets the clients warm up, measures for `secs`, then tells them to stop.
@@ -201,6 +212,13 @@ async fn client<R: NetRt>(
     Ok(stats)
 }
 
+/// Blocks its worker thread until the run stops, never yielding.
+async fn stall(phase: Arc<AtomicU8>) {
+    while phase.load(Relaxed) != STOPPING {
+        std::thread::sleep(STALL_SLICE);
+    }
+}
+
 /// Accepts exactly `conns` connections, then hands back their handlers.
 async fn accept_all<R: NetRt>(listener: R::Listener, conns: usize) -> Vec<R::Join<io::Result<()>>> {
     let mut handlers = Vec::with_capacity(conns);
@@ -221,7 +239,8 @@ fn run<R: NetRt>(p: Params) -> Sample {
     let name = R::NAME;
     let rt = R::build(p.workers);
     let phase = Arc::new(AtomicU8::new(WARMING));
-    let (server, clients) = rt.block_on(async {
+    let (stalled, server, clients) = rt.block_on(async {
+        let stalled = p.stall.then(|| R::spawn(stall(phase.clone())));
         let any: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
         let listener = R::bind(any)
             .await
@@ -240,7 +259,7 @@ fn run<R: NetRt>(p: Params) -> Sample {
             .into_iter()
             .map(|s| R::spawn(client::<R>(s, p.size, phase.clone())))
             .collect();
-        (server, clients)
+        (stalled, server, clients)
     });
     let window = drive(&phase, p.secs);
     let stats = rt.block_on(async {
@@ -259,6 +278,11 @@ fn run<R: NetRt>(p: Params) -> Sample {
             h.await
                 .unwrap_or_else(|e| panic!("{name} echo task: {e:?}"))
                 .unwrap_or_else(|e| panic!("{name} echo io: {e}"));
+        }
+        if let Some(stalled) = stalled {
+            stalled
+                .await
+                .unwrap_or_else(|e| panic!("{name} stalling task: {e:?}"));
         }
         stats
     });
@@ -327,6 +351,7 @@ fn main() {
         Ok("tokio") => Some(Which::Tokio),
         Ok(v) => panic!("GOPARK_BENCH_ONLY must be gopark or tokio, got {v:?}"),
     };
+    let stall = std::env::var("GOPARK_BENCH_STALL").is_ok_and(|v| v == "1");
     // `cargo bench` passes `--bench`; every other argument is a filter.
     let filters: Vec<String> = std::env::args()
         .skip(1)
@@ -341,9 +366,14 @@ fn main() {
     println!(
         "net_echo: loopback echo ping-pong, {workers} workers per runtime, {cores} cores, \
          {} ms warm-up + {:.1} s measured per run, {rounds} runs per runtime per row ({who}); \
-         msg/s = median over runs, latency percentiles over all runs",
+         msg/s = median over runs, latency percentiles over all runs{}",
         WARMUP.as_millis(),
-        secs.as_secs_f64()
+        secs.as_secs_f64(),
+        if stall {
+            "; one task blocks a worker throughout (GOPARK_BENCH_STALL=1)"
+        } else {
+            ""
+        }
     );
     println!();
     println!(
@@ -363,6 +393,7 @@ fn main() {
                 size,
                 conns,
                 secs,
+                stall,
             };
             let mut gs = Vec::with_capacity(rounds);
             let mut ts = Vec::with_capacity(rounds);

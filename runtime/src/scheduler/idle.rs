@@ -59,11 +59,11 @@ impl Idle {
     #[must_use = "the worker picked must be unparked"]
     #[inline]
     pub(crate) fn worker_to_notify(&self) -> Option<usize> {
-        self.worker_to_wake(None)
+        self.worker_to_wake(false)
     }
 
-    /// Picks a parked worker to wake, if one should be woken: preferably
-    /// one that last ran on `cpu` (a wake-up that stays on the waker's CPU
+    /// Picks a parked worker to wake, if one should be woken: with
+    /// `near_caller`, preferably one that last ran on the caller's CPU (a wake-up that stays on the waker's CPU
     /// starts in microseconds; one that lands on an idle CPU waits for it
     /// to leave its idle state), else the one that parked last.
     ///
@@ -76,7 +76,7 @@ impl Idle {
     /// so a lone task wakes exactly one worker.
     #[must_use = "the worker picked must be unparked"]
     #[inline]
-    pub(crate) fn worker_to_wake(&self, cpu: Option<u32>) -> Option<usize> {
+    pub(crate) fn worker_to_wake(&self, near_caller: bool) -> Option<usize> {
         // SeqCst: the caller's push to a queue comes before this load in the
         // single total order; pairs with the fences in
         // `transition_worker_to_parked` and `transition_worker_from_searching`.
@@ -84,17 +84,23 @@ impl Idle {
         if !self.should_wake() {
             return None;
         }
-        self.pick_sleeper(cpu)
+        self.pick_sleeper(near_caller)
     }
 
     /// The slow half of [`worker_to_wake`](Self::worker_to_wake): under
-    /// the lock, picks the sleeper.
+    /// the lock, picks the sleeper. The caller's CPU is looked up only
+    /// here, when there is a sleeper to choose among.
     #[inline(never)]
-    fn pick_sleeper(&self, cpu: Option<u32>) -> Option<usize> {
+    fn pick_sleeper(&self, near_caller: bool) -> Option<usize> {
         let mut sleepers = self.sleepers.lock();
         if !self.should_wake() {
             return None;
         }
+        let cpu = if near_caller && sleepers.len() > 1 {
+            current_cpu()
+        } else {
+            None
+        };
         let at = cpu
             .and_then(|cpu| sleepers.iter().rposition(|s| s.cpu == Some(cpu)))
             .unwrap_or(sleepers.len().checked_sub(1)?);

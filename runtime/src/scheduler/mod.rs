@@ -223,7 +223,7 @@ impl Shared {
             // Pushed before the idle check below (the Dekker pair of `idle`).
             self.injector.push_batch(rest);
         }
-        if let Some(w) = self.idle.worker_to_wake(idle::current_cpu()) {
+        if let Some(w) = self.idle.worker_to_wake(true) {
             self.slots[w].parker.unpark_with(first);
             self.io.worker_unparked();
         } else {
