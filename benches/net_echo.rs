@@ -14,7 +14,7 @@
 //! completed during the next [`DEFAULT_SECS`] seconds are counted; the row
 //! reports messages (round trips) per second over all connections, the
 //! ratio gopark/tokio of those (above 1: gopark is faster), and the
-//! p50/p99 round-trip latency. `TCP_NODELAY` is on for every socket of both
+//! p50/p99/max round-trip latency. `TCP_NODELAY` is on for every socket of both
 //! runtimes.
 //!
 //! gopark and tokio get the same worker count (`GOPARK_BENCH_WORKERS`,
@@ -40,10 +40,11 @@
 //! * `GOPARK_BENCH_ONLY=gopark|tokio`: run one runtime alone (for `strace -c
 //!   -f` or `perf stat`); the run then also prints the total number of round
 //!   trips, warm-up included, to divide the process's counts by.
-//! * `GOPARK_BENCH_STALL=1`: one more task, spawned first, blocks the worker
-//!   that runs it for the whole run (`std::thread::sleep` in slices of
-//!   [`STALL_SLICE`], never yielding), as a task stuck in a blocking call
-//!   or a long loop does. The round trips then show what such a task costs
+//! * `GOPARK_BENCH_STALL=1`: one more task blocks the worker that runs it,
+//!   again and again, for the whole run: `std::thread::sleep` for
+//!   [`STALL_SLICE`], then a yield, so that it lands on each worker in turn
+//!   with that worker's queue full, as a handler that makes a blocking call
+//!   does. The round trips then show what such a task costs
 //!   the others: gopark hands the stuck worker's queue to a fresh thread
 //!   (see "A blocked worker is handed off" in the runtime crate's docs), tokio leaves it where it is.
 //!
@@ -85,9 +86,9 @@ const HIST_SIGFIG: u8 = 2;
 /// taken to be hung: the benchmark exits with an error instead of hanging.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
-/// How long the stalling task (`GOPARK_BENCH_STALL=1`) sleeps between looks
-/// at the phase.
-const STALL_SLICE: Duration = Duration::from_millis(100);
+/// How long the stalling task (`GOPARK_BENCH_STALL=1`) blocks its worker
+/// each time it runs.
+const STALL_SLICE: Duration = Duration::from_millis(50);
 
 /// Phases of a run, shared by the main thread and every client.
 const WARMING: u8 = 0;
@@ -212,10 +213,12 @@ async fn client<R: NetRt>(
     Ok(stats)
 }
 
-/// Blocks its worker thread until the run stops, never yielding.
-async fn stall(phase: Arc<AtomicU8>) {
+/// Blocks the worker thread that runs it for [`STALL_SLICE`], yields, and
+/// again, until the run stops.
+async fn stall<R: Rt>(phase: Arc<AtomicU8>) {
     while phase.load(Relaxed) != STOPPING {
         std::thread::sleep(STALL_SLICE);
+        R::yield_now().await;
     }
 }
 
@@ -240,7 +243,7 @@ fn run<R: NetRt>(p: Params) -> Sample {
     let rt = R::build(p.workers);
     let phase = Arc::new(AtomicU8::new(WARMING));
     let (stalled, server, clients) = rt.block_on(async {
-        let stalled = p.stall.then(|| R::spawn(stall(phase.clone())));
+        let stalled = p.stall.then(|| R::spawn(stall::<R>(phase.clone())));
         let any: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
         let listener = R::bind(any)
             .await
@@ -325,6 +328,7 @@ struct Summary {
     msgs_per_sec: f64,
     p50_us: f64,
     p99_us: f64,
+    max_us: f64,
     total: u64,
 }
 
@@ -337,6 +341,7 @@ fn summarise(samples: &[Sample]) -> Summary {
         msgs_per_sec: median(samples.iter().map(Sample::msgs_per_sec).collect()),
         p50_us: all.hist.value_at_quantile(0.50) as f64 / 1e3,
         p99_us: all.hist.value_at_quantile(0.99) as f64 / 1e3,
+        max_us: all.hist.max() as f64 / 1e3,
         total: all.total,
     }
 }
@@ -377,7 +382,7 @@ fn main() {
     );
     println!();
     println!(
-        "| size | conns | gopark msg/s | tokio msg/s | ratio | gopark p50/p99 µs | tokio p50/p99 µs |"
+        "| size | conns | gopark msg/s | tokio msg/s | ratio | gopark p50/p99/max µs | tokio p50/p99/max µs |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
 
@@ -422,8 +427,9 @@ fn main() {
                     .map_or("-".into(), |s| format!("{:.0}", s.msgs_per_sec))
             };
             let lat = |s: &Option<Summary>| {
-                s.as_ref()
-                    .map_or("-".into(), |s| format!("{:.1} / {:.1}", s.p50_us, s.p99_us))
+                s.as_ref().map_or("-".into(), |s| {
+                    format!("{:.1} / {:.1} / {:.0}", s.p50_us, s.p99_us, s.max_us)
+                })
             };
             let ratio = match (&g, &t) {
                 (Some(g), Some(t)) => format!("{:.2}", g.msgs_per_sec / t.msgs_per_sec),

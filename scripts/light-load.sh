@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The latency of a request that reaches an idle server: the `light-load`
+# probe against gopark's echo example, its tokio twin, a Go `net` echo
+# server and the `raw-epoll` yardstick, one server at a time, in turns.
+#
+#   bash scripts/light-load.sh                  # 5 rounds of 2,000 echoes
+#   ROUNDS=3 N=1000 bash scripts/light-load.sh  # a quicker run
+#
+# `light-load` (../shared/bench/light-load) keeps CONNS blocking connections
+# and, before each 64-byte echo, sleeps 0..GAP_US µs (a fixed pseudo-random
+# sequence, so every server sees the same gaps): each request finds the
+# server idle. Every server runs with WORKERS worker threads (gopark:
+# GOPARK_WORKERS, tokio: --workers, Go: GOMAXPROCS, raw-epoll: its THREADS
+# argument), unpinned. Round r starts with the r-th server and goes round,
+# so no server always runs first. Prints each run, then the medians over
+# rounds of p50, p99 and p99.9, and gopark's ratio to each other server
+# (below 1.0: gopark answers sooner).
+#
+# Environment (defaults in brackets):
+#   ROUNDS [5]  N [2000] echoes per run  CONNS [4]  GAP_US [3000]
+#   WORKERS [2]  SERVERS [gopark tokio go raw-epoll]
+#   BENCH_DIR   where light-load and raw-epoll live [../shared/bench]
+#
+# A server that is missing (no `go`, no BENCH_DIR/raw-epoll) is skipped
+# with a note; light-load itself is required.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-5}
+N=${N:-2000}
+CONNS=${CONNS:-4}
+GAP_US=${GAP_US:-3000}
+WORKERS=${WORKERS:-2}
+SERVERS=${SERVERS:-gopark tokio go raw-epoll}
+BENCH_DIR=${BENCH_DIR:-../shared/bench}
+WORK=target/light-load
+mkdir -p "$WORK"
+
+echo "light-load: building" >&2
+cargo build --release --quiet --example echo --example tokio_echo
+CARGO_TARGET_DIR="$WORK/target" cargo build --release --quiet \
+    --manifest-path "$BENCH_DIR/light-load/Cargo.toml"
+PROBE="$WORK/target/release/light-load"
+
+available=()
+for s in $SERVERS; do
+    case $s in
+        gopark | tokio) available+=("$s") ;;
+        go)
+            if command -v go >/dev/null; then
+                go build -o "$WORK/echo-go" scripts/go/echo.go
+                available+=(go)
+            else
+                echo "light-load: go is not installed (apt-get install golang-go); skipping Go" >&2
+            fi
+            ;;
+        raw-epoll)
+            if [[ -f $BENCH_DIR/raw-epoll/Cargo.toml ]]; then
+                CARGO_TARGET_DIR="$WORK/target" cargo build --release --quiet \
+                    --manifest-path "$BENCH_DIR/raw-epoll/Cargo.toml"
+                available+=(raw-epoll)
+            else
+                echo "light-load: no $BENCH_DIR/raw-epoll; skipping raw-epoll" >&2
+            fi
+            ;;
+        *) echo "light-load: unknown server $s" >&2; exit 2 ;;
+    esac
+done
+
+PORT=7391
+ADDR=127.0.0.1:$PORT
+pid=
+cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null || true; }
+trap cleanup EXIT
+
+start() {
+    case $1 in
+        gopark) GOPARK_WORKERS=$WORKERS target/release/examples/echo "$ADDR" ;;
+        tokio) target/release/examples/tokio_echo "$ADDR" --workers "$WORKERS" ;;
+        go) "$WORK/echo-go" -workers "$WORKERS" "$ADDR" ;;
+        raw-epoll) "$WORK/target/release/raw-epoll" echo "$ADDR" "$WORKERS" ;;
+    esac
+}
+
+# Waits (at most 5 s) until something accepts on $PORT.
+wait_listening() {
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "light-load: $1 did not start listening on $ADDR" >&2
+    return 1
+}
+
+RESULTS="$WORK/runs.txt"
+: >"$RESULTS"
+n=${#available[@]}
+for r in $(seq 0 $((ROUNDS - 1))); do
+    for i in $(seq 0 $((n - 1))); do
+        s=${available[$(((r + i) % n))]}
+        start "$s" >/dev/null 2>&1 &
+        pid=$!
+        wait_listening "$s"
+        line=$(timeout 300 "$PROBE" "$ADDR" "$N" "$CONNS" "$GAP_US")
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        pid=
+        echo "round $((r + 1)) $s $line" | tee -a "$RESULTS"
+    done
+done
+
+python3 - "$RESULTS" "${available[@]}" <<'PY'
+import re, statistics, sys
+path, servers = sys.argv[1], sys.argv[2:]
+runs = {s: [] for s in servers}
+for line in open(path):
+    f = line.split()
+    vals = dict(re.findall(r"(\w+)=(\d+)", line))
+    runs[f[2]].append({k: int(v) for k, v in vals.items()})
+med = {s: {k: statistics.median(r[k] for r in runs[s]) for k in ("p50_us", "p99_us", "p999_us")} for s in servers if runs[s]}
+print()
+print("| server | p50 µs | p99 µs | p99.9 µs | gopark/server p50 | gopark/server p99 |")
+print("|---|---:|---:|---:|---:|---:|")
+g = med.get("gopark")
+for s, m in med.items():
+    r50 = f"{g['p50_us'] / m['p50_us']:.2f}" if g else "-"
+    r99 = f"{g['p99_us'] / m['p99_us']:.2f}" if g else "-"
+    print(f"| {s} | {m['p50_us']:.0f} | {m['p99_us']:.0f} | {m['p999_us']:.0f} | {r50} | {r99} |")
+PY
