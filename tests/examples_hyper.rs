@@ -8,6 +8,8 @@
 //! run (`--test examples_hyper`) does not: run `cargo build --features
 //! hyper --examples` first.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream as StdTcpStream};
 use std::os::unix::process::ExitStatusExt;
@@ -24,8 +26,9 @@ use gopark::net::TcpStream;
 use gopark::runtime::{self, time::timeout};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
-use hyper::{Request, StatusCode, Version};
+use hyper::{Request, StatusCode};
 use serde_json::{json, Value};
+use support::http_client::Client;
 
 /// Bound on every wait.
 const WAIT: Duration = Duration::from_secs(20);
@@ -119,70 +122,6 @@ impl Drop for Server {
     }
 }
 
-/// One client connection over gopark: HTTP/1.1 or HTTP/2 prior knowledge.
-enum Client {
-    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
-    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr, http2: bool) -> Client {
-        let io = Io::new(TcpStream::connect(addr).await.unwrap());
-        if http2 {
-            let (s, conn) = hyper::client::conn::http2::handshake(Executor::new(), io)
-                .await
-                .unwrap();
-            runtime::spawn(conn);
-            Client::H2(s)
-        } else {
-            let (s, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
-            runtime::spawn(conn);
-            Client::H1(s)
-        }
-    }
-
-    /// Sends a request; returns the status, the content type and the body.
-    async fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        content_type: Option<&str>,
-        body: Vec<u8>,
-    ) -> (StatusCode, String, Bytes) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("http://localhost{path}"))
-            .header("host", "localhost");
-        if let Some(ct) = content_type {
-            req = req.header("content-type", ct);
-        }
-        let req = req.body(Full::new(Bytes::from(body))).unwrap();
-        let (resp, version) = match self {
-            Client::H1(s) => {
-                s.ready().await.unwrap();
-                (s.send_request(req).await.unwrap(), Version::HTTP_11)
-            }
-            Client::H2(s) => (s.send_request(req).await.unwrap(), Version::HTTP_2),
-        };
-        assert_eq!(resp.version(), version);
-        let status = resp.status();
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (
-            status,
-            ct,
-            resp.into_body().collect().await.unwrap().to_bytes(),
-        )
-    }
-
-    async fn get(&mut self, path: &str) -> (StatusCode, String, Bytes) {
-        self.send("GET", path, None, Vec::new()).await
-    }
-}
-
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     runtime::block_on(async {
         timeout(Duration::from_secs(60), f)
@@ -215,12 +154,12 @@ fn hyper_example_answers_http1_and_http2() {
             assert_eq!((status, ct.as_str()), (StatusCode::OK, "application/json"));
             assert_eq!(json_of(&body), json!({ "message": "Hello, World!" }));
             let sent = pattern(1 << 20);
-            let (status, _, body) = c.send("POST", "/echo", None, sent.clone()).await;
+            let (status, _, body) = c.request("POST", "/echo", None, sent.clone()).await;
             assert_eq!(status, StatusCode::OK);
             assert!(body == sent, "1 MiB echoed");
             assert_eq!(c.get("/nowhere").await.0, StatusCode::NOT_FOUND);
             assert_eq!(
-                c.send("DELETE", "/", None, Vec::new()).await.0,
+                c.request("DELETE", "/", None, Vec::new()).await.0,
                 StatusCode::METHOD_NOT_ALLOWED
             );
             assert_eq!(c.get("/echo").await.0, StatusCode::METHOD_NOT_ALLOWED);
@@ -246,7 +185,7 @@ fn axum_example_answers_http1_and_http2() {
 
         let user = serde_json::to_vec(&json!({ "name": "Ada" })).unwrap();
         let (status, _, body) = h1
-            .send("POST", "/users", Some("application/json"), user)
+            .request("POST", "/users", Some("application/json"), user)
             .await;
         assert_eq!(status, StatusCode::CREATED);
         assert_eq!(json_of(&body), json!({ "id": 1, "name": "Ada" }));

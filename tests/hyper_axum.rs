@@ -9,38 +9,29 @@
 #[allow(dead_code)]
 mod app;
 
-use std::future::Future;
+mod support;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gopark::hyper::{Executor, Io};
-use gopark::net::{TcpListener, TcpStream};
-use gopark::runtime::{self, time::timeout, Builder};
+use gopark::net::TcpListener;
+use gopark::runtime;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode, Version};
+use hyper::{Request, StatusCode};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use serde_json::{json, Value};
+use support::http_client::Client;
 
-const LIMIT: Duration = Duration::from_secs(60);
-
+/// Runs `body` as a task on a fresh 2-worker runtime, bounded in time.
 fn run<F, Fut>(body: F)
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = ()>,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let rt = Builder::new()
-        .worker_threads(2)
-        .thread_name("axum-test")
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        timeout(LIMIT, body())
-            .await
-            .unwrap_or_else(|_| panic!("test did not finish within {LIMIT:?}"))
-    });
+    support::rt::run(2, "axum-test", body);
 }
 
 /// Serves a fresh `app::app()` until the test ends.
@@ -61,65 +52,12 @@ fn serve() -> SocketAddr {
     addr
 }
 
-/// One client connection, HTTP/1.1 or HTTP/2.
-enum Client {
-    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
-    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr, http2: bool) -> Client {
-        let io = Io::new(TcpStream::connect(addr).await.unwrap());
-        if http2 {
-            let (sender, conn) = hyper::client::conn::http2::handshake(Executor::new(), io)
-                .await
-                .unwrap();
-            runtime::spawn(conn);
-            Client::H2(sender)
-        } else {
-            let (sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
-            runtime::spawn(conn);
-            Client::H1(sender)
-        }
-    }
-
-    async fn send(&mut self, req: Request<Full<Bytes>>) -> Response<Incoming> {
-        let resp = match self {
-            Client::H1(s) => {
-                s.ready().await.unwrap();
-                s.send_request(req).await.unwrap()
-            }
-            Client::H2(s) => s.send_request(req).await.unwrap(),
-        };
-        let want = match self {
-            Client::H1(_) => Version::HTTP_11,
-            Client::H2(_) => Version::HTTP_2,
-        };
-        assert_eq!(resp.version(), want);
-        resp
-    }
-
-    async fn get(&mut self, path: &str) -> (StatusCode, Bytes) {
-        let req = Request::get(format!("http://localhost{path}"))
-            .header("host", "localhost")
-            .body(Full::default())
-            .unwrap();
-        let resp = self.send(req).await;
-        let status = resp.status();
-        (status, resp.into_body().collect().await.unwrap().to_bytes())
-    }
-
-    async fn post_json(&mut self, path: &str, body: &Value) -> (StatusCode, Value) {
-        let req = Request::post(format!("http://localhost{path}"))
-            .header("host", "localhost")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap();
-        let resp = self.send(req).await;
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap())
-    }
+/// axum's JSON in and out.
+async fn post_json(client: &mut Client, path: &str, body: &Value) -> (StatusCode, Value) {
+    let (status, _, bytes) = client
+        .request("POST", path, Some("application/json"), body.to_string())
+        .await;
+    (status, serde_json::from_slice(&bytes).unwrap())
 }
 
 fn json_of(bytes: &Bytes) -> Value {
@@ -133,37 +71,38 @@ fn json_path_parameters_and_state_over_both_protocols() {
         let mut h1 = Client::connect(addr, false).await;
         let mut h2 = Client::connect(addr, true).await;
 
+        let (status, _, body) = h1.get("/").await;
         assert_eq!(
-            h1.get("/").await,
+            (status, body),
             (StatusCode::OK, Bytes::from("Hello, World!"))
         );
-        let (status, body) = h2.get("/json").await;
+        let (status, _, body) = h2.get("/json").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(json_of(&body), json!({ "message": "Hello, World!" }));
 
         // State shared by every connection: users made over one protocol
         // are found over the other, with ids in order.
-        let (status, ada) = h1.post_json("/users", &json!({ "name": "Ada" })).await;
+        let (status, ada) = post_json(&mut h1, "/users", &json!({ "name": "Ada" })).await;
         assert_eq!(status, StatusCode::CREATED);
         assert_eq!(ada, json!({ "id": 1, "name": "Ada" }));
-        let (status, rob) = h2.post_json("/users", &json!({ "name": "Rob" })).await;
+        let (status, rob) = post_json(&mut h2, "/users", &json!({ "name": "Rob" })).await;
         assert_eq!(status, StatusCode::CREATED);
         assert_eq!(rob, json!({ "id": 2, "name": "Rob" }));
 
-        let (status, body) = h2.get("/users/1").await;
+        let (status, _, body) = h2.get("/users/1").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(json_of(&body), ada);
-        let (status, body) = h1.get("/users/2").await;
+        let (status, _, body) = h1.get("/users/2").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(json_of(&body), rob);
-        let (status, body) = h1.get("/users/3").await;
+        let (status, _, body) = h1.get("/users/3").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(json_of(&body), json!({ "error": "no user 3" }));
 
         // The counter: one more per call, whichever connection calls.
         for i in 0..4 {
             let client = if i % 2 == 0 { &mut h1 } else { &mut h2 };
-            let (status, body) = client.get("/counter").await;
+            let (status, _, body) = client.get("/counter").await;
             assert_eq!(status, StatusCode::OK);
             assert_eq!(json_of(&body), json!({ "count": i + 1 }));
         }
@@ -177,7 +116,7 @@ fn axum_rejects_bad_input_with_its_own_errors() {
         for http2 in [false, true] {
             let mut client = Client::connect(addr, http2).await;
             // A path parameter that is not a number.
-            let (status, _) = client.get("/users/abc").await;
+            let (status, _, _) = client.get("/users/abc").await;
             assert_eq!(status, StatusCode::BAD_REQUEST);
             // JSON that does not match `NewUser`.
             let req = Request::post("http://localhost/users")
@@ -198,9 +137,9 @@ fn axum_rejects_bad_input_with_its_own_errors() {
                 client.send(req).await.status(),
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             );
-            let (status, _) = client.get("/nowhere").await;
+            let (status, _, _) = client.get("/nowhere").await;
             assert_eq!(status, StatusCode::NOT_FOUND);
-            let (status, body) = client
+            let (status, _, body) = client
                 .get(&format!("/stream?chunks={}", app::MAX_CHUNKS + 1))
                 .await;
             assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -216,7 +155,7 @@ fn a_streamed_body_arrives_chunk_by_chunk() {
         for http2 in [false, true] {
             let mut client = Client::connect(addr, http2).await;
             // Every chunk, in order.
-            let (status, body) = client.get("/stream?chunks=1000&every_ms=0").await;
+            let (status, _, body) = client.get("/stream?chunks=1000&every_ms=0").await;
             assert_eq!(status, StatusCode::OK);
             let want: String = (0..1000).map(|i| format!("chunk {i}\n")).collect();
             assert_eq!(body, want.as_bytes());

@@ -5,8 +5,9 @@
 //! graceful shutdown that finishes the request in flight, and no
 //! descriptor left behind.
 
+mod support;
+
 use std::convert::Infallible;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -21,39 +22,25 @@ use futures_util::future::{select, Either};
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use gopark::hyper::{Executor, Io, Timer};
 use gopark::net::{TcpListener, TcpStream};
-use gopark::runtime::{self, time::timeout, Builder};
+use gopark::runtime::{self, time::timeout};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::server::conn::auto;
 
-/// Bound on every test body.
-const LIMIT: Duration = Duration::from_secs(60);
-
 type Body = BoxBody<Bytes, hyper::Error>;
 
-/// The tests take turns: one of them counts this process's descriptors.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Runs `body` on a fresh runtime of `workers` workers, bounded by LIMIT,
-/// with no other test of this file running.
+/// Runs `body` as a task on a fresh runtime of `workers` workers, bounded
+/// in time, with no other test of this file running (one of them counts
+/// this process's descriptors).
 fn run<F, Fut>(workers: usize, body: F)
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = ()>,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let rt = Builder::new()
-        .worker_threads(workers)
-        .thread_name("hyper-test")
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        timeout(LIMIT, body())
-            .await
-            .unwrap_or_else(|_| panic!("test did not finish within {LIMIT:?}"))
-    });
+    let _serial = support::rt::serial();
+    support::rt::run(workers, "hyper-test", body);
 }
 
 /// A deterministic byte pattern, different for each `seed`.
@@ -184,7 +171,7 @@ fn assert_same(got: &[u8], want: &[u8], what: &str) {
 #[test]
 fn http1_echoes_every_byte_on_one_keep_alive_connection() {
     for workers in [1, 4] {
-        run(workers, || async {
+        run(workers, move || async move {
             let (addr, conns) = serve_echo();
             let mut client = h1_client(addr).await;
             for (i, len) in [0, 1, 1000, 64 * 1024 + 3, 1 << 20].into_iter().enumerate() {

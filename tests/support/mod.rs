@@ -39,6 +39,8 @@
 //!   descriptor table, `SIGPIPE` at its default disposition).
 //! * [`example`]: running an example program as a child process and
 //!   talking HTTP to it with plain blocking sockets.
+//! * `http_client` (feature `hyper`): hyper's client on gopark, one
+//!   HTTP/1.1 or HTTP/2 connection.
 //!
 //! A test binary uses only part of the toolkit; the rest is not dead code
 //! of the project, so dead-code warnings are off for this module.
@@ -51,6 +53,8 @@ pub mod data;
 pub mod example;
 pub mod fd;
 pub mod future;
+#[cfg(feature = "hyper")]
+pub mod http_client;
 pub mod leak;
 pub mod net;
 pub mod proc;
