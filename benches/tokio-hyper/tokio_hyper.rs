@@ -18,6 +18,8 @@
 mod common;
 #[path = "../../examples/support/graceful.rs"]
 mod graceful;
+#[path = "../../examples/support/nofile.rs"]
+mod nofile;
 #[path = "../../examples/hyper/service.rs"]
 mod service;
 
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    common::raise_nofile_limit();
+    nofile::raise_limit();
     let rt = match common::runtime(workers, "tokio-hyper") {
         Ok(rt) => rt,
         Err(e) => {
@@ -76,7 +78,7 @@ fn main() -> ExitCode {
 async fn serve(addr: &str) -> io::Result<u64> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    let listener = common::bind(addr)?;
+    let listener = common::bind(addr, None)?;
     println!("listening on http://{}", listener.local_addr()?);
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
