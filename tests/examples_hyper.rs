@@ -10,13 +10,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream as StdTcpStream};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_channel::mpsc as async_mpsc;
@@ -28,97 +26,36 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::{Request, StatusCode};
 use serde_json::{json, Value};
+use support::example::{example_path, Proc};
 use support::http_client::Client;
 
 /// Bound on every wait.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A running example; killed and reaped when dropped.
+/// A running example on an ephemeral port, with two workers; killed and
+/// reaped when dropped.
 struct Server {
-    child: Child,
-    stdout: Receiver<String>,
+    proc: Proc,
     addr: SocketAddr,
 }
 
 impl Server {
-    /// Starts example `name` on a free port and waits for its
-    /// `listening on http://ADDR` line.
     fn start(name: &str) -> Server {
-        let exe = std::env::current_exe().unwrap();
-        let path: PathBuf = exe
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .join("examples")
-            .join(name);
-        assert!(
-            path.exists(),
-            "{} not found: run `cargo build --examples` first",
-            path.display()
-        );
-        let mut child = Command::new(path)
-            .args(["--addr", "127.0.0.1:0", "--workers", "2"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, stdout) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            stdout,
-            addr: "0.0.0.0:0".parse().unwrap(),
-        };
-        let line = server.wait_line("listening on http://");
-        server.addr = line["listening on http://".len()..].parse().unwrap();
-        server
+        let (proc, addr) = Proc::server(name, &["--addr", "127.0.0.1:0", "--workers", "2"]);
+        Server { proc, addr }
     }
 
     /// Waits for a stdout line that starts with `prefix`.
     fn wait_line(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no line {prefix:?} on stdout: {e}"),
-            }
-        }
+        self.proc.wait_stdout(|l| l.starts_with(prefix))
     }
 
     fn signal(&self, signum: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: kill takes no pointers; the child is not reaped yet.
-        assert_eq!(unsafe { libc::kill(pid, signum) }, 0);
+        self.proc.signal(signum);
     }
 
     fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "no exit within {WAIT:?}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.wait_exit(WAIT)
     }
 }
 
@@ -378,14 +315,7 @@ fn a_second_signal_exits_at_once() {
 #[test]
 fn bad_arguments_exit_with_status_2() {
     for name in ["hyper", "axum"] {
-        let exe = std::env::current_exe().unwrap();
-        let path = exe
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .join("examples")
-            .join(name);
+        let path = example_path(name);
         let out = Command::new(&path).arg("--workers=0").output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{name}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("usage:"));
