@@ -73,13 +73,24 @@ pid=
 cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null || true; }
 trap cleanup EXIT
 
+# Runs server $1 in place of the calling (background) shell, so that `$!`
+# is the server's own pid and killing it stops the server.
 start() {
     case $1 in
-        gopark) GOPARK_WORKERS=$WORKERS target/release/examples/echo "$ADDR" ;;
-        tokio) target/release/examples/tokio_echo "$ADDR" --workers "$WORKERS" ;;
-        go) "$WORK/echo-go" -workers "$WORKERS" "$ADDR" ;;
-        raw-epoll) "$WORK/target/release/raw-epoll" echo "$ADDR" "$WORKERS" ;;
+        gopark) GOPARK_WORKERS=$WORKERS exec target/release/examples/echo "$ADDR" ;;
+        tokio) exec target/release/examples/tokio_echo "$ADDR" --workers "$WORKERS" ;;
+        go) exec "$WORK/echo-go" -workers "$WORKERS" "$ADDR" ;;
+        raw-epoll) exec "$WORK/target/release/raw-epoll" echo "$ADDR" "$WORKERS" ;;
     esac
+}
+
+# Fails if something already listens on $PORT: a server left from an
+# earlier run would answer in place of the one under test.
+port_free() {
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+        echo "light-load: something already listens on $ADDR; stop it first" >&2
+        return 1
+    fi
 }
 
 # Waits (at most 5 s) until something accepts on $PORT.
@@ -98,6 +109,7 @@ n=${#available[@]}
 for r in $(seq 0 $((ROUNDS - 1))); do
     for i in $(seq 0 $((n - 1))); do
         s=${available[$(((r + i) % n))]}
+        port_free
         start "$s" >/dev/null 2>&1 &
         pid=$!
         wait_listening "$s"

@@ -25,9 +25,10 @@ use gopark::runtime::{self, time::timeout};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::{Request, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
+use support::data::pattern;
 use support::example::{example_path, Proc};
-use support::http_client::Client;
+use support::http_client::{json_of, Client};
 
 /// Bound on every wait.
 const WAIT: Duration = Duration::from_secs(20);
@@ -67,14 +68,6 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     })
 }
 
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
-
-fn json_of(bytes: &Bytes) -> Value {
-    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{e}: {bytes:?}"))
-}
-
 #[test]
 fn hyper_example_answers_http1_and_http2() {
     let mut server = Server::start("hyper");
@@ -90,7 +83,7 @@ fn hyper_example_answers_http1_and_http2() {
             let (status, ct, body) = c.get("/json").await;
             assert_eq!((status, ct.as_str()), (StatusCode::OK, "application/json"));
             assert_eq!(json_of(&body), json!({ "message": "Hello, World!" }));
-            let sent = pattern(1 << 20);
+            let sent = pattern(7, 1 << 20);
             let (status, _, body) = c.request("POST", "/echo", None, sent.clone()).await;
             assert_eq!(status, StatusCode::OK);
             assert!(body == sent, "1 MiB echoed");
@@ -171,7 +164,7 @@ fn head_end(bytes: &[u8]) -> Option<usize> {
 #[test]
 fn sigterm_finishes_the_request_in_flight_over_http1() {
     let mut server = Server::start("hyper");
-    let sent = pattern(200_000);
+    let sent = pattern(7, 200_000);
     let mut stream = StdTcpStream::connect(server.addr).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     let head = format!(
@@ -214,7 +207,7 @@ fn sigterm_finishes_the_request_in_flight_over_http1() {
 fn sigterm_finishes_the_stream_in_flight_over_http2() {
     let mut server = Server::start("hyper");
     let addr = server.addr;
-    let sent = pattern(300_000);
+    let sent = pattern(7, 300_000);
     // The request body comes from a channel the test feeds.
     let (mut feed, frames) = async_mpsc::channel::<Bytes>(1);
     let body = StreamBody::new(frames.map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b))));
@@ -255,7 +248,7 @@ fn sigterm_finishes_the_stream_in_flight_over_http2() {
         echo.collect().await.unwrap().to_bytes()
     });
     got.extend_from_slice(&rest);
-    assert!(got == pattern(300_000), "the whole body came back");
+    assert!(got == pattern(7, 300_000), "the whole body came back");
     assert_eq!(server.wait_line("served "), "served 1 requests");
     assert!(server.wait_exit().success());
     block_on(conn)

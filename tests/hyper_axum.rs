@@ -23,7 +23,7 @@ use hyper::{Request, StatusCode};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use serde_json::{json, Value};
-use support::http_client::Client;
+use support::http_client::{json_of, Client};
 
 /// Runs `body` as a task on a fresh 2-worker runtime, bounded in time.
 fn run<F, Fut>(body: F)
@@ -58,10 +58,6 @@ async fn post_json(client: &mut Client, path: &str, body: &Value) -> (StatusCode
         .request("POST", path, Some("application/json"), body.to_string())
         .await;
     (status, serde_json::from_slice(&bytes).unwrap())
-}
-
-fn json_of(bytes: &Bytes) -> Value {
-    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{e}: {bytes:?}"))
 }
 
 #[test]

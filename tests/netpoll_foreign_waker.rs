@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use gopark::runtime::{time, Builder, Direction, PollDesc};
 use support::fd;
+use support::future::signal_pending;
 use support::Watchdog;
 
 /// A waker whose `wake` panics, counting its calls.
@@ -35,7 +36,6 @@ fn a_panicking_foreign_waker_does_not_kill_the_netpoll_thread() {
         .thread_name("fwaker")
         .build()
         .expect("runtime");
-    let _enter = rt.handle().clone();
     let (r, w) = fd::pipe().expect("pipe");
     let reader = rt.block_on(async { PollDesc::new(r) }).expect("register");
     // Drain the pipe's initial readiness: the half starts ready.
@@ -72,11 +72,14 @@ fn a_panicking_foreign_waker_does_not_kill_the_netpoll_thread() {
         .expect("a sleep after the panic completes");
         assert!(start.elapsed() >= Duration::from_millis(20));
         let pd = PollDesc::new(r2)?;
-        let reader_task = gopark::runtime::spawn(async move {
+        let (read, parked) = signal_pending(async move {
             let mut buf = [0u8; 8];
             fd::pd_read(&pd, &mut buf).await
         });
-        gopark::runtime::yield_now().await;
+        let reader_task = gopark::runtime::spawn(read);
+        // Write only once the read has parked, so that the netpoll thread
+        // is what wakes it.
+        parked.await.expect("the read parked");
         fd::write_now(&w2, b"x");
         let n = time::timeout(Duration::from_secs(20), reader_task)
             .await

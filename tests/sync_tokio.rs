@@ -204,16 +204,14 @@ rt_test! {
                 let mut rx = tx.subscribe();
                 spawn(async move {
                     let mut last = 0;
-                    let mut changes = 0u64;
                     // `changed` reports a newer value before it reports
                     // that every sender is gone.
                     while rx.changed().await.is_ok() {
                         let v = *rx.borrow_and_update();
                         assert!(v > last, "value went from {last} to {v}");
                         last = v;
-                        changes += 1;
                     }
-                    (last, changes)
+                    last
                 })
             })
             .collect();
@@ -235,9 +233,8 @@ rt_test! {
             join(w).await;
         }
         for r in readers {
-            let (last, changes) = join(r).await;
+            let last = join(r).await;
             assert_eq!(last, TOTAL, "a reader missed the final value");
-            assert!((1..=TOTAL).contains(&changes));
         }
     }
 
@@ -377,12 +374,9 @@ rt_test! {
                 (a, b)
             })
             .collect();
-        let mut notifications = 0;
         for (a, b) in pairs {
             assert_eq!(join(a).await, 2 * round_trips);
             join(b).await;
-            notifications += 2 * round_trips;
         }
-        assert_eq!(notifications, TOTAL);
     }
 }

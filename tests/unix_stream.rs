@@ -457,10 +457,12 @@ rt_test! {
         server.read_exact(&mut buf).await?;
         assert_eq!(&buf, b"std");
         // A parked read on a from_std stream is woken like any other.
-        let reader = runtime::spawn(async move {
+        let (read, parked) = signal_pending(async move {
             let mut buf = [0u8; 4];
             client.read_exact(&mut buf).await.map(|_| buf)
         });
+        let reader = runtime::spawn(read);
+        parked.await.expect("the read parked");
         server.write_all(b"back").await?;
         assert_eq!(&reader.await.expect("reader")?, b"back");
         Ok(())

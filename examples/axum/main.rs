@@ -36,6 +36,8 @@ mod backoff;
 mod graceful;
 #[path = "../support/nofile.rs"]
 mod nofile;
+#[path = "../support/signals.rs"]
+mod signals;
 
 use std::io;
 use std::pin::pin;
@@ -50,9 +52,9 @@ use futures_util::future::{select, Either};
 use gopark::hyper::{Executor, Io, Timer};
 use gopark::net::TcpListener;
 use gopark::runtime::{self, time::timeout, Builder};
-use gopark::signal::unix::{signal, Signal, SignalKind};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use signals::Signals;
 
 use backoff::Backoff;
 use graceful::Graceful;
@@ -228,31 +230,4 @@ async fn serve(addr: &str) -> io::Result<u64> {
         }
     }
     Ok(served.load(Ordering::Relaxed))
-}
-
-/// The signals that stop the server.
-struct Signals {
-    interrupt: Signal,
-    terminate: Signal,
-}
-
-impl Signals {
-    fn new() -> io::Result<Signals> {
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// Waits for SIGINT or SIGTERM; returns which came. Once the
-    /// listeners are closed (the runtime is shutting down, and the task
-    /// waiting here is about to be dropped) no signal came and none will:
-    /// it never returns.
-    async fn recv(&mut self) -> SignalKind {
-        match select(pin!(self.interrupt.recv()), pin!(self.terminate.recv())).await {
-            Either::Left((Some(()), _)) => SignalKind::interrupt(),
-            Either::Right((Some(()), _)) => SignalKind::terminate(),
-            Either::Left((None, _)) | Either::Right((None, _)) => std::future::pending().await,
-        }
-    }
 }

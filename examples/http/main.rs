@@ -84,22 +84,22 @@ mod response;
 mod backoff;
 #[path = "../support/nofile.rs"]
 mod nofile;
+#[path = "../support/signals.rs"]
+mod signals;
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_channel::mpsc;
-use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use gopark::net::TcpListener;
 use gopark::runtime::{self, time::timeout, Builder};
-use gopark::signal::unix::{signal, Signal, SignalKind};
+use signals::Signals;
 
 use args::{Command, Config};
 use backoff::Backoff;
@@ -277,33 +277,6 @@ fn set_send_buffer(listener: &TcpListener, bytes: usize) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
-    }
-}
-
-/// The signals that stop the server.
-struct Signals {
-    interrupt: Signal,
-    terminate: Signal,
-}
-
-impl Signals {
-    fn new() -> io::Result<Signals> {
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// Waits for SIGINT or SIGTERM; returns which came. Once the
-    /// listeners are closed (the runtime is shutting down, and the task
-    /// waiting here is about to be dropped) no signal came and none will:
-    /// it never returns.
-    async fn recv(&mut self) -> SignalKind {
-        match select(pin!(self.interrupt.recv()), pin!(self.terminate.recv())).await {
-            Either::Left((Some(()), _)) => SignalKind::interrupt(),
-            Either::Right((Some(()), _)) => SignalKind::terminate(),
-            Either::Left((None, _)) | Either::Right((None, _)) => std::future::pending().await,
-        }
     }
 }
 

@@ -51,6 +51,8 @@ mod stats;
 
 #[path = "../support/nofile.rs"]
 mod nofile;
+#[path = "../support/signals.rs"]
+mod signals;
 
 use std::io;
 use std::pin::pin;
@@ -61,7 +63,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{select, Either};
 use gopark::runtime::{self, time::timeout_at, Builder};
-use gopark::signal::unix::{signal, Signal, SignalKind};
+use signals::Signals;
 
 use args::{Command, Config, Mode};
 use stats::{Report, Stats};
@@ -170,31 +172,4 @@ async fn run(cfg: Arc<Config>) -> io::Result<Report> {
         }
     };
     Ok(stats.report(elapsed, unfinished))
-}
-
-/// The signals that stop the run.
-struct Signals {
-    interrupt: Signal,
-    terminate: Signal,
-}
-
-impl Signals {
-    fn new() -> io::Result<Signals> {
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// Waits for SIGINT or SIGTERM; returns which came. Once the
-    /// listeners are closed (the runtime is shutting down, and the task
-    /// waiting here is about to be dropped) no signal came and none will:
-    /// it never returns.
-    async fn recv(&mut self) -> SignalKind {
-        match select(pin!(self.interrupt.recv()), pin!(self.terminate.recv())).await {
-            Either::Left((Some(()), _)) => SignalKind::interrupt(),
-            Either::Right((Some(()), _)) => SignalKind::terminate(),
-            Either::Left((None, _)) | Either::Right((None, _)) => std::future::pending().await,
-        }
-    }
 }

@@ -62,7 +62,7 @@ impl StreamSocket {
     /// two workers: the write may take the reset from the kernel while the
     /// read, a moment later but before the write stored the flag, gets end
     /// of stream. So on TCP an end of stream is checked against the
-    /// socket's state (one `getsockopt`, once per connection): a reset
+    /// socket's state (one `getsockopt` per end-of-stream read): a reset
     /// leaves it `TCP_CLOSE`, while a peer's FIN leaves it `CLOSE_WAIT` —
     /// unless we shut down our side as well, after which an orderly close
     /// may reach `TCP_CLOSE` too and the state tells nothing.
@@ -199,10 +199,7 @@ impl StreamSocket {
         if how != Shutdown::Read {
             self.shut_write.store(true, Ordering::Relaxed);
         }
-        match SockRef::from(self.pd.fd()).shutdown(how) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
-            res => res,
-        }
+        sys::shutdown(self.pd.fd(), how)
     }
 
     pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {

@@ -1,5 +1,6 @@
 //! The socket syscalls of the hot path, behind one boundary. Socket setup
-//! and options go through `socket2`, which owns the `sockaddr` plumbing.
+//! and options go through `socket2`, which owns the `sockaddr` plumbing,
+//! except `TCP_INFO` and `SO_PEERCRED`, which it does not offer.
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -82,8 +83,19 @@ pub(crate) fn send_vectored(fd: &OwnedFd, bufs: &[IoSlice<'_>]) -> io::Result<us
 }
 
 /// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: the new descriptor needs
-/// no further `fcntl`.
+/// no further `fcntl`. A connection that was aborted while it waited in the
+/// queue (`ECONNABORTED`, or `EPROTO` on some protocols) is skipped, as Go
+/// does: the caller sees the next one, or `EAGAIN`.
 pub(crate) fn accept_raw(fd: &OwnedFd) -> io::Result<(OwnedFd, SockAddr)> {
+    loop {
+        match accept4(fd) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EPROTO)) => {}
+            res => return res,
+        }
+    }
+}
+
+fn accept4(fd: &OwnedFd) -> io::Result<(OwnedFd, SockAddr)> {
     // SAFETY: `try_init` hands us storage and a length for the kernel to
     // fill, exactly what accept4 expects.
     let (res, addr) = unsafe {
@@ -197,4 +209,14 @@ pub(crate) fn default_backlog() -> i32 {
         .and_then(|s| s.trim().parse::<i32>().ok())
         .filter(|&n| n > 0)
         .unwrap_or(4096)
+}
+
+/// `shutdown(2)`, where a socket that is not connected (`ENOTCONN`: the
+/// peer already gone, or a listener no longer listening) counts as shut
+/// down already.
+pub(crate) fn shutdown(fd: &OwnedFd, how: std::net::Shutdown) -> io::Result<()> {
+    match socket2::SockRef::from(fd).shutdown(how) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
+        res => res,
+    }
 }

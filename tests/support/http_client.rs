@@ -94,3 +94,8 @@ impl Client {
         self.request("GET", path, None, Bytes::new()).await
     }
 }
+
+/// A response body parsed as JSON; the body is in the message if it is not.
+pub fn json_of(bytes: &Bytes) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{e}: {bytes:?}"))
+}

@@ -145,7 +145,7 @@ impl TcpListener {
 
     /// Polls for a connection; see [`accept`](TcpListener::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        let (fd, peer) = match self.pd.poll_io(cx, Direction::Read, accept_one) {
+        let (fd, peer) = match self.pd.poll_io(cx, Direction::Read, sys::accept) {
             Poll::Ready(Ok(v)) => v,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
@@ -165,10 +165,7 @@ impl TcpListener {
         self.pd.close();
         // On Linux, shutting down a listening socket takes it out of the
         // LISTEN state. ENOTCONN means it was not listening any more.
-        match SockRef::from(self.pd.fd()).shutdown(std::net::Shutdown::Both) {
-            Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Err(e),
-            _ => Ok(()),
-        }
+        sys::shutdown(self.pd.fd(), std::net::Shutdown::Both)
     }
 
     /// The address this listener is bound to.
@@ -179,17 +176,6 @@ impl TcpListener {
     /// The underlying [`PollDesc`].
     pub fn poll_desc(&self) -> &PollDesc {
         &self.pd
-    }
-}
-
-fn accept_one(fd: &OwnedFd) -> io::Result<(OwnedFd, SocketAddr)> {
-    loop {
-        match sys::accept(fd) {
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EPROTO)) => {
-                continue
-            }
-            res => return res,
-        }
     }
 }
 

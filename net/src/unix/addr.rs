@@ -33,9 +33,14 @@ pub(crate) fn from_path(path: &Path) -> io::Result<SockAddr> {
         io::Error::new(
             e.kind(),
             format!(
-                "Unix socket path {path:?} is {} bytes long; the limit is {} bytes",
+                "Unix socket path {path:?} is {} bytes long; the limit is {} bytes{}",
                 bytes.len(),
-                MAX_PATH
+                MAX_PATH + usize::from(bytes.first() == Some(&0)),
+                if bytes.first() == Some(&0) {
+                    ", counting the leading NUL of an abstract name"
+                } else {
+                    ""
+                }
             ),
         )
     })

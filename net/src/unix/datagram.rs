@@ -91,10 +91,7 @@ impl UnixDatagram {
 
     /// A pair of sockets connected to each other (`socketpair(2)`).
     pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
-        let ty = Type::DGRAM.nonblocking().cloexec();
-        let (a, b) = Socket::pair(Domain::UNIX, ty, None)?;
-        let a = PollDesc::new_nonblocking(OwnedFd::from(a))?;
-        let b = a.sibling(OwnedFd::from(b))?;
+        let (a, b) = super::socket_pair(Type::DGRAM)?;
         Ok((UnixDatagram { pd: a }, UnixDatagram { pd: b }))
     }
 
@@ -208,10 +205,7 @@ impl UnixDatagram {
     /// Shuts down receiving, sending, or both (like `std`). Shutting down
     /// a direction twice is not an error.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        match SockRef::from(self.pd.fd()).shutdown(how) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
-            res => res,
-        }
+        sys::shutdown(self.pd.fd(), how)
     }
 
     /// Returns and clears the socket's pending error (`SO_ERROR`).

@@ -98,7 +98,7 @@ impl UnixListener {
 
     /// Polls for a connection; see [`accept`](UnixListener::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
-        let (fd, peer) = match self.pd.poll_io(cx, Direction::Read, accept_one) {
+        let (fd, peer) = match self.pd.poll_io(cx, Direction::Read, sys::accept_raw) {
             Poll::Ready(Ok(v)) => v,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
@@ -116,10 +116,7 @@ impl UnixListener {
         self.pd.close();
         // Shutting down the receive side of a Unix listener makes the
         // kernel refuse new connections to it.
-        match SockRef::from(self.pd.fd()).shutdown(std::net::Shutdown::Both) {
-            Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Err(e),
-            _ => Ok(()),
-        }
+        sys::shutdown(self.pd.fd(), std::net::Shutdown::Both)
     }
 
     /// The address this listener is bound to.
@@ -135,15 +132,6 @@ impl UnixListener {
     /// The underlying [`PollDesc`].
     pub fn poll_desc(&self) -> &PollDesc {
         &self.pd
-    }
-}
-
-fn accept_one(fd: &OwnedFd) -> io::Result<(OwnedFd, SockAddr)> {
-    loop {
-        match sys::accept_raw(fd) {
-            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
-            res => return res,
-        }
     }
 }
 

@@ -40,6 +40,8 @@
 //! .unwrap();
 //! ```
 
+use gopark_runtime::PollDesc;
+
 mod addr;
 mod datagram;
 mod listener;
@@ -51,6 +53,15 @@ pub use listener::UnixListener;
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
 pub use std::os::unix::net::SocketAddr;
 pub use stream::UnixStream;
+
+/// A connected pair of non-blocking Unix sockets of type `ty`
+/// (`socketpair(2)`), both registered with the current runtime.
+fn socket_pair(ty: socket2::Type) -> std::io::Result<(PollDesc, PollDesc)> {
+    let (a, b) = socket2::Socket::pair(socket2::Domain::UNIX, ty.nonblocking().cloexec(), None)?;
+    let a = PollDesc::new_nonblocking(std::os::fd::OwnedFd::from(a))?;
+    let b = a.sibling(std::os::fd::OwnedFd::from(b))?;
+    Ok((a, b))
+}
 
 /// The credentials of the process at the other end of a [`UnixStream`]
 /// (`SO_PEERCRED`), as they were when it connected.

@@ -150,10 +150,7 @@ impl UnixStream {
     /// A connected pair of streams (`socketpair(2)`), both registered with
     /// the current runtime.
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
-        let ty = Type::STREAM.nonblocking().cloexec();
-        let (a, b) = Socket::pair(Domain::UNIX, ty, None)?;
-        let a = PollDesc::new_nonblocking(OwnedFd::from(a))?;
-        let b = a.sibling(OwnedFd::from(b))?;
+        let (a, b) = super::socket_pair(Type::STREAM)?;
         Ok((UnixStream::from_poll_desc(a), UnixStream::from_poll_desc(b)))
     }
 

@@ -79,7 +79,7 @@ pub use poll_desc::{Direction, PdInner, PollDesc, ReadyEvent};
 
 /// Token of the wake eventfd; no registration can have it (generation 0 is
 /// never handed out).
-const WAKE_TOKEN: u64 = u64::MAX;
+const WAKE_TOKEN: u64 = 0;
 /// Events fetched per `epoll_wait`.
 const EVENTS: usize = 1024;
 /// Standby check interval while some worker is parked.

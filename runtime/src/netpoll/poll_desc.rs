@@ -156,7 +156,19 @@ impl Half {
 
     /// Returns the current tick if the half is ready; otherwise registers
     /// `waker` and returns `Pending`. Errors once closed or timed out.
+    #[cfg(test)]
     pub(crate) fn poll_ready(&self, waker: &Waker) -> Poll<Result<usize, HalfError>> {
+        self.poll_ready_noting(waker, &mut None)
+    }
+
+    /// [`poll_ready`](Half::poll_ready) that, when it registers `waker`,
+    /// also reads the half's deadline into `deadline` under the same lock
+    /// (for the task dump's record of what the task waits for).
+    pub(crate) fn poll_ready_noting(
+        &self,
+        waker: &Waker,
+        deadline: &mut Option<Instant>,
+    ) -> Poll<Result<usize, HalfError>> {
         // Acquire: pairs with the AcqRel of `notify`/`set_flag`, so the
         // edge (or the close) happens-before the syscall we retry.
         let s = self.state.load(Ordering::Acquire);
@@ -168,6 +180,7 @@ impl Half {
         if !slow.waiters.iter().any(|w| w.will_wake(waker)) {
             slow.waiters.push(waker.clone());
         }
+        *deadline = slow.deadline;
         // AcqRel: publishes the waker before WAITERS; acquires the edge or
         // flag a notifier set before we got here.
         let s = self.state.fetch_or(WAITERS, Ordering::AcqRel);
@@ -328,11 +341,6 @@ impl Half {
         self.time_out_locked(&mut slow, wakers);
     }
 
-    /// The deadline set last (it may have passed).
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.slow.lock().deadline
-    }
-
     /// Disarms the deadline timer, if any (the descriptor is going away).
     pub(crate) fn take_timer(&self) -> Option<TimerKey> {
         let mut slow = self.slow.lock();
@@ -461,15 +469,19 @@ impl PollDesc {
     /// with `TimedOut` past the half's deadline, and with an error of kind
     /// `Other` after [`close`](PollDesc::close) or runtime shutdown.
     pub fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<ReadyEvent>> {
-        let half = self.inner.half(dir);
-        match half.poll_ready(cx.waker()) {
+        let mut deadline = None;
+        match self
+            .inner
+            .half(dir)
+            .poll_ready_noting(cx.waker(), &mut deadline)
+        {
             Poll::Ready(Ok(tick)) => Poll::Ready(Ok(ReadyEvent { dir, tick })),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e.into_io(self.driver.is_shutdown()))),
             Poll::Pending => {
                 crate::task::record_wait(cx.waker(), || Wait::Io {
                     fd: self.fd.as_raw_fd(),
                     write: dir == Direction::Write,
-                    deadline: half.deadline(),
+                    deadline,
                 });
                 Poll::Pending
             }

@@ -86,8 +86,8 @@ impl Netpoller {
             STANDBY_TICK_PARTIAL
         };
         let since = self.now_nanos();
+        let real_now = Instant::now();
         let until = {
-            let real_now = Instant::now();
             let mut wait = tick;
             if let Some(check) = check {
                 wait = wait.min(check.saturating_duration_since(real_now));
@@ -108,7 +108,7 @@ impl Netpoller {
             }
             real_now + wait
         };
-        let slept = Instant::now();
+        let slept = real_now;
         let ended = self.mode.stand_by(|| host.active_workers(), until, long);
         self.time.lock().set_sleeping(None);
         if ended == StandBy::NoWorkers {
@@ -155,38 +155,34 @@ impl Netpoller {
                 // again shortly whether the runtime went idle, and let a
                 // new timer wake nobody.
                 timers.set_sleeping(None);
-                timeout = Some(timeout.map_or(PAUSED_LOOK, |t| t.min(PAUSED_LOOK)));
+                timeout = Some(at_most(timeout, PAUSED_LOOK));
             } else {
                 let next = timers.next_deadline();
                 // A timer earlier than this one must wake us.
                 timers.set_sleeping(Some(next));
                 if let Some(d) = next {
                     let due = d.saturating_duration_since(self.time.now());
-                    timeout = Some(timeout.map_or(due, |t| t.min(due)));
+                    timeout = Some(at_most(timeout, due));
                 }
             }
             if !wakers.is_empty() {
                 // A worker is about to run the batch: watch it.
-                timeout = Some(timeout.map_or(WATCH_TICK, |t| t.min(WATCH_TICK)));
+                timeout = Some(at_most(timeout, WATCH_TICK));
             }
             timeout
         };
         let all_parked = || host.active_workers() == 0;
         // Blocking longer than a look at the workers takes: unwatched.
         let unwatched = timeout.is_none_or(|t| t > WATCH_TICK);
-        let res = match self.mode.begin_blocking(unwatched, all_parked) {
-            Blocking::Skip => {
-                if !wakers.is_empty() {
-                    host.deliver(wakers);
-                }
-                Ok(0)
-            }
-            blocking @ (Blocking::Sleep | Blocking::Watch) => {
-                if !wakers.is_empty() {
-                    host.deliver(wakers);
-                }
+        let blocking = self.mode.begin_blocking(unwatched, all_parked);
+        if !wakers.is_empty() {
+            host.deliver(wakers);
+        }
+        let res = match blocking {
+            Blocking::Skip => Ok(0),
+            Blocking::Sleep | Blocking::Watch => {
                 let timeout = match blocking {
-                    Blocking::Watch => Some(timeout.map_or(WATCH_TICK, |t| t.min(WATCH_TICK))),
+                    Blocking::Watch => Some(at_most(timeout, WATCH_TICK)),
                     _ => timeout,
                 };
                 let res = self.poll(events, timeout, wakers);
@@ -242,4 +238,9 @@ impl ErrorReport {
         }
         std::thread::sleep(ERROR_PAUSE);
     }
+}
+
+/// `timeout`, or `limit` if that is sooner (`None`: no timeout).
+fn at_most(timeout: Option<Duration>, limit: Duration) -> Duration {
+    timeout.map_or(limit, |t| t.min(limit))
 }

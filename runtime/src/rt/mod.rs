@@ -166,7 +166,11 @@ impl Builder {
             let start_worker = move |start, local| match weak.upgrade() {
                 Some(shared) => match start_worker(&name, shared.clone(), start, local) {
                     Ok(thread) => {
-                        shared.extra_threads.lock().push(thread);
+                        let mut extra = shared.extra_threads.lock();
+                        // Threads handed off earlier have left by now, most
+                        // of them: keep only the handles still worth joining.
+                        extra.retain(|t| !t.is_finished());
+                        extra.push(thread);
                         Ok(())
                     }
                     Err(local) => Err(local),

@@ -52,7 +52,7 @@ pub(super) struct Tracing {
 
 impl Tracing {
     /// Reads the environment. For the SIGQUIT dump, installs the handler,
-    /// which wakes `wake` (the netpoll thread).
+    /// which raises a flag and wakes the netpoll thread.
     pub(super) fn from_env(handle: &Handle) -> Tracing {
         let every = std::env::var(SCHEDTRACE)
             .ok()

@@ -179,23 +179,20 @@ impl Shared {
     }
 
     fn schedule_task(self: &Arc<Self>, task: Notified, is_yield: bool) {
-        if let Err(task) = worker::schedule_local(self, task, is_yield) {
-            // Off this runtime's workers (which hold the scheduler alive),
-            // the task may run, complete and be freed — and with it the
-            // `Arc` that `self` borrows from its cell — before
-            // `schedule_remote` returns: hold one of our own meanwhile.
-            let shared = Arc::clone(self);
-            shared.schedule_remote(task);
-        }
-    }
-
-    /// Schedules a task woken off the workers (see [`hand_off`](Self::hand_off)).
-    pub(crate) fn schedule_remote(&self, task: Notified) {
-        // On the netpoll thread, delivering a batch: queue it with the rest.
+        let Err(task) = worker::schedule_local(self, task, is_yield) else {
+            return;
+        };
+        // On the netpoll thread, delivering a batch: queue it with the rest
+        // (the delivering thread holds the scheduler alive).
         let Err(task) = batch::push(self, task) else {
             return;
         };
-        self.hand_off(task, &mut Vec::new());
+        // Off this runtime's workers (which hold the scheduler alive), the
+        // task may run, complete and be freed — and with it the `Arc` that
+        // `self` borrows from its cell — before `hand_off` returns: hold
+        // one of our own meanwhile.
+        let shared = Arc::clone(self);
+        shared.hand_off(task, &mut Vec::new());
     }
 
     /// Schedules tasks woken off the workers: `first` goes straight to one
@@ -337,7 +334,7 @@ impl Schedule for Arc<Shared> {
 ///
 /// While the netpoll thread wakes the wakers of one `epoll_wait`
 /// ([`PollHost::deliver`]), each waker of a task of this runtime calls
-/// `schedule`, which lands in [`Shared::schedule_remote`]. Rather than hand
+/// `schedule`, which lands in `Shared::schedule_task`. Rather than hand
 /// each task off on its own (a lock and maybe a worker wake-up apiece), it
 /// is kept here and the whole batch is handed off at the end. The key is
 /// the address of the `Shared` being delivered to: a waker in the batch

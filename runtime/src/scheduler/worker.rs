@@ -54,10 +54,19 @@ pub(crate) fn is_worker_of(shared: &Shared) -> bool {
 }
 
 /// Counts a spawn in this thread's worker metrics, if it is a worker of
-/// `shared`. Returns `false` otherwise.
+/// `shared` that still owns its slot. Returns `false` otherwise (the
+/// caller counts it as a spawn from outside): a stuck thread whose slot
+/// was retaken must not write the counters its replacement now owns.
 #[inline]
 pub(crate) fn count_spawn(shared: &Shared) -> bool {
-    with_worker_of(shared, |cx| cx.metrics().spawns.add(1)).is_some()
+    with_worker_of(shared, |cx| {
+        let owned = !cx.slot().is_retaken();
+        if owned {
+            cx.metrics().spawns.add(1);
+        }
+        owned
+    })
+    .unwrap_or(false)
 }
 
 /// Returns `true` on any runtime's worker thread.

@@ -212,6 +212,16 @@ pub(crate) fn try_current() -> Option<Arc<TimeDriver>> {
     CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
 }
 
+/// Calls `f` with the driver of the runtime this thread is in, if any,
+/// without taking a reference to it. `f` must not enter or leave a
+/// runtime.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&TimeDriver>) -> R) -> R {
+    let mut f = Some(f);
+    CURRENT
+        .try_with(|c| (f.take().expect("called once"))(c.borrow().as_deref()))
+        .unwrap_or_else(|_| (f.take().expect("called once"))(None))
+}
+
 /// The driver of the runtime this thread is in, or the default runtime's.
 ///
 /// # Panics

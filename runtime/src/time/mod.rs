@@ -65,7 +65,7 @@ pub use timeout::{timeout, timeout_at, Elapsed, Timeout};
 /// time, unless paused: see [virtual time](self#virtual-time)); outside
 /// any runtime, the real clock's.
 pub fn now() -> Instant {
-    driver::try_current().map_or_else(Instant::now, |d| d.now())
+    driver::with_current(|d| d.map_or_else(Instant::now, driver::TimeDriver::now))
 }
 
 /// The driver of the runtime this thread is in, for the clock controls.
