@@ -111,7 +111,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 // The layers, top to bottom; each imports only from the ones below it:
-// rt > blocking > scheduler > netpoll > time > task > coop, counter, loom.
+// rt > scheduler > blocking > netpoll > time > task > coop, counter, loom.
 mod blocking;
 mod coop;
 mod counter;

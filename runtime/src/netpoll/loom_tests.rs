@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-use super::poll_desc::{Half, HalfError};
+use super::half::{Half, HalfError};
 
 /// A waker that counts its wake-ups.
 struct Count(AtomicUsize);

@@ -54,6 +54,7 @@
 //! and retried after a pause, and a waker that panics is reported and
 //! skipped ([`wake_all`]); the other wakers of the batch still run.
 
+mod half;
 mod mode;
 mod poll_desc;
 mod registry;

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use slab::Slab;
 
-use super::poll_desc::{Half, PdInner};
+use super::half::Half;
+use super::poll_desc::PdInner;
 
 #[derive(Default)]
 pub(crate) struct Registry {

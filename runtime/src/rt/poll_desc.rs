@@ -19,6 +19,6 @@ impl PollDesc {
     /// (`SOCK_NONBLOCK`, `O_NONBLOCK`): saves the `fcntl` calls. A blocking
     /// descriptor registered this way blocks its worker thread.
     pub fn new_nonblocking(fd: OwnedFd) -> io::Result<PollDesc> {
-        PollDesc::with_netpoller(fd, super::current_netpoller())
+        PollDesc::with_netpoller(fd, super::default::current_netpoller())
     }
 }

@@ -1,0 +1,231 @@
+//! [`Builder`]: the settings of a runtime, and the start of its threads —
+//! the workers, each on its slot, and the netpoll thread.
+
+use std::any::Any;
+use std::io;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle as ThreadHandle};
+use std::time::Duration;
+
+use crossbeam_deque::Worker;
+
+use super::{context, default, trace, Handle, Runtime};
+use crate::blocking::BlockingPool;
+use crate::netpoll::Netpoller;
+use crate::scheduler::{self, Shared, Slot};
+use crate::task::Notified;
+use crate::time::driver as time_driver;
+
+/// Configures and builds a [`Runtime`].
+///
+/// ```
+/// let rt = gopark_runtime::Builder::new()
+///     .worker_threads(2)
+///     .thread_name("server")
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.block_on(rt.spawn(async { 1 + 1 })).unwrap(), 2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    worker_threads: Option<usize>,
+    thread_name: String,
+    max_blocking_threads: usize,
+    blocking_keep_alive: Duration,
+    start_paused: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+/// Worker count for a runtime that does not set one: `GOPARK_WORKERS` if it
+/// is a positive integer (like Go's `GOMAXPROCS`), else one per core.
+fn default_workers() -> usize {
+    std::env::var("GOPARK_WORKERS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+impl Builder {
+    /// A builder with the defaults: one worker per core (or
+    /// `GOPARK_WORKERS`), threads named `gopark`, up to 512 blocking
+    /// threads that exit after 10 s idle.
+    pub fn new() -> Builder {
+        Builder {
+            worker_threads: None,
+            thread_name: "gopark".to_string(),
+            max_blocking_threads: 512,
+            blocking_keep_alive: Duration::from_secs(10),
+            start_paused: false,
+        }
+    }
+
+    /// Sets the number of worker threads.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is zero.
+    pub fn worker_threads(&mut self, n: usize) -> &mut Builder {
+        assert!(n > 0, "a runtime needs at least one worker thread");
+        self.worker_threads = Some(n);
+        self
+    }
+
+    /// Sets the name prefix of the runtime's threads.
+    pub fn thread_name(&mut self, name: impl Into<String>) -> &mut Builder {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// Sets the most threads the blocking pool may run at once.
+    pub fn max_blocking_threads(&mut self, n: usize) -> &mut Builder {
+        self.max_blocking_threads = n.max(1);
+        self
+    }
+
+    /// Sets how long an idle blocking thread waits for work before it exits.
+    pub fn blocking_keep_alive(&mut self, d: Duration) -> &mut Builder {
+        self.blocking_keep_alive = d;
+        self
+    }
+
+    /// Starts the runtime with its clock paused: time moves only by
+    /// [`time::advance`](crate::time::advance) or by jumping to the next
+    /// timer whenever every task is blocked (see
+    /// [virtual time](crate::time#virtual-time)). For tests.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = gopark_runtime::Builder::new().start_paused(true).build().unwrap();
+    /// let waited = rt.block_on(async {
+    ///     let start = gopark_runtime::time::now();
+    ///     gopark_runtime::time::sleep(Duration::from_secs(24 * 3600)).await;
+    ///     gopark_runtime::time::now() - start
+    /// });
+    /// assert_eq!(waited, Duration::from_secs(24 * 3600));
+    /// ```
+    pub fn start_paused(&mut self, paused: bool) -> &mut Builder {
+        self.start_paused = paused;
+        self
+    }
+
+    /// Starts the workers and the netpoll thread.
+    pub fn build(&self) -> io::Result<Runtime> {
+        let n = self
+            .worker_threads
+            .unwrap_or_else(default_workers)
+            .min(0xFFFF);
+        let io = Netpoller::new()?;
+        if self.start_paused {
+            io.time.pause();
+        }
+        // `n` active slots and as many spare ones, for workers handed off
+        // while stuck (see the scheduler's monitor).
+        let mut locals: Vec<Worker<_>> = (0..2 * n).map(|_| Worker::new_fifo()).collect();
+        let slots: Box<[Slot]> = locals.iter().map(Slot::new).collect();
+        let spares = locals.split_off(n);
+        let name = self.thread_name.clone();
+        let shared = Arc::new_cyclic(|me: &std::sync::Weak<Shared>| {
+            // A blocking thread enters the runtime while it lives, if the
+            // runtime still does.
+            let weak = me.clone();
+            let enter = move || {
+                weak.upgrade()
+                    .map(|shared| Box::new(context::enter(Handle { shared })) as Box<dyn Any>)
+            };
+            let weak = me.clone();
+            let start_worker = move |start, local| match weak.upgrade() {
+                Some(shared) => match start_worker(&name, shared.clone(), start, local) {
+                    Ok(thread) => {
+                        let mut extra = shared.extra_threads.lock();
+                        // Threads handed off earlier have left by now, most
+                        // of them: keep only the handles still worth joining.
+                        extra.retain(|t| !t.is_finished());
+                        extra.push(thread);
+                        Ok(())
+                    }
+                    Err(local) => Err(local),
+                },
+                None => Err(local),
+            };
+            Shared::new(
+                slots,
+                n,
+                io,
+                BlockingPool::new(
+                    self.max_blocking_threads,
+                    self.blocking_keep_alive,
+                    self.thread_name.clone(),
+                    Box::new(enter),
+                ),
+                Box::new(start_worker),
+            )
+        });
+        for (i, local) in spares.into_iter().enumerate() {
+            shared.slots[n + i].make_spare(local);
+        }
+        // From now on a timer polled off every runtime falls back on the
+        // default runtime's.
+        time_driver::set_default(default::default_time_driver);
+        let handle = Handle {
+            shared: shared.clone(),
+        };
+        let tracing = trace::Tracing::from_env(&handle);
+        let hook = tracing.hook(handle.clone());
+        let mut rt = Runtime {
+            handle,
+            threads: Vec::with_capacity(n + 1),
+            tracing,
+        };
+        for (index, local) in locals.into_iter().enumerate() {
+            let start = scheduler::Start {
+                slot: index,
+                worker: index,
+            };
+            let t = start_worker(&self.thread_name, shared.clone(), start, local)
+                .map_err(|_| io::Error::other("could not start a worker thread"))?;
+            rt.threads.push(t);
+        }
+        let poller = shared.clone();
+        let t = thread::Builder::new()
+            .name(format!("{}-netpoll", self.thread_name))
+            .spawn(move || poller.io.run(&*poller, hook))?;
+        rt.threads.push(t);
+        Ok(rt)
+    }
+}
+
+/// Starts a worker thread, entered into the runtime. Gives the local queue
+/// back if the thread could not start.
+fn start_worker(
+    name: &str,
+    shared: Arc<Shared>,
+    start: scheduler::Start,
+    local: Worker<Notified>,
+) -> Result<ThreadHandle<()>, Worker<Notified>> {
+    // The queue travels through a slot the new thread takes it from, so it
+    // can be given back if the spawn fails.
+    let cell = Arc::new(parking_lot::Mutex::new(Some(local)));
+    let theirs = cell.clone();
+    let spawned = thread::Builder::new()
+        .name(format!("{name}-worker-{}", start.slot))
+        .spawn(move || {
+            let Some(local) = theirs.lock().take() else {
+                return;
+            };
+            let _enter = context::enter(Handle {
+                shared: shared.clone(),
+            });
+            scheduler::run_worker(shared, start, local);
+        });
+    match spawned {
+        Ok(thread) => Ok(thread),
+        Err(_) => Err(cell.lock().take().expect("the thread never started")),
+    }
+}
