@@ -97,7 +97,7 @@ pub(super) fn block_on_handle<F: Future>(handle: &Handle, future: F) -> F::Outpu
 
 /// Runs `future` to completion on the calling thread, on the default
 /// runtime (one worker per core, or `GOPARK_WORKERS`), which is created on
-/// first use. Inside, [`spawn`] puts tasks on that runtime's workers.
+/// first use. Inside, [`spawn`](crate::spawn) puts tasks on that runtime's workers.
 ///
 /// ```
 /// let v = gopark_runtime::block_on(async {
@@ -110,7 +110,7 @@ pub(super) fn block_on_handle<F: Future>(handle: &Handle, future: F) -> F::Outpu
 ///
 /// # Panics
 ///
-/// Panics when called from a worker thread; see [`Runtime::block_on`].
+/// Panics when called from a worker thread; see [`Runtime::block_on`](crate::Runtime::block_on).
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let handle = context::with_current(|h| h.cloned());
     match handle {
