@@ -73,7 +73,10 @@ impl Transfer {
                 }
             }
             while self.pos < self.cap {
-                let n = match ready!(writer.as_mut().poll_write(cx, &self.buf[self.pos..self.cap])) {
+                let n = match ready!(writer
+                    .as_mut()
+                    .poll_write(cx, &self.buf[self.pos..self.cap]))
+                {
                     Ok(0) => {
                         return Poll::Ready(Err(io::Error::new(
                             io::ErrorKind::WriteZero,

@@ -276,4 +276,3 @@ impl Drop for Runtime {
         self.shutdown(None);
     }
 }
-
