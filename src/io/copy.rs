@@ -147,16 +147,14 @@ impl Direction {
         R: AsyncRead + ?Sized,
         W: AsyncWrite + ?Sized,
     {
-        loop {
-            match self {
-                Direction::Copying(transfer) => {
-                    let amt = ready!(transfer.poll_copy(cx, reader, writer.as_mut()))?;
-                    *self = Direction::Closing(amt);
-                    return self.poll_close(cx, writer);
-                }
-                Direction::Closing(_) => return self.poll_close(cx, writer),
-                Direction::Done(amt) => return Poll::Ready(Ok(*amt)),
+        match self {
+            Direction::Copying(transfer) => {
+                let amt = ready!(transfer.poll_copy(cx, reader, writer.as_mut()))?;
+                *self = Direction::Closing(amt);
+                self.poll_close(cx, writer)
             }
+            Direction::Closing(_) => self.poll_close(cx, writer),
+            Direction::Done(amt) => Poll::Ready(Ok(*amt)),
         }
     }
 
