@@ -60,10 +60,12 @@
 pub mod guide;
 #[cfg(feature = "hyper")]
 pub mod hyper;
+pub mod io;
 pub mod signal;
 
 pub use gopark_net as net;
 pub use gopark_runtime as runtime;
+pub use gopark_runtime::time;
 
 #[doc(inline)]
 pub use gopark_macros::{main, test};

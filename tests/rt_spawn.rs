@@ -82,7 +82,7 @@ rt_test! {
 fn spawn_from_plain_thread_uses_default_runtime() {
     support::guard(0, "spawn_from_plain_thread", || {
         let t = thread::spawn(|| {
-            assert!(Handle::try_current().is_none());
+            assert!(Handle::try_current().is_err());
             let (tx, rx) = mpsc::channel();
             let h = runtime::spawn(async move {
                 tx.send(support::thread_name()).unwrap();
@@ -207,7 +207,7 @@ rt_test! {
 fn handle_current_inside_block_on() {
     support::guard(1, "handle_current_inside_block_on", || {
         assert!(
-            Handle::try_current().is_none(),
+            Handle::try_current().is_err(),
             "no runtime outside block_on"
         );
         let rt = support::runtime(3, "hcurrent");
@@ -225,7 +225,7 @@ fn handle_current_inside_block_on() {
         assert_eq!(workers, 3);
         assert_eq!(rt.handle().num_workers(), 3);
         assert!(
-            Handle::try_current().is_none(),
+            Handle::try_current().is_err(),
             "context restored after block_on"
         );
         // A `block_on` of another runtime nested in this one's (on the same

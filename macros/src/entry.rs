@@ -282,12 +282,16 @@ impl EntryFn {
             #(#attrs)*
             #vis #sig {
                 #pin_body
-                #krate::runtime::Builder::new()
+                let rt = #krate::runtime::Builder::new()
                     #worker_threads
                     #start_paused
                     .build()
-                    .expect(#build)
-                    .block_on(body)
+                    .expect(#build);
+                let output = rt.block_on(body);
+                // A bounded exit: a task stuck in a blocking call, or a
+                // blocking-pool job, holds the process up a second at most.
+                rt.shutdown_timeout(::core::time::Duration::from_secs(1));
+                output
             }
         }
     }

@@ -4,8 +4,11 @@
 //! Use them through the `gopark` crate, which re-exports both. Each builds
 //! a runtime with `gopark::runtime::Builder` (every setting at its default
 //! unless an argument says otherwise), runs the function's body on it with
-//! `block_on`, and drops the runtime when the body returns: its worker and
-//! netpoll threads are joined and any task still running is cancelled.
+//! `block_on`, and shuts the runtime down when the body returns, with
+//! `Runtime::shutdown_timeout(1 s)`: any task still running is cancelled
+//! and the threads exit, and a task stuck in a blocking call (or a
+//! blocking-pool job) holds the exit up for one second at most — the
+//! process ends soon after `main` does, as a Go program's does.
 //!
 //! Arguments, all optional, as `key = value` pairs:
 //!

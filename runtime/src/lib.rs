@@ -124,7 +124,7 @@ pub mod time;
 
 pub use netpoll::{Direction, PollDesc, ReadyEvent};
 pub use rt::{
-    block_on, spawn, spawn_blocking, yield_now, Builder, Dump, Handle, MetricsSnapshot, Runtime,
-    RuntimeMetrics, TaskDump, TaskId, TaskState, WorkerSnapshot,
+    block_on, spawn, spawn_blocking, yield_now, Builder, Dump, EnterGuard, Handle, MetricsSnapshot,
+    Runtime, RuntimeMetrics, TaskDump, TaskId, TaskState, TryCurrentError, WorkerSnapshot,
 };
 pub use task::{JoinError, JoinHandle};

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crossbeam_deque::Worker;
 
+use super::runtime::Exits;
 use super::{context, default, trace, Handle, Runtime};
 use crate::blocking::BlockingPool;
 use crate::netpoll::Netpoller;
@@ -131,6 +132,9 @@ impl Builder {
         let slots: Box<[Slot]> = locals.iter().map(Slot::new).collect();
         let spares = locals.split_off(n);
         let name = self.thread_name.clone();
+        // Counts the runtime's threads until each exits, for a shutdown
+        // with a deadline.
+        let exits = Arc::new(Exits::default());
         let shared = Arc::new_cyclic(|me: &std::sync::Weak<Shared>| {
             // A blocking thread enters the runtime while it lives, if the
             // runtime still does.
@@ -140,8 +144,9 @@ impl Builder {
                     .map(|shared| Box::new(context::enter(Handle { shared })) as Box<dyn Any>)
             };
             let weak = me.clone();
+            let theirs = exits.clone();
             let start_worker = move |start, local| match weak.upgrade() {
-                Some(shared) => match start_worker(&name, shared.clone(), start, local) {
+                Some(shared) => match start_worker(&name, shared.clone(), &theirs, start, local) {
                     Ok(thread) => {
                         let mut extra = shared.extra_threads.lock();
                         // Threads handed off earlier have left by now, most
@@ -182,20 +187,26 @@ impl Builder {
             handle,
             threads: Vec::with_capacity(n + 1),
             tracing,
+            exits: exits.clone(),
+            shut_down: false,
         };
         for (index, local) in locals.into_iter().enumerate() {
             let start = scheduler::Start {
                 slot: index,
                 worker: index,
             };
-            let t = start_worker(&self.thread_name, shared.clone(), start, local)
+            let t = start_worker(&self.thread_name, shared.clone(), &exits, start, local)
                 .map_err(|_| io::Error::other("could not start a worker thread"))?;
             rt.threads.push(t);
         }
         let poller = shared.clone();
+        let running = exits.start();
         let t = thread::Builder::new()
             .name(format!("{}-netpoll", self.thread_name))
-            .spawn(move || poller.io.run(&*poller, hook))?;
+            .spawn(move || {
+                let _running = running;
+                poller.io.run(&*poller, hook)
+            })?;
         rt.threads.push(t);
         Ok(rt)
     }
@@ -206,6 +217,7 @@ impl Builder {
 fn start_worker(
     name: &str,
     shared: Arc<Shared>,
+    exits: &Arc<Exits>,
     start: scheduler::Start,
     local: Worker<Notified>,
 ) -> Result<ThreadHandle<()>, Worker<Notified>> {
@@ -213,9 +225,11 @@ fn start_worker(
     // can be given back if the spawn fails.
     let cell = Arc::new(parking_lot::Mutex::new(Some(local)));
     let theirs = cell.clone();
+    let running = exits.start();
     let spawned = thread::Builder::new()
         .name(format!("{name}-worker-{}", start.slot))
         .spawn(move || {
+            let _running = running;
             let Some(local) = theirs.lock().take() else {
                 return;
             };

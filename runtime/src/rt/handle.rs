@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use super::runtime::EnterGuard;
 use crate::scheduler::Shared;
 use crate::task::JoinHandle;
 
@@ -36,9 +37,43 @@ impl Handle {
         Handle::try_current().expect("`Handle::current()` called outside a gopark runtime")
     }
 
-    /// Returns the current runtime's handle, or `None` outside one.
-    pub fn try_current() -> Option<Handle> {
-        super::context::with_current(|h| h.cloned())
+    /// Returns the current runtime's handle, or an error outside one.
+    ///
+    /// ```
+    /// use gopark_runtime::Handle;
+    ///
+    /// assert!(Handle::try_current().is_err());
+    /// gopark_runtime::block_on(async {
+    ///     assert!(Handle::try_current().is_ok());
+    /// });
+    /// ```
+    pub fn try_current() -> Result<Handle, TryCurrentError> {
+        super::context::with_current(|h| h.cloned()).ok_or(TryCurrentError(()))
+    }
+
+    /// Enters this runtime on the calling thread until the guard drops;
+    /// see [`Runtime::enter`](crate::Runtime::enter).
+    pub fn enter(&self) -> EnterGuard<'_> {
+        EnterGuard::new(self)
+    }
+
+    /// Runs `future` to completion on the calling thread, inside this
+    /// runtime; see [`Runtime::block_on`](crate::Runtime::block_on).
+    ///
+    /// ```
+    /// let rt = gopark_runtime::Runtime::new().unwrap();
+    /// let handle = rt.handle().clone();
+    /// let v = std::thread::spawn(move || handle.block_on(async { 6 * 7 }))
+    ///     .join()
+    ///     .unwrap();
+    /// assert_eq!(v, 42);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Panics when called from a worker thread of any runtime.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        super::block_on::block_on_handle(self, future)
     }
 
     /// Spawns a task on this runtime. See [`spawn`](crate::spawn).
@@ -80,3 +115,22 @@ impl Handle {
         self.shared.owned.len()
     }
 }
+
+/// The error of [`Handle::try_current`] outside a runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TryCurrentError(());
+
+impl TryCurrentError {
+    /// `true`: the thread is in no runtime (the only reason there is).
+    pub fn is_missing_context(&self) -> bool {
+        true
+    }
+}
+
+impl fmt::Display for TryCurrentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("this thread is in no gopark runtime")
+    }
+}
+
+impl std::error::Error for TryCurrentError {}

@@ -47,25 +47,30 @@
 //! ```
 //!
 //! `std::time::Instant::now()` reads the real clock whatever a runtime
-//! does; code that should follow a paused clock reads [`now`].
+//! does; code that should follow a paused clock reads [`Instant::now`]
+//! (tokio's `tokio::time::Instant`) or [`now`].
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub(crate) mod driver;
 pub(crate) mod heap;
+mod instant;
 mod interval;
 mod sleep;
 mod timeout;
 
-pub use interval::{interval, interval_at, Interval};
+pub use instant::Instant;
+pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use sleep::{sleep, sleep_until, Sleep};
 pub use timeout::{timeout, timeout_at, Elapsed, Timeout};
 
 /// The current time by the clock of the runtime this thread is in (real
 /// time, unless paused: see [virtual time](self#virtual-time)); outside
 /// any runtime, the real clock's.
-pub fn now() -> Instant {
-    driver::with_current(|d| d.map_or_else(Instant::now, driver::TimeDriver::now))
+///
+/// [`Instant::now`] reads the same clock, as a [`time::Instant`](Instant).
+pub fn now() -> std::time::Instant {
+    driver::with_current(|d| d.map_or_else(std::time::Instant::now, driver::TimeDriver::now))
 }
 
 /// The driver of the runtime this thread is in, for the clock controls.

@@ -2,7 +2,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::Instant;
 
 use super::driver::{self, TimeDriver};
 use super::heap::{Action, TimerKey};
@@ -26,10 +28,11 @@ pub fn sleep(duration: Duration) -> Sleep {
     )
 }
 
-/// Waits until `deadline`.
-pub fn sleep_until(deadline: Instant) -> Sleep {
+/// Waits until `deadline`, by the runtime's clock: a [`time::Instant`](Instant)
+/// or a `std::time::Instant`.
+pub fn sleep_until(deadline: impl Into<Instant>) -> Sleep {
     Sleep {
-        deadline,
+        deadline: deadline.into().into_std(),
         timer: None,
         fired: false,
     }
@@ -48,7 +51,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 /// runtime whose timers it could use.
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
-    deadline: Instant,
+    deadline: std::time::Instant,
     timer: Option<(Arc<TimeDriver>, TimerKey)>,
     fired: bool,
 }
@@ -56,7 +59,7 @@ pub struct Sleep {
 impl Sleep {
     /// When this sleep completes.
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        Instant::from_std(self.deadline)
     }
 
     /// Returns `true` once the deadline has been reached and observed.
@@ -65,9 +68,9 @@ impl Sleep {
     }
 
     /// Moves the deadline, re-arming a sleep that already completed.
-    pub fn reset(&mut self, deadline: Instant) {
+    pub fn reset(&mut self, deadline: impl Into<Instant>) {
         self.cancel();
-        self.deadline = deadline;
+        self.deadline = deadline.into().into_std();
         self.fired = false;
     }
 

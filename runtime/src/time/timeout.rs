@@ -2,7 +2,9 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::Instant;
 
 use pin_project_lite::pin_project;
 
@@ -45,8 +47,9 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
     }
 }
 
-/// Runs `future`, giving up at `deadline` with `Err(Elapsed)`.
-pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
+/// Runs `future`, giving up at `deadline` (a [`time::Instant`](Instant) or
+/// a `std::time::Instant`) with `Err(Elapsed)`.
+pub fn timeout_at<F: Future>(deadline: impl Into<Instant>, future: F) -> Timeout<F> {
     Timeout {
         future,
         delay: sleep_until(deadline),
