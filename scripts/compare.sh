@@ -54,7 +54,7 @@
 #   WARMUP        unmeasured run before each measured one, 0 for none [1s]
 #   ROUNDS        runs per server per workload; the table shows medians [1]
 #   SERVERS       which servers [gopark tokio raw-epoll go]
-#   RAW_EPOLL_DIR source of the raw-epoll yardstick [../shared/bench/raw-epoll]
+#   RAW_EPOLL_DIR source of the raw-epoll yardstick [benches/raw-epoll]
 #   WORKLOADS     [echo-64-100 echo-64-1000 http-100 http-1000]; also
 #                 http-pK-C (pipeline K) and echo-SIZE-C
 #   SERVER_CPUS   CPUs of the server [0]        LOAD_CPUS [1-(N-1)]
@@ -73,7 +73,7 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-1s}
 ROUNDS=${ROUNDS:-1}
 SERVERS=${SERVERS:-gopark tokio raw-epoll go}
-RAW_EPOLL_DIR=${RAW_EPOLL_DIR:-../shared/bench/raw-epoll}
+RAW_EPOLL_DIR=${RAW_EPOLL_DIR:-benches/raw-epoll}
 WORKLOADS=${WORKLOADS:-echo-64-100 echo-64-1000 http-100 http-1000}
 WRK=${WRK:-auto}
 PERF=${PERF:-0}

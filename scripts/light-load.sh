@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The latency of a request that reaches an idle server: the `light-load`
-# probe against gopark's echo example, its tokio twin, a Go `net` echo
-# server and the `raw-epoll` yardstick, one server at a time, in turns.
+# The latency of a request that reaches an idle server: the load example's
+# `light` mode against gopark's echo example, its tokio twin, a Go `net`
+# echo server and the `raw-epoll` yardstick (benches/raw-epoll), one server
+# at a time, in turns.
 #
 #   bash scripts/light-load.sh                  # 5 rounds of 2,000 echoes
 #   ROUNDS=3 N=1000 bash scripts/light-load.sh  # a quicker run
 #
-# `light-load` (../shared/bench/light-load) keeps CONNS blocking connections
+# `load light` (examples/load/light.rs, no runtime) keeps CONNS blocking connections
 # and, before each 64-byte echo, sleeps 0..GAP_US µs (a fixed pseudo-random
 # sequence, so every server sees the same gaps): each request finds the
 # server idle. Every server runs with WORKERS worker threads (gopark:
@@ -19,10 +20,10 @@
 # Environment (defaults in brackets):
 #   ROUNDS [5]  N [2000] echoes per run  CONNS [4]  GAP_US [3000]
 #   WORKERS [2]  SERVERS [gopark tokio go raw-epoll]
-#   BENCH_DIR   where light-load and raw-epoll live [../shared/bench]
 #
-# A server that is missing (no `go`, no BENCH_DIR/raw-epoll) is skipped
-# with a note; light-load itself is required.
+# A server that is missing (no `go`) is skipped with a note. Also counts
+# each server's thread wake-ups per request: the voluntary context switches
+# of all its threads (/proc/PID/task/*/status) over the run, divided by N.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -32,15 +33,12 @@ CONNS=${CONNS:-4}
 GAP_US=${GAP_US:-3000}
 WORKERS=${WORKERS:-2}
 SERVERS=${SERVERS:-gopark tokio go raw-epoll}
-BENCH_DIR=${BENCH_DIR:-../shared/bench}
 WORK=target/light-load
 mkdir -p "$WORK"
 
 echo "light-load: building" >&2
-cargo build --release --quiet --example echo --example tokio_echo
-CARGO_TARGET_DIR="$WORK/target" cargo build --release --quiet \
-    --manifest-path "$BENCH_DIR/light-load/Cargo.toml"
-PROBE="$WORK/target/release/light-load"
+cargo build --release --quiet --example echo --example tokio_echo --example load
+PROBE="target/release/examples/load"
 
 available=()
 for s in $SERVERS; do
@@ -55,13 +53,9 @@ for s in $SERVERS; do
             fi
             ;;
         raw-epoll)
-            if [[ -f $BENCH_DIR/raw-epoll/Cargo.toml ]]; then
-                CARGO_TARGET_DIR="$WORK/target" cargo build --release --quiet \
-                    --manifest-path "$BENCH_DIR/raw-epoll/Cargo.toml"
-                available+=(raw-epoll)
-            else
-                echo "light-load: no $BENCH_DIR/raw-epoll; skipping raw-epoll" >&2
-            fi
+            CARGO_TARGET_DIR="$WORK/target" cargo build --release --quiet \
+                --manifest-path benches/raw-epoll/Cargo.toml
+            available+=(raw-epoll)
             ;;
         *) echo "light-load: unknown server $s" >&2; exit 2 ;;
     esac
@@ -103,6 +97,14 @@ wait_listening() {
     return 1
 }
 
+# Voluntary context switches of all of process $1's threads so far: each
+# is a thread going to sleep, so over a run of idle-server requests, the
+# thread wake-ups the requests cost.
+switches() {
+    cat /proc/"$1"/task/*/status 2>/dev/null |
+        awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'
+}
+
 RESULTS="$WORK/runs.txt"
 : >"$RESULTS"
 n=${#available[@]}
@@ -113,11 +115,14 @@ for r in $(seq 0 $((ROUNDS - 1))); do
         start "$s" >/dev/null 2>&1 &
         pid=$!
         wait_listening "$s"
-        line=$(timeout 300 "$PROBE" "$ADDR" "$N" "$CONNS" "$GAP_US")
+        before=$(switches "$pid")
+        line=$(timeout 300 "$PROBE" light --addr "$ADDR" -n "$N" -c "$CONNS" --gap-us "$GAP_US")
+        after=$(switches "$pid")
+        wakeups=$(python3 -c "print(f'{($after - $before) / $N:.2f}')")
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
         pid=
-        echo "round $((r + 1)) $s $line" | tee -a "$RESULTS"
+        echo "round $((r + 1)) $s $line wakeups_per_req=$wakeups" | tee -a "$RESULTS"
     done
 done
 
@@ -127,15 +132,16 @@ path, servers = sys.argv[1], sys.argv[2:]
 runs = {s: [] for s in servers}
 for line in open(path):
     f = line.split()
-    vals = dict(re.findall(r"(\w+)=(\d+)", line))
-    runs[f[2]].append({k: int(v) for k, v in vals.items()})
-med = {s: {k: statistics.median(r[k] for r in runs[s]) for k in ("p50_us", "p99_us", "p999_us")} for s in servers if runs[s]}
+    vals = dict(re.findall(r"(\w+)=([\d.]+)", line))
+    runs[f[2]].append({k: float(v) for k, v in vals.items()})
+keys = ("p50_us", "p99_us", "p999_us", "wakeups_per_req")
+med = {s: {k: statistics.median(r[k] for r in runs[s]) for k in keys} for s in servers if runs[s]}
 print()
-print("| server | p50 µs | p99 µs | p99.9 µs | gopark/server p50 | gopark/server p99 |")
-print("|---|---:|---:|---:|---:|---:|")
+print("| server | p50 µs | p99 µs | p99.9 µs | wake-ups/request | gopark/server p50 | gopark/server p99 |")
+print("|---|---:|---:|---:|---:|---:|---:|")
 g = med.get("gopark")
 for s, m in med.items():
     r50 = f"{g['p50_us'] / m['p50_us']:.2f}" if g else "-"
     r99 = f"{g['p99_us'] / m['p99_us']:.2f}" if g else "-"
-    print(f"| {s} | {m['p50_us']:.0f} | {m['p99_us']:.0f} | {m['p999_us']:.0f} | {r50} | {r99} |")
+    print(f"| {s} | {m['p50_us']:.0f} | {m['p99_us']:.0f} | {m['p999_us']:.0f} | {m['wakeups_per_req']:.2f} | {r50} | {r99} |")
 PY

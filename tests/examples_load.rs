@@ -134,6 +134,29 @@ fn no_server_is_a_failure_with_connect_errors() {
 }
 
 #[test]
+fn light_mode_times_every_echo_of_an_idle_server() {
+    let (_server, addr) = Proc::server("echo", &["127.0.0.1:0"]);
+    let addr = addr.to_string();
+    let args = [
+        "light", "--addr", &addr, "-n", "200", "-c", "2", "--gap-us", "500",
+    ];
+    let (status, out, proc) = support::example::run("load", &args, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "load {args:?}\n{}", proc.log());
+    let line = out
+        .iter()
+        .find(|l| l.starts_with("light "))
+        .unwrap_or_else(|| panic!("no summary line in {out:#?}"));
+    let value = |key: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+    };
+    assert_eq!(value("n"), 200, "{line}");
+    let (p50, p99, max) = (value("p50_us"), value("p99_us"), value("max_us"));
+    assert!(0 < p50 && p50 <= p99 && p99 <= max, "{line}");
+}
+
+#[test]
 fn bad_arguments_exit_2() {
     let cases: &[&[&str]] = &[
         &[],
@@ -145,6 +168,9 @@ fn bad_arguments_exit_2() {
         &["echo", "--pipeline", "2"],
         &["http", "--path", "no-slash"],
         &["http", "--bogus"],
+        &["light", "-s", "100"],
+        &["echo", "-n", "10"],
+        &["light", "--gap-us", "0"],
     ];
     for &args in cases {
         let (status, _, proc) = support::example::run("load", args, WAIT);

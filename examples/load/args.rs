@@ -1,4 +1,4 @@
-//! The command line: `load http [OPTIONS]` or `load echo [OPTIONS]`.
+//! The command line: `load http|echo|light [OPTIONS]`.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -6,6 +6,7 @@ use std::time::Duration;
 pub const USAGE: &str = "\
 usage: load http [--addr ADDR] [-c N] [-d DURATION] [--pipeline K] [--path PATH] [--workers N]
        load echo [--addr ADDR] [-c N] [-s BYTES] [-d DURATION] [--workers N]
+       load light [--addr ADDR] [-c N] [-n COUNT] [--gap-us G]
 
 A load generator on gopark. Each connection sends a request (http: GET PATH
 with keep-alive, K at a time when pipelined; echo: a message of BYTES bytes)
@@ -21,6 +22,13 @@ and waits for the answer before sending the next.
   --workers N           worker threads (default: one per core, or GOPARK_WORKERS)
   -h, --help            print this help
 
+light: the latency of a request that reaches an idle echo server. No
+runtime: C blocking connections (default 4) take turns; before each 64-byte
+echo the client sleeps a pseudo-random 0..G microseconds (default 3000, the
+same sequence every run), then times the write and the read-back. After
+COUNT echoes (default 2000) it prints one line:
+  light n=.. p50_us=.. p90_us=.. p99_us=.. p999_us=.. max_us=..
+
 Ctrl-C stops early and prints the summary; a second Ctrl-C exits at once.";
 
 /// What to send.
@@ -28,6 +36,8 @@ Ctrl-C stops early and prints the summary; a second Ctrl-C exits at once.";
 pub enum Mode {
     Http,
     Echo,
+    /// Sporadic echoes to an idle server, on plain blocking sockets.
+    Light,
 }
 
 /// The run's settings.
@@ -43,6 +53,10 @@ pub struct Config {
     pub pipeline: usize,
     pub path: String,
     pub workers: Option<usize>,
+    /// light: echoes to time.
+    pub count: usize,
+    /// light: the longest pause before an echo, in microseconds.
+    pub gap_us: u64,
 }
 
 pub enum Command {
@@ -57,16 +71,23 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     let mode = match args.next().as_deref() {
         Some("http") => Mode::Http,
         Some("echo") => Mode::Echo,
+        Some("light") => Mode::Light,
         Some("-h" | "--help") => return Ok(Command::Help),
-        Some(other) => return Err(format!("unknown mode '{other}': expected 'http' or 'echo'")),
-        None => return Err("missing mode: 'http' or 'echo'".to_string()),
+        Some(other) => {
+            return Err(format!(
+                "unknown mode '{other}': expected 'http', 'echo' or 'light'"
+            ))
+        }
+        None => return Err("missing mode: 'http', 'echo' or 'light'".to_string()),
     };
     let mut target = match mode {
         Mode::Http => "127.0.0.1:8080",
-        Mode::Echo => "127.0.0.1:7000",
+        Mode::Echo | Mode::Light => "127.0.0.1:7000",
     }
     .to_string();
-    let mut connections = 100;
+    let mut connections = if mode == Mode::Light { 4 } else { 100 };
+    let mut count_ = None;
+    let mut gap_us = None;
     let mut duration = Duration::from_secs(10);
     let mut size = None;
     let mut pipeline = None;
@@ -101,6 +122,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
                 path = Some(p);
             }
             "--workers" => workers = Some(count(&name, &value()?, 1024)?),
+            "-n" | "--count" => count_ = Some(count(&name, &value()?, 100_000_000)?),
+            "--gap-us" => gap_us = Some(count(&name, &value()?, 60_000_000)? as u64),
             _ => return Err(format!("unknown argument '{arg}'")),
         }
     }
@@ -108,6 +131,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         Mode::Http if size.is_some() => return Err("-s/--size is for echo mode".to_string()),
         Mode::Echo if pipeline.is_some() => return Err("--pipeline is for http mode".to_string()),
         Mode::Echo if path.is_some() => return Err("--path is for http mode".to_string()),
+        Mode::Light if size.is_some() || pipeline.is_some() || path.is_some() => {
+            return Err("light mode sends 64-byte echoes: no -s, --pipeline or --path".to_string())
+        }
+        Mode::Http | Mode::Echo if count_.is_some() || gap_us.is_some() => {
+            return Err("-n and --gap-us are for light mode".to_string())
+        }
         _ => {}
     }
     let addr = target
@@ -125,6 +154,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         pipeline: pipeline.unwrap_or(1),
         path: path.unwrap_or_else(|| "/".to_string()),
         workers,
+        count: count_.unwrap_or(2000),
+        gap_us: gap_us.unwrap_or(3000),
     }))
 }
 

@@ -4,6 +4,8 @@
 //! ```text
 //! cargo run --release --example load -- http [--addr ADDR] [-c N] [-d DURATION]
 //!                                            [--pipeline K] [--path PATH] [--workers N]
+//! cargo run --release --example load -- light [--addr ADDR] [-c N] [-n COUNT]
+//!                                             [--gap-us G]
 //! cargo run --release --example load -- echo [--addr ADDR] [-c N] [-s BYTES]
 //!                                            [-d DURATION] [--workers N]
 //!
@@ -17,6 +19,11 @@
 //! --workers N           worker threads (default: one per core, or GOPARK_WORKERS)
 //! -h, --help            print the help
 //! ```
+//!
+//! `light` is different: the latency of sporadic echoes to an idle server,
+//! on blocking sockets with no runtime (see `light.rs`); `-n` echoes
+//! (default 2000), each after a pause of up to `--gap-us` µs (default
+//! 3000), over `-c` connections (default 4).
 //!
 //! Each connection is a closed loop: http mode writes `K` keep-alive
 //! `GET PATH` requests at once and reads `K` responses (parsed with
@@ -47,6 +54,7 @@
 mod args;
 mod echo;
 mod http;
+mod light;
 mod stats;
 
 #[path = "../support/nofile.rs"]
@@ -84,6 +92,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cfg.mode == Mode::Light {
+        return match light::run(&cfg) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("load: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     nofile::raise_limit();
     let mut builder = Builder::new();
     builder.thread_name("load");
@@ -127,6 +147,7 @@ async fn run(cfg: Arc<Config>) -> io::Result<Report> {
             match cfg.mode {
                 Mode::Http => runtime::spawn(http::run(id, cfg, stats, stop)),
                 Mode::Echo => runtime::spawn(echo::run(id, cfg, stats, stop)),
+                Mode::Light => unreachable!("light mode runs without a runtime"),
             }
         })
         .collect();

@@ -178,7 +178,7 @@ impl Report {
                 "http://{}{}, {} connections, pipeline {}",
                 cfg.target, cfg.path, cfg.connections, cfg.pipeline
             ),
-            Mode::Echo => format!(
+            Mode::Echo | Mode::Light => format!(
                 "echo {}, {} connections, {}-byte messages",
                 cfg.target, cfg.connections, cfg.size
             ),
