@@ -326,7 +326,10 @@ fn one_worker_keeps_running_while_a_task_waits() {
         assert!(parked_seen, "the waiting task parked on its pidfd");
         // A hundred ticks at best; a fifth of them on a loaded machine.
         let ticks = ticks.load(Ordering::Relaxed);
-        assert!(ticks >= 20, "only {ticks} ticks while a task waited {waited:?}");
+        assert!(
+            ticks >= 20,
+            "only {ticks} ticks while a task waited {waited:?}"
+        );
     });
     drop(rt);
     dog.disarm();

@@ -64,8 +64,14 @@ fn exit_codes_and_kills() {
         let status = Command::new("sh").args(["-c", "exit 3"]).status().await?;
         assert_eq!(status.code(), Some(3));
 
-        let output = Command::new("sh").args(["-c", "echo hi; exit 4"]).output().await?;
-        assert_eq!((output.status.code(), &output.stdout[..]), (Some(4), &b"hi\n"[..]));
+        let output = Command::new("sh")
+            .args(["-c", "echo hi; exit 4"])
+            .output()
+            .await?;
+        assert_eq!(
+            (output.status.code(), &output.stdout[..]),
+            (Some(4), &b"hi\n"[..])
+        );
 
         let err = Command::new("/no/such/program").output().await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
@@ -132,9 +138,15 @@ fn one_worker_keeps_running() {
         ticker.abort();
         assert!(status.success());
         assert!(waited >= Duration::from_millis(500));
-        assert!(parked_seen, "the waiting task parked on its SIGCHLD listener");
+        assert!(
+            parked_seen,
+            "the waiting task parked on its SIGCHLD listener"
+        );
         let ticks = ticks.load(Ordering::Relaxed);
-        assert!(ticks >= 10, "only {ticks} ticks while a task waited {waited:?}");
+        assert!(
+            ticks >= 10,
+            "only {ticks} ticks while a task waited {waited:?}"
+        );
         Ok(())
     });
 }

@@ -37,7 +37,10 @@ async fn one_child(i: usize) -> io::Result<()> {
             assert!(status.success());
         }
         1 => {
-            let output = Command::new("/bin/true").stdin(Stdio::piped()).output().await?;
+            let output = Command::new("/bin/true")
+                .stdin(Stdio::piped())
+                .output()
+                .await?;
             assert!(output.status.success());
             assert!(output.stdout.is_empty());
         }
@@ -88,7 +91,11 @@ fn thousand_children_leave_nothing_behind() {
         // block; with no child left it fails with ECHILD.
         let r = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
         let err = io::Error::last_os_error();
-        assert_eq!((r, err.raw_os_error()), (-1, Some(libc::ECHILD)), "no child left at all");
+        assert_eq!(
+            (r, err.raw_os_error()),
+            (-1, Some(libc::ECHILD)),
+            "no child left at all"
+        );
         Ok(())
     });
 }

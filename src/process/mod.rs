@@ -324,9 +324,15 @@ impl Command {
         );
         // From here on a `?` drops `child`, which kills and reaps it.
         let mut child = Child::new(std_child);
-        child.stdin = stdin.map(|p| ChildStdin::new(OwnedFd::from(p))).transpose()?;
-        child.stdout = stdout.map(|p| ChildStdout::new(OwnedFd::from(p))).transpose()?;
-        child.stderr = stderr.map(|p| ChildStderr::new(OwnedFd::from(p))).transpose()?;
+        child.stdin = stdin
+            .map(|p| ChildStdin::new(OwnedFd::from(p)))
+            .transpose()?;
+        child.stdout = stdout
+            .map(|p| ChildStdout::new(OwnedFd::from(p)))
+            .transpose()?;
+        child.stderr = stderr
+            .map(|p| ChildStderr::new(OwnedFd::from(p)))
+            .transpose()?;
         child.set_kill_on_drop(self.kill_on_drop);
         Ok(child)
     }

@@ -71,10 +71,7 @@ impl Drop for Orphan {
             return;
         }
         if let Some(child) = process.into_unreaped() {
-            QUEUE
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(child);
+            QUEUE.lock().unwrap_or_else(|e| e.into_inner()).push(child);
         }
     }
 }

@@ -268,7 +268,11 @@ macro_rules! read_methods {
             }
 
             /// Polls a read into `buf`; see [`read`](Self::read).
-            pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            pub fn poll_read(
+                &self,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
                 self.pipe.poll_read(cx, buf)
             }
 

@@ -29,9 +29,8 @@ static PIDFD_MISSING: AtomicBool = AtomicBool::new(false);
 /// we know) and [`NO_PIDFD_VAR`] does not turn it off.
 fn pidfd_enabled() -> bool {
     static TURNED_OFF: OnceLock<bool> = OnceLock::new();
-    let off = *TURNED_OFF.get_or_init(|| {
-        std::env::var_os(NO_PIDFD_VAR).is_some_and(|v| !v.is_empty() && v != "0")
-    });
+    let off = *TURNED_OFF
+        .get_or_init(|| std::env::var_os(NO_PIDFD_VAR).is_some_and(|v| !v.is_empty() && v != "0"));
     // Relaxed: a hint that only saves a failing syscall; nothing else is
     // published through it.
     !off && !PIDFD_MISSING.load(Ordering::Relaxed)
@@ -111,13 +110,14 @@ pub(super) const IOV_MAX: usize = 1024;
 /// Clears `O_NONBLOCK`: for a pipe end handed to another child as its
 /// stdio, which expects the blocking descriptor every program starts with.
 pub(super) fn set_blocking(fd: &OwnedFd) -> io::Result<()> {
+    let fd = fd.as_raw_fd();
     // SAFETY: F_GETFL takes no pointer; the kernel checks the descriptor.
-    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) }.into())?;
-    let flags = flags as libc::c_int;
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    let flags = cvt(flags.into())? as libc::c_int;
     if flags & libc::O_NONBLOCK != 0 {
         // SAFETY: F_SETFL takes an int, no pointer.
-        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) }
-            .into())?;
+        let res = unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) };
+        cvt(res.into())?;
     }
     Ok(())
 }
