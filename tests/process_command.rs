@@ -335,6 +335,52 @@ fn one_worker_keeps_running_while_a_task_waits() {
     dog.disarm();
 }
 
+/// A child orphaned on a runtime that then shuts down is not lost: the
+/// reaping task is dropped with the runtime, the child goes to the
+/// process-wide queue, and the next spawn (on any runtime) reaps it.
+#[test]
+fn orphan_of_a_runtime_that_shut_down_is_reaped_at_the_next_spawn() {
+    let dog =
+        support::rt::Watchdog::start("orphan_of_a_shut_down_runtime", Duration::from_secs(60));
+    let rt = Builder::new().worker_threads(1).build().unwrap();
+    let pid = rt.block_on(async {
+        let child = Command::new("sleep").arg("60").spawn().unwrap();
+        let pid = child.id().unwrap();
+        // Still running: its reaping task parks on it.
+        drop(child);
+        pid
+    });
+    // The task is dropped with the runtime, and the child queued.
+    drop(rt);
+    assert!(!reaped(pid), "sleep 60 still runs");
+    // SAFETY: kill takes no pointer. `pid` is our child and not reaped (it
+    // ran just now, and only a spawn reaps the queue), so the number
+    // cannot name another process.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    // Dead: a zombie until a spawn reaps it (another test's, perhaps).
+    let start = Instant::now();
+    while !reaped(pid) && !zombie(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "SIGKILL never took"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let rt = Builder::new().worker_threads(1).build().unwrap();
+    rt.block_on(async {
+        assert!(Command::new("/bin/true").status().await.unwrap().success());
+    });
+    assert!(reaped(pid), "the next spawn reaped the queued orphan");
+    drop(rt);
+    dog.disarm();
+}
+
+/// Whether `pid` is a zombie child of this process.
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'))
+}
+
 /// With the `tokio-io` feature the pipes speak tokio's I/O traits too.
 #[cfg(feature = "tokio-io")]
 #[test]

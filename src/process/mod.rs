@@ -37,17 +37,20 @@
 //! registers each with the netpoller as a
 //! [`PollDesc`](crate::runtime::PollDesc), like a socket.
 //!
-//! # Go's mechanism: the exit is a readable descriptor
+//! # Go's pidfd, in the netpoller
 //!
-//! Waiting for a child is where runtimes differ. tokio listens for
-//! SIGCHLD and, at each delivery, tries `waitpid` on every child it waits
-//! for. Go's `os/exec` (since Go 1.23) opens a *pidfd* for each child — a
-//! descriptor that names that process alone and becomes readable when it
-//! exits — and parks the goroutine on it in the netpoller, like a socket.
-//! gopark does what Go does: [`Child::wait`] tries `waitpid(pid, WNOHANG)`
-//! and, while the child runs, parks on its pidfd; the netpoll thread sees
-//! the exit as one more epoll event and wakes the task, which reaps the
-//! child.
+//! A *pidfd* (`pidfd_open(2)`, Linux 5.3) is a descriptor that names one
+//! process and becomes readable when it exits. Go's `os` package (since Go
+//! 1.23) holds one for every child it starts, for `Wait` and `Signal`; its
+//! `Wait` blocks a thread in `waitid(P_PIDFD)` while the scheduler hands
+//! the goroutine's P to another thread, as for any blocking system call.
+//! gopark puts that pidfd where Go puts sockets: in the netpoller.
+//! [`Child::wait`] tries `waitpid(pid, WNOHANG)` and, while the child
+//! runs, parks the task on the pidfd's [`PollDesc`](crate::runtime::PollDesc)
+//! like a read that got `EAGAIN`; the netpoll thread sees the exit as one
+//! more epoll event and wakes the task, which reaps the child. (tokio does
+//! the same on Linux, through its own reactor, and keeps SIGCHLD for
+//! kernels without pidfds; see [the fallback](#the-fallback-sigchld).)
 //!
 //! The pidfd also makes [`Child::start_kill`] safe: `pidfd_send_signal`
 //! reaches the process the pidfd was opened for, never another one that
@@ -75,7 +78,8 @@
 //! slips between the look and the listening. Still no thread; the price
 //! is that a SIGCHLD does not say which child exited, so every waiting
 //! child looks (one `waitpid(WNOHANG)` each) at every delivery: n
-//! children waited on at once cost O(n) syscalls per exit, tokio's cost.
+//! children waited on at once cost O(n) syscalls per exit, as in tokio's
+//! own SIGCHLD path.
 //! Installing the handler replaces SIGCHLD's default action (to ignore
 //! it), which changes nothing else: children are still reaped only by
 //! `waitpid`.
