@@ -226,7 +226,6 @@ rt_test! {
             .spawn()?;
         let pid = child.id().unwrap();
         drop(child);
-        assert!(!reaped(pid), "still running right after the drop");
         eventually("the dropped child finishes and is reaped", || reaped(pid)).await;
         assert!(marker.exists(), "the dropped child ran to its end");
         std::fs::remove_file(&marker)?;
@@ -400,5 +399,26 @@ fn tokio_io_traits() {
         assert_eq!(got, "through tokio's traits");
         assert!(child.wait().await?.success());
         Ok(())
+    });
+}
+
+/// The types cross tasks and threads as tokio's do, and the futures of
+/// `status` and `output` own what they need: spawnable as they are.
+#[test]
+fn types_are_send_sync_and_futures_static() {
+    fn send_sync<T: Send + Sync>() {}
+    fn spawnable<F: std::future::Future + Send + 'static>(_: &F) {}
+    send_sync::<Command>();
+    send_sync::<gopark::process::Child>();
+    send_sync::<gopark::process::ChildStdin>();
+    send_sync::<gopark::process::ChildStdout>();
+    send_sync::<gopark::process::ChildStderr>();
+    let status = Command::new("/bin/true").status();
+    spawnable(&status);
+    let output = Command::new("/bin/true").output();
+    spawnable(&output);
+    runtime::block_on(async {
+        assert!(runtime::spawn(status).await.unwrap().unwrap().success());
+        assert!(runtime::spawn(output).await.unwrap().unwrap().status.success());
     });
 }
