@@ -419,6 +419,11 @@ fn types_are_send_sync_and_futures_static() {
     spawnable(&output);
     runtime::block_on(async {
         assert!(runtime::spawn(status).await.unwrap().unwrap().success());
-        assert!(runtime::spawn(output).await.unwrap().unwrap().status.success());
+        assert!(runtime::spawn(output)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .success());
     });
 }
