@@ -8,10 +8,14 @@
 //! `waitpid(pid, WNOHANG)`), and std's `Child` remembers the status it
 //! reaped; [`Process`] keeps it too, so a second wait returns it again
 //! instead of waiting on a pid that may already name another process. A
-//! pid is only recycled after its zombie is reaped, and only this module
-//! reaps, so while [`Process::status`] is unset the pid is still ours (a
-//! running child or its zombie) and signalling it is safe. Once it is set,
-//! [`Process::start_kill`] refuses, as tokio's does.
+//! pid is only recycled after its zombie is reaped, and gopark reaps its
+//! children only through std's `Child` (here, and in the orphan queue), so
+//! while the reaped status is unset the pid is still ours (a running child
+//! or its zombie) and signalling it is safe. Once it is set,
+//! [`Process::start_kill`] refuses, as tokio's does. (A program that reaps
+//! behind gopark's back — `waitpid(-1)`, or SIGCHLD set to `SIG_IGN` —
+//! breaks this for `kill`; with a pidfd the signal still reaches no other
+//! process, and the wait fails with the `ECHILD` the kernel reports.)
 //!
 //! # Two ways to hear of the exit
 //!
