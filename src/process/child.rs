@@ -69,7 +69,7 @@ impl Child {
             stderr: None,
             process: Some(Process::new(child)),
             kill_on_drop: true,
-            handle: Handle::try_current(),
+            handle: Handle::try_current().ok(),
         }
     }
 
