@@ -61,6 +61,7 @@ pub mod guide;
 #[cfg(feature = "hyper")]
 pub mod hyper;
 pub mod io;
+pub mod process;
 pub mod signal;
 
 pub use gopark_net as net;
