@@ -36,6 +36,10 @@ struct Inner {
     keep_alive: Duration,
     thread_name: String,
     enter: Enter,
+    /// Tests only: how many of the next thread starts fail, as `EAGAIN`
+    /// from `clone(2)` would.
+    #[cfg(test)]
+    fail_starts: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -68,6 +72,8 @@ impl BlockingPool {
                 keep_alive,
                 thread_name,
                 enter,
+                #[cfg(test)]
+                fail_starts: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -145,10 +151,7 @@ impl Schedule for BlockingSchedule {
             st.next_id += 1;
             let id = st.next_id;
             drop(st);
-            let inner2 = inner.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("{}-blocking-{id}", inner.thread_name))
-                .spawn(move || run(inner2));
+            let spawned = inner.start_thread(id);
             if spawned.is_err() {
                 // No thread: the job stays queued for a running thread, or
                 // is cancelled at shutdown.
@@ -159,6 +162,21 @@ impl Schedule for BlockingSchedule {
 
     fn release(&self, _task: &Header) -> Option<RawTask> {
         None
+    }
+}
+
+impl Inner {
+    /// Starts pool thread number `id`.
+    fn start_thread(self: &Arc<Self>, id: usize) -> std::io::Result<()> {
+        #[cfg(test)]
+        if crate::scheduler::take_one(&self.fail_starts) {
+            return Err(std::io::Error::from_raw_os_error(libc::EAGAIN));
+        }
+        let inner = self.clone();
+        std::thread::Builder::new()
+            .name(format!("{}-blocking-{id}", self.thread_name))
+            .spawn(move || run(inner))
+            .map(drop)
     }
 }
 
@@ -212,5 +230,52 @@ where
             .expect("blocking task polled after completion");
         crate::coop::stop();
         Poll::Ready(f())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    use crate::{time, Builder};
+
+    /// A job whose thread cannot start while the pool has no thread fails
+    /// through its `JoinHandle` instead of waiting forever; the next job
+    /// runs.
+    #[test]
+    fn a_job_whose_thread_cannot_start_fails() {
+        let rt = Builder::new().worker_threads(1).build().unwrap();
+        let pool = &rt.handle().shared.blocking;
+        pool.inner.fail_starts.store(1, Relaxed);
+        rt.block_on(async {
+            let res = time::timeout(Duration::from_secs(10), crate::spawn_blocking(|| 1))
+                .await
+                .expect("a job whose thread could not start never finished");
+            assert!(res.unwrap_err().is_cancelled());
+            assert_eq!(crate::spawn_blocking(|| 2).await.unwrap(), 2);
+        });
+    }
+
+    /// The same with a paused clock: the failed job does not keep the
+    /// clock from jumping, and its handle does not wait for it.
+    #[test]
+    fn a_failed_job_lets_a_paused_clock_jump() {
+        let rt = Builder::new()
+            .worker_threads(1)
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.handle()
+            .shared
+            .blocking
+            .inner
+            .fail_starts
+            .store(1, Relaxed);
+        rt.block_on(async {
+            let res = time::timeout(Duration::from_secs(3600), crate::spawn_blocking(|| 1)).await;
+            assert!(res.expect("timed out").unwrap_err().is_cancelled());
+            time::sleep(Duration::from_secs(60)).await;
+        });
     }
 }

@@ -52,6 +52,8 @@ use crate::netpoll::{Netpoller, PollHost};
 use crate::task::{self, Header, JoinHandle, Notified, OwnedTasks, RawTask, Schedule};
 
 pub(crate) use inject::Inject;
+#[cfg(test)]
+pub(crate) use monitor::take_one;
 pub(crate) use slot::Slot;
 pub(crate) use worker::{is_worker, is_worker_of, run_worker};
 
@@ -103,6 +105,10 @@ pub(crate) struct Shared {
     /// Workers handed off while stuck in a poll (the monitor, on the
     /// netpoll thread, is the one writer).
     pub(crate) handoffs: crate::counter::Counter,
+    /// Tests only: how many of the next worker-thread starts fail, as
+    /// `EAGAIN` from `clone(2)` would.
+    #[cfg(test)]
+    pub(crate) fail_starts: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -132,6 +138,8 @@ impl Shared {
                 .collect(),
             remote_spawns: std::sync::atomic::AtomicU64::new(0),
             handoffs: crate::counter::Counter::default(),
+            #[cfg(test)]
+            fail_starts: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 

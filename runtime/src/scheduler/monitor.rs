@@ -103,13 +103,27 @@ impl Shared {
             slot: j,
             worker: self.slots[i].worker(),
         };
-        if let Err(local) = (self.start_worker)(start, local) {
+        if let Err(local) = self.start_thread(start, local) {
             // No thread: the slot stays spare, and the stuck worker, which
             // leaves when it returns, is no longer counted as running.
             self.slots[j].make_spare(local);
             let last = self.idle.worker_left();
             self.io.worker_parked(last);
         }
+    }
+
+    /// Starts a worker thread on a spare slot; gives its queue back if no
+    /// thread could start.
+    fn start_thread(
+        &self,
+        start: super::Start,
+        local: crossbeam_deque::Worker<Notified>,
+    ) -> Result<(), crossbeam_deque::Worker<Notified>> {
+        #[cfg(test)]
+        if take_one(&self.fail_starts) {
+            return Err(local);
+        }
+        (self.start_worker)(start, local)
     }
 
     /// Moves slot `i`'s queued tasks, LIFO slot first, to the injector and
@@ -128,5 +142,47 @@ impl Shared {
             self.injector.push_batch(&mut tasks);
             self.notify_parked();
         }
+    }
+}
+
+/// Takes one from `n` unless it is zero; `true` if it did.
+#[cfg(test)]
+pub(crate) fn take_one(n: &std::sync::atomic::AtomicUsize) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    n.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1))
+        .is_ok()
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    use crate::{time, Builder};
+
+    /// A worker stuck in a poll is handed off, but its replacement's
+    /// thread cannot start (`EAGAIN`): once the stuck poll returns, the
+    /// runtime still has a worker running tasks.
+    #[test]
+    fn a_failed_replacement_start_is_retried() {
+        let rt = Builder::new().worker_threads(1).build().unwrap();
+        let shared = rt.handle().shared.clone();
+        shared.fail_starts.store(1, Relaxed);
+        rt.block_on(async {
+            let stuck = crate::spawn(async {
+                // Blocks its worker long past `BLOCKED_AFTER`.
+                std::thread::sleep(Duration::from_millis(200));
+            });
+            stuck.await.unwrap();
+            assert_eq!(shared.fail_starts.load(Relaxed), 0, "no start was tried");
+            assert_eq!(shared.handoffs.get(), 1);
+            for i in 0..10u32 {
+                let v = time::timeout(Duration::from_secs(10), crate::spawn(async move { i }))
+                    .await
+                    .expect("a task spawned after the failed start never ran")
+                    .unwrap();
+                assert_eq!(v, i);
+            }
+        });
     }
 }
