@@ -4,6 +4,14 @@
 //! after a keep-alive period, so a program that never blocks has none. Jobs
 //! are ordinary tasks (one allocation, a `JoinHandle`, panics caught) whose
 //! scheduler is this pool instead of the workers.
+//!
+//! A thread that cannot start (`EAGAIN` from `clone(2)`: `RLIMIT_NPROC`, a
+//! pids cgroup) leaves its job queued for the pool's running threads. If
+//! the pool has none, nothing would ever take it: the queued jobs are
+//! cancelled instead, so their `JoinHandle`s resolve to a
+//! [`JoinError`](crate::JoinError) that `is_cancelled()` (a `JoinError`
+//! carries no `io::Error`; the cause is written once to stderr). tokio
+//! panics in `spawn_blocking` in the same situation; Go's runtime throws.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -151,11 +159,22 @@ impl Schedule for BlockingSchedule {
             st.next_id += 1;
             let id = st.next_id;
             drop(st);
-            let spawned = inner.start_thread(id);
-            if spawned.is_err() {
-                // No thread: the job stays queued for a running thread, or
-                // is cancelled at shutdown.
-                inner.state.lock().threads -= 1;
+            if let Err(e) = inner.start_thread(id) {
+                let mut st = inner.state.lock();
+                st.threads -= 1;
+                if st.threads > 0 {
+                    // A running thread takes the job when it is done with
+                    // its own (one that starts meanwhile was counted).
+                    return;
+                }
+                // No thread at all will ever look at the queue: fail what
+                // waits there rather than leave it forever.
+                let stranded = std::mem::take(&mut st.queue);
+                drop(st);
+                report_start_failure(&e, stranded.len());
+                for task in stranded {
+                    task.shutdown();
+                }
             }
         }
     }
@@ -177,6 +196,18 @@ impl Inner {
             .name(format!("{}-blocking-{id}", self.thread_name))
             .spawn(move || run(inner))
             .map(drop)
+    }
+}
+
+/// Says once per process on stderr that jobs were cancelled for want of a
+/// thread (the `JoinError` a job's handle gets says only "cancelled").
+fn report_start_failure(e: &std::io::Error, jobs: usize) {
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!(
+            "gopark: spawn_blocking: no thread could start ({e}); {jobs} job(s) cancelled \
+             (reported once)"
+        );
     }
 }
 

@@ -180,6 +180,13 @@ impl Idle {
         unparked(prev) == 1
     }
 
+    /// A worker that [left](Self::worker_left) is running again: a thread
+    /// started in its place. Counted as unparked, not searching, as the
+    /// workers a runtime starts with.
+    pub(crate) fn worker_returned(&self) {
+        self.state.fetch_add(UNPARKED_ONE, Ordering::SeqCst);
+    }
+
     /// With every worker parked, returns `f()`, called with the lock that
     /// every wake-up of a worker takes, so none starts meanwhile; `false`
     /// if some worker runs.

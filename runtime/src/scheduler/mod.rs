@@ -89,7 +89,7 @@ pub(crate) struct Shared {
     pub(crate) io: Arc<Netpoller>,
     pub(crate) blocking: BlockingPool,
     /// What the monitor saw of each slot at its last look.
-    monitor: crate::loom::Mutex<Vec<monitor::Seen>>,
+    monitor: crate::loom::Mutex<monitor::Monitor>,
     /// Starts a worker on a spare slot.
     start_worker: StartWorker,
     /// Threads started on spare slots, joined at shutdown.
@@ -123,7 +123,7 @@ impl Shared {
     ) -> Shared {
         Shared {
             injector: Inject::new(),
-            monitor: crate::loom::Mutex::new(vec![monitor::Seen::default(); slots.len()]),
+            monitor: crate::loom::Mutex::new(monitor::Monitor::new(slots.len())),
             slots,
             idle: idle::Idle::new(num_workers),
             owned: OwnedTasks::new(),
