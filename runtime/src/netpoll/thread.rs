@@ -244,3 +244,80 @@ impl ErrorReport {
 fn at_most(timeout: Option<Duration>, limit: Duration) -> Duration {
     timeout.map_or(limit, |t| t.min(limit))
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::task::{Poll, Waker};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::time::heap::Action;
+
+    /// A scheduler with every task blocked.
+    struct IdleHost;
+
+    impl PollHost for IdleHost {
+        fn active_workers(&self) -> usize {
+            0
+        }
+        fn num_workers(&self) -> usize {
+            1
+        }
+        fn deliver(&self, wakers: &mut Vec<Waker>) {
+            wakers.clear();
+        }
+        fn check_blocked(&self, _: Instant) -> Option<Instant> {
+            None
+        }
+        fn is_idle(&self) -> bool {
+            true
+        }
+    }
+
+    /// Seventeen descriptors ready in epoll, in registration order:
+    /// sixteen that nobody waits for (their first, writable edge), more
+    /// than a small look holds, and then one whose reader is parked. The
+    /// clock may not jump past the last.
+    #[test]
+    fn auto_advance_sees_the_event_behind_many_others() {
+        let np = Netpoller::new().unwrap();
+        np.time.pause();
+        let t0 = np.time.now();
+        let hour = Duration::from_secs(3600);
+        let _timer = np.time.insert(t0 + hour, Action::Wake(None)).unwrap();
+        let mut keep = Vec::new();
+        for _ in 0..16 {
+            let (a, b) = UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            let pd = np.register(a.as_raw_fd()).unwrap();
+            keep.push((a, b, pd));
+        }
+        let (r, mut w) = UnixStream::pair().unwrap();
+        r.set_nonblocking(true).unwrap();
+        let pd = np.register(r.as_raw_fd()).unwrap();
+        // The reader tried, got EAGAIN, and parked.
+        let Poll::Ready(Ok(tick)) = pd.read.poll_ready(Waker::noop()) else {
+            panic!("a new half starts ready");
+        };
+        pd.read.clear_ready(tick);
+        assert!(pd.read.poll_ready(Waker::noop()).is_pending());
+        w.write_all(b"x").unwrap();
+
+        let mut wakers = Vec::new();
+        np.auto_advance(&IdleHost, &mut wakers);
+        assert_eq!(
+            np.time.now(),
+            t0,
+            "the clock jumped with a parked reader's byte in epoll"
+        );
+        assert_eq!(wakers.len(), 1, "the parked reader is woken");
+        // With nothing left in epoll, the clock jumps.
+        wakers.clear();
+        np.auto_advance(&IdleHost, &mut wakers);
+        assert_eq!(np.time.now(), t0 + hour);
+        drop(keep);
+    }
+}
