@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::mode::{Blocking, StandBy};
 use super::{sys, Netpoller, PollHost, EVENTS, STANDBY_TICK_ALL, STANDBY_TICK_PARTIAL, WATCH_TICK};
 use crate::loom::Ordering;
+use crate::time::virtual_time;
 
 /// Work the runtime layer does on the netpoll thread after each wake-up;
 /// returns when it wants to run next.
@@ -21,6 +22,10 @@ const ERROR_PAUSE: Duration = Duration::from_millis(10);
 /// went idle, so that the clock may jump (the last worker to park also
 /// wakes it).
 const PAUSED_LOOK: Duration = Duration::from_millis(1);
+
+/// Most full looks at epoll before a paused clock's jump: past that,
+/// events arrive as fast as they are taken, and the clock waits.
+const DRAIN_LOOKS: usize = 64;
 
 impl Netpoller {
     /// The netpoll thread's loop; returns at shutdown. `hook`, if any, is
@@ -55,7 +60,7 @@ impl Netpoller {
             }
             self.time.fire(&mut wakers);
             if wakers.is_empty() && self.time.is_paused() {
-                self.auto_advance(host, &mut wakers);
+                self.auto_advance(host, &mut events, &mut wakers);
             }
             // Standing by next: deliver now. Blocking next: the batch is
             // delivered at the last moment before `epoll_wait` (see
@@ -200,23 +205,40 @@ impl Netpoller {
     }
 
     /// Virtual time: with the clock paused and the runtime idle (every
-    /// task blocked, see [`PollHost::is_idle`]) and nothing ready in epoll,
-    /// the clock jumps to the next timer, which fires.
-    fn auto_advance(&self, host: &dyn PollHost, wakers: &mut Vec<Waker>) {
-        let Some(next) = self.time.lock().next_deadline() else {
-            return;
-        };
-        if !host.is_idle() {
-            return;
+    /// task blocked, see [`PollHost::is_idle`]) and nothing ready in epoll
+    /// for a waiting task, the clock jumps to the next timer, which fires
+    /// (the decision is [`virtual_time::jump`]'s).
+    fn auto_advance(
+        &self,
+        host: &dyn PollHost,
+        events: &mut Vec<sys::Event>,
+        wakers: &mut Vec<Waker>,
+    ) {
+        virtual_time::jump(
+            &self.time,
+            || host.is_idle(),
+            |wakers| self.drain_ready(events, wakers),
+            wakers,
+        );
+    }
+
+    /// Takes every event epoll holds now, without waiting, collecting the
+    /// wakers of the tasks they make ready. Returns `false` if epoll could
+    /// not be drained (an error, or events arriving as fast as they are
+    /// taken).
+    fn drain_ready(&self, events: &mut Vec<sys::Event>, wakers: &mut Vec<Waker>) -> bool {
+        // Each look takes what it returns off epoll's ready list (edges
+        // once; the level-triggered eventfd is drained), so a look that
+        // comes back with room to spare has seen everything.
+        for _ in 0..DRAIN_LOOKS {
+            if self.poll(events, Some(Duration::ZERO), wakers).is_err() {
+                return false;
+            }
+            if events.len() < events.capacity() {
+                return true;
+            }
         }
-        // Nothing may be ready for a task that would then run: look.
-        if self
-            .poll(&mut Vec::with_capacity(8), Some(Duration::ZERO), wakers)
-            .is_ok()
-            && wakers.is_empty()
-        {
-            self.time.advance_to(next, wakers);
-        }
+        false
     }
 }
 
@@ -307,7 +329,8 @@ mod tests {
         w.write_all(b"x").unwrap();
 
         let mut wakers = Vec::new();
-        np.auto_advance(&IdleHost, &mut wakers);
+        let mut events = Vec::with_capacity(8);
+        np.auto_advance(&IdleHost, &mut events, &mut wakers);
         assert_eq!(
             np.time.now(),
             t0,
@@ -316,7 +339,7 @@ mod tests {
         assert_eq!(wakers.len(), 1, "the parked reader is woken");
         // With nothing left in epoll, the clock jumps.
         wakers.clear();
-        np.auto_advance(&IdleHost, &mut wakers);
+        np.auto_advance(&IdleHost, &mut events, &mut wakers);
         assert_eq!(np.time.now(), t0 + hour);
         drop(keep);
     }

@@ -29,6 +29,9 @@
 //!   elsewhere are invisible until they arrive. The jump is never taken
 //!   while a task is runnable.
 //!
+//! The decisions live in one place, `virtual_time.rs`; its opening
+//! essay says which part of the runtime reports what.
+//!
 //! So a test that sleeps an hour finishes in milliseconds, with its timers
 //! firing in deadline order:
 //!
@@ -56,6 +59,7 @@ pub(crate) mod heap;
 mod interval;
 mod sleep;
 mod timeout;
+pub(crate) mod virtual_time;
 
 pub use interval::{interval, interval_at, Interval};
 pub use sleep::{sleep, sleep_until, Sleep};
