@@ -61,6 +61,9 @@ mod sleep;
 mod timeout;
 pub(crate) mod virtual_time;
 
+#[cfg(all(test, loom))]
+mod loom_tests;
+
 pub use interval::{interval, interval_at, Interval};
 pub use sleep::{sleep, sleep_until, Sleep};
 pub use timeout::{timeout, timeout_at, Elapsed, Timeout};
