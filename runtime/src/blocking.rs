@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::task::{self, Header, JoinHandle, Notified, RawTask, Schedule};
+use crate::time::virtual_time::Activity;
 
 /// Enters a pool thread into its runtime for the thread's life; the guard
 /// it returns is kept until the thread exits. `None` once the runtime is
@@ -36,6 +37,9 @@ pub(crate) struct BlockingPool {
 
 struct Inner {
     state: Mutex<State>,
+    /// Counts every job from its queuing until it ran or was cancelled
+    /// (virtual time's idle check reads it, with `block_on`'s futures).
+    activity: Arc<Activity>,
     /// Signals idle threads that a job arrived or shutdown began.
     work: Condvar,
     /// Signals shutdown that a thread exited.
@@ -74,6 +78,7 @@ impl BlockingPool {
         BlockingPool {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
+                activity: Arc::new(Activity::new()),
                 work: Condvar::new(),
                 exited: Condvar::new(),
                 max_threads: max_threads.max(1),
@@ -110,10 +115,10 @@ impl BlockingPool {
         (st.threads, st.idle)
     }
 
-    /// `true` if no job is queued or running.
-    pub(crate) fn is_idle(&self) -> bool {
-        let st = self.inner.state.lock();
-        st.queue.is_empty() && st.idle == st.threads
+    /// The count of runnable work outside the workers that this pool's
+    /// jobs take part in, from queuing to their end.
+    pub(crate) fn activity(&self) -> Arc<Activity> {
+        self.inner.activity.clone()
     }
 
     /// Refuses new jobs, cancels queued ones, and waits up to `timeout` for
@@ -127,6 +132,7 @@ impl BlockingPool {
         self.inner.work.notify_all();
         for task in queued {
             task.shutdown();
+            self.inner.activity.end();
         }
         let deadline = Instant::now() + timeout;
         let mut st = self.inner.state.lock();
@@ -143,10 +149,14 @@ impl Schedule for BlockingSchedule {
         // Once queued, the task may run, complete and be freed — and this
         // `BlockingSchedule` with it — before this returns: hold the pool.
         let inner = &Arc::clone(&self.0);
+        // Counted before it is queued: a job that the caller's wake-up
+        // or spawn started is runnable from this instant.
+        inner.activity.begin();
         let mut st = inner.state.lock();
         if st.shutdown {
             drop(st);
             task.shutdown();
+            inner.activity.end();
             return;
         }
         st.queue.push_back(task);
@@ -174,6 +184,7 @@ impl Schedule for BlockingSchedule {
                 report_start_failure(&e, stranded.len());
                 for task in stranded {
                     task.shutdown();
+                    inner.activity.end();
                 }
             }
         }
@@ -217,7 +228,10 @@ fn run(inner: Arc<Inner>) {
     loop {
         if let Some(task) = st.queue.pop_front() {
             drop(st);
+            // Whatever the job wakes is counted by its waker before this
+            // ends (see `virtual_time`).
             task.run();
+            inner.activity.end();
             st = inner.state.lock();
             continue;
         }

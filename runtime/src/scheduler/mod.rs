@@ -50,6 +50,7 @@ use crate::blocking::BlockingPool;
 use crate::loom::{AtomicBool, Ordering};
 use crate::netpoll::{Netpoller, PollHost};
 use crate::task::{self, Header, JoinHandle, Notified, OwnedTasks, RawTask, Schedule};
+use crate::time::virtual_time::Activity;
 
 pub(crate) use inject::Inject;
 #[cfg(test)]
@@ -94,9 +95,10 @@ pub(crate) struct Shared {
     start_worker: StartWorker,
     /// Threads started on spare slots, joined at shutdown.
     pub(crate) extra_threads: parking_lot::Mutex<Vec<ThreadHandle<()>>>,
-    /// Threads other than the workers polling one of this runtime's
-    /// futures right now (`block_on`): the runtime is not idle meanwhile.
-    pub(crate) outside_polls: crate::loom::AtomicUsize,
+    /// Runnable work outside the workers: `block_on` futures woken or
+    /// being polled, and blocking jobs (shared with the pool). The runtime
+    /// is not idle while it is not zero.
+    pub(crate) activity: Arc<Activity>,
     /// Each worker's counters, by worker (not slot: a worker handed off
     /// goes on counting in its own, on its new slot).
     pub(crate) metrics: Box<[metrics::WorkerMetrics]>,
@@ -129,10 +131,10 @@ impl Shared {
             owned: OwnedTasks::new(),
             shutdown: AtomicBool::new(false),
             io,
+            activity: blocking.activity(),
             blocking,
             start_worker,
             extra_threads: parking_lot::Mutex::new(Vec::new()),
-            outside_polls: crate::loom::AtomicUsize::new(0),
             metrics: (0..num_workers)
                 .map(|_| metrics::WorkerMetrics::default())
                 .collect(),
@@ -304,8 +306,9 @@ impl PollHost for Shared {
                     // retaken (odd, like a poll): not idle either.
                     !s.is_polling() && s.stealer.is_empty() && !s.has_lifo() && !s.parker.has_task()
                 })
-                && self.outside_polls.load(Ordering::SeqCst) == 0
-                && self.blocking.is_idle()
+                // One look at all the work outside the workers: no wake-up
+                // passes from one kind to another unseen (`virtual_time`).
+                && self.activity.is_quiet()
         })
     }
 

@@ -44,6 +44,42 @@
 use std::task::Waker;
 
 use super::driver::TimeDriver;
+use crate::loom::{AtomicUsize, Ordering};
+
+/// Runnable work of a runtime outside its workers: `block_on` futures
+/// woken and not yet polled (or being polled), blocking-pool jobs queued
+/// or running. Zero is one of the conditions of an idle runtime (see the
+/// module docs for why it is one counter).
+#[derive(Debug, Default)]
+pub(crate) struct Activity(AtomicUsize);
+
+impl Activity {
+    pub(crate) fn new() -> Activity {
+        Activity(AtomicUsize::new(0))
+    }
+
+    /// One more piece of work can run. Whoever hands work on calls this
+    /// for the receiver before its own [`end`](Self::end).
+    #[inline]
+    pub(crate) fn begin(&self) {
+        // SeqCst: one total order with `is_quiet` and the scheduler's
+        // other looks (the `Idle` counts, the queue lengths).
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A piece of work is done (or blocked again).
+    #[inline]
+    pub(crate) fn end(&self) {
+        let prev = self.0.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(prev > 0, "activity ended more often than it began");
+    }
+
+    /// `true` if nothing outside the workers can run.
+    pub(crate) fn is_quiet(&self) -> bool {
+        // SeqCst: see `begin`.
+        self.0.load(Ordering::SeqCst) == 0
+    }
+}
 
 /// With the clock paused, the next timer due, the runtime idle
 /// (`is_idle`) and nothing for a waiting task in epoll (`drain`, which
