@@ -293,4 +293,23 @@ impl ModeMachine {
         self.standby.store(false, Ordering::Relaxed);
         StandBy::Ended
     }
+
+    /// A machine whose thread stands by, as [`stand_by`](Self::stand_by)
+    /// leaves it while it waits (a model has no tick to wait for).
+    #[cfg(all(test, loom))]
+    pub(crate) fn standing_by_for_test() -> ModeMachine {
+        let m = ModeMachine::new();
+        m.ctl.lock().mode = Mode::Standby { long_tick: false };
+        m.standby.store(true, Ordering::Relaxed);
+        m
+    }
+
+    /// The end of [`stand_by`](Self::stand_by) after its tick passed.
+    #[cfg(all(test, loom))]
+    pub(crate) fn tick_ends_standby_for_test(&self) {
+        let mut ctl = self.ctl.lock();
+        ctl.pending = false;
+        ctl.mode = Mode::Awake;
+        self.standby.store(false, Ordering::Relaxed);
+    }
 }
