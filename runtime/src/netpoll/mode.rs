@@ -125,10 +125,14 @@ impl ModeMachine {
     /// at epoll themselves. A hint: read without the lock, it may be a
     /// moment late either way, which costs one look too many or too few,
     /// never a lost event (the thread looks itself after each tick in
-    /// which no worker did).
+    /// which no worker did), and never a lost wake-up of the thread: a
+    /// look that comes after the thread went back to blocking leaves the
+    /// wake eventfd to it (see `Looker::drains_wake`). No ordering of
+    /// this load could do that instead: the thread may leave standby
+    /// between the load and the look.
     #[inline]
     pub(crate) fn workers_should_poll(&self) -> bool {
-        // Relaxed: a hint; nothing is published through it.
+        // Relaxed: a hint; nothing is published through it (see above).
         self.standby.load(Ordering::Relaxed)
     }
 

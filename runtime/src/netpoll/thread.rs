@@ -6,7 +6,9 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::mode::{Blocking, StandBy};
-use super::{sys, Netpoller, PollHost, EVENTS, STANDBY_TICK_ALL, STANDBY_TICK_PARTIAL, WATCH_TICK};
+use super::{
+    sys, Looker, Netpoller, PollHost, EVENTS, STANDBY_TICK_ALL, STANDBY_TICK_PARTIAL, WATCH_TICK,
+};
 use crate::loom::Ordering;
 use crate::time::virtual_time;
 
@@ -125,7 +127,7 @@ impl Netpoller {
         if self.last_worker_poll.load(Ordering::Relaxed) < since {
             // No worker looked since we went to sleep: look for them.
             self.stats.polls.add(1);
-            match self.poll(events, Some(Duration::ZERO), wakers) {
+            match self.poll(events, Some(Duration::ZERO), wakers, Looker::Thread) {
                 Ok(n) => self.stats.events.add(n as u64),
                 Err(e) => errors.report(e),
             }
@@ -190,7 +192,7 @@ impl Netpoller {
                     Blocking::Watch => Some(at_most(timeout, WATCH_TICK)),
                     _ => timeout,
                 };
-                let res = self.poll(events, timeout, wakers);
+                let res = self.poll(events, timeout, wakers, Looker::Thread);
                 self.mode.end_blocking();
                 self.stats.wakeups.add(1);
                 self.stats.polls.add(1);
@@ -231,7 +233,10 @@ impl Netpoller {
         // once; the level-triggered eventfd is drained), so a look that
         // comes back with room to spare has seen everything.
         for _ in 0..DRAIN_LOOKS {
-            if self.poll(events, Some(Duration::ZERO), wakers).is_err() {
+            if self
+                .poll(events, Some(Duration::ZERO), wakers, Looker::Thread)
+                .is_err()
+            {
                 return false;
             }
             if events.len() < events.capacity() {
