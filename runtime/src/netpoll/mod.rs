@@ -151,7 +151,7 @@ pub(crate) struct Netpoller {
     mode: mode::ModeMachine,
     /// Event buffer for the workers' looks; its lock also lets only one
     /// worker look at a time.
-    worker_events: parking_lot::Mutex<Vec<sys::Event>>,
+    worker_events: Mutex<Vec<sys::Event>>,
     /// When a worker last looked, in nanoseconds since `epoch`.
     last_worker_poll: AtomicU64,
     epoch: Instant,
@@ -186,7 +186,7 @@ impl Netpoller {
                 time: Arc::new(TimeDriver::new(me.clone() as std::sync::Weak<dyn Unpark>)),
                 shutdown: AtomicBool::new(false),
                 mode: mode::ModeMachine::new(),
-                worker_events: parking_lot::Mutex::new(Vec::with_capacity(EVENTS)),
+                worker_events: Mutex::new(Vec::with_capacity(EVENTS)),
                 last_worker_poll: AtomicU64::new(0),
                 epoch: Instant::now(),
                 stats: NetpollStats::default(),
