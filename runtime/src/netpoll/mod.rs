@@ -233,8 +233,7 @@ impl Netpoller {
     /// worker is unparked. See [`mode::ModeMachine::worker_parked`].
     pub(crate) fn worker_parked(&self, last: bool) {
         self.mode.worker_parked(last);
-        if last && self.time.is_paused() {
-            // The runtime may be idle now: a paused clock may jump.
+        if crate::time::virtual_time::may_jump_after_park(&self.time, last) {
             self.wake();
         }
     }

@@ -1,5 +1,56 @@
 //! The netpoll thread's loop: sleep (blocking or standing by), harvest,
-//! fire timers, deliver.
+//! look after the workers, fire timers, move a paused clock, deliver.
+//!
+//! # One turn of the loop
+//!
+//! Each turn builds one batch of wakers and hands it to the scheduler
+//! whole ([`PollHost::deliver`]), in this order:
+//!
+//! 1. **Sleep and harvest.** Blocking in `epoll_wait` until the nearest
+//!    timer (or the next look at the workers), or standing by on the
+//!    mode's condition variable while running workers look at epoll
+//!    themselves (see [`mode`](super::mode)). The events found become
+//!    readiness on their `PollDesc` halves, and the wakers of the tasks
+//!    parked there go into the batch, in the order epoll returned them.
+//! 2. **Look after the workers.** The scheduler's monitor
+//!    ([`PollHost::check_blocked`], Go's `sysmon`) hands off a worker
+//!    stuck in one poll and says when to look again; the runtime layer's
+//!    hook (the schedtrace line, a dump asked for by SIGQUIT) runs too.
+//!    Their "look again at" bounds the next sleep.
+//! 3. **Fire timers.** Every timer due by the runtime's clock adds its
+//!    waker after the I/O ones (a sleep's), or expires its socket
+//!    deadline on the spot (a deadline's). A task woken by both an event
+//!    and its deadline is woken once: the half's state machine decides.
+//! 4. **Move a paused clock.** With the clock paused and the batch still
+//!    empty, [`virtual_time::jump`] moves the clock to the next timer if
+//!    the runtime is idle and epoll, drained, holds nothing for a waiting
+//!    task; the timers it fires make the batch. Only an empty batch lets
+//!    the clock move: a woken task may still arm an earlier timer or do
+//!    I/O, and time must not pass before it has run.
+//! 5. **Deliver.** The first task of the batch goes straight to one parked
+//!    worker, the rest to the injector (`Shared::hand_off`). When the
+//!    thread stands by next, that happens at once. When it blocks next, it
+//!    happens as the very last thing before `epoll_wait`, after the mode
+//!    says `Blocking`: the worker it wakes most often lands on this CPU
+//!    and runs only once this thread sleeps (see
+//!    [`Netpoller::sleep_blocking`]).
+//!
+//! # A paused clock
+//!
+//! A paused clock's timers never come due by waiting, so the thread never
+//! sleeps for one: it looks again every [`virtual_time::IDLE_LOOK`] whether the
+//! runtime went idle, and the last worker to park wakes it at once
+//! (`Netpoller::worker_parked`). A turn that finds the runtime idle moves
+//! the clock in step 4; the tasks its timers wake run, and the runtime's
+//! next idle moment moves it again, so timers fire in deadline order and
+//! each wakes its tasks before time passes further. The rule and the idle
+//! check are in [`virtual_time`].
+//!
+//! # Failures
+//!
+//! An `epoll_wait` that fails is reported on stderr (1, 2, 4, 8, …
+//! failures) and followed by a pause, so a persistent error cannot make
+//! the loop spin; nothing on this thread panics on a syscall error.
 
 use std::io;
 use std::task::Waker;
@@ -19,11 +70,6 @@ pub(crate) type Hook = Box<dyn FnMut(Instant) -> Option<Instant> + Send>;
 /// Pause after an `epoll_wait` that failed, so a persistent error cannot
 /// turn the loop into a spin.
 const ERROR_PAUSE: Duration = Duration::from_millis(10);
-
-/// With the clock paused, how often the thread looks whether the runtime
-/// went idle, so that the clock may jump (the last worker to park also
-/// wakes it).
-const PAUSED_LOOK: Duration = Duration::from_millis(1);
 
 /// Most full looks at epoll before a paused clock's jump: past that,
 /// events arrive as fast as they are taken, and the clock waits.
@@ -61,7 +107,7 @@ impl Netpoller {
                 }
             }
             self.time.fire(&mut wakers);
-            if wakers.is_empty() && self.time.is_paused() {
+            if wakers.is_empty() {
                 self.auto_advance(host, &mut events, &mut wakers);
             }
             // Standing by next: deliver now. Blocking next: the batch is
@@ -162,7 +208,7 @@ impl Netpoller {
                 // again shortly whether the runtime went idle, and let a
                 // new timer wake nobody.
                 timers.set_sleeping(None);
-                timeout = Some(at_most(timeout, PAUSED_LOOK));
+                timeout = Some(at_most(timeout, virtual_time::IDLE_LOOK));
             } else {
                 let next = timers.next_deadline();
                 // A timer earlier than this one must wake us.

@@ -9,7 +9,7 @@
 //! | [`TimeDriver`] (`driver.rs`) | the clock itself: `pause`, `resume`, `advance_to`, `now` |
 //! | [`time::advance`](super::advance) | moves it by a duration, from a task |
 //! | [`jump`] (here) | moves it to the next timer once the runtime is idle |
-//! | the netpoll thread | calls [`jump`] after each wake-up in which nothing fired, and looks every millisecond while the clock is paused |
+//! | the netpoll thread | calls [`jump`] after each wake-up in which nothing fired, and looks every [`IDLE_LOOK`] while the clock is paused; the last worker to park wakes it ([`may_jump_after_park`]) |
 //! | the scheduler (`PollHost::is_idle`) | says whether every task is blocked: workers parked, queues empty, no [`Activity`] |
 //! | `block_on` and the blocking pool | count their runnable work in [`Activity`] |
 //!
@@ -42,9 +42,25 @@
 //! beside a seeded copy of the two-counter version.
 
 use std::task::Waker;
+use std::time::Duration;
 
 use super::driver::TimeDriver;
 use crate::loom::{AtomicUsize, Ordering};
+
+/// With the clock paused, how often the netpoll thread looks whether the
+/// runtime went idle, so that the clock may jump (a paused clock's timers
+/// never come due by waiting). The last worker to park also wakes it (see
+/// [`may_jump_after_park`]); this look catches the idle moments no park
+/// marks (a `block_on` future or a blocking job that blocks again).
+pub(crate) const IDLE_LOOK: Duration = Duration::from_millis(1);
+
+/// A worker parked (`last`: the last one running): whether the netpoll
+/// thread should run its loop now, because the runtime may have gone idle
+/// and a paused clock may jump.
+#[inline]
+pub(crate) fn may_jump_after_park(driver: &TimeDriver, last: bool) -> bool {
+    last && driver.is_paused()
+}
 
 /// Runnable work of a runtime outside its workers: `block_on` futures
 /// woken and not yet polled (or being polled), blocking-pool jobs queued
