@@ -2,7 +2,6 @@
 //! it would have without gopark (the default action of SIGQUIT), while a
 //! runtime that still lives goes on dumping.
 
-#[allow(dead_code)]
 mod support;
 
 use std::os::unix::process::ExitStatusExt;
