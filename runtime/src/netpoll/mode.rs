@@ -36,6 +36,13 @@
 //! if it is awake (it takes `pending` before it sleeps again); a standing-by
 //! thread is notified here. So a wake-up is never lost, whichever mode the
 //! thread is about to enter.
+//!
+//! The eventfd byte is the thread's alone: a worker's look at epoll, which
+//! may come just after the thread left standby for `epoll_wait` (the
+//! worker read the standby flag a moment earlier), leaves it in place
+//! (`Looker::drains_wake`). The loom model
+//! `a_worker_look_never_swallows_the_threads_wake_up` checks it, beside
+//! the seeded draining look that loses the wake-up.
 
 use std::time::Instant;
 
