@@ -5,8 +5,10 @@
 //! gets a budget of [`BUDGET`] operations; every I/O operation and
 //! `JoinHandle` poll spends one, and once it is spent the operation wakes
 //! its own task and returns `Pending` once, sending it to the back of the
-//! queue. Outside a task poll (in `block_on`, or a foreign executor) the
-//! budget is unlimited.
+//! queue. `block_on` gives each poll of its future a budget too, so a
+//! future behaves there as in a task (`block_on` polls it again at once:
+//! nothing else waits on that thread). Outside both (a foreign executor)
+//! the budget is unlimited.
 
 use std::cell::Cell;
 use std::task::Context;

@@ -65,6 +65,15 @@ impl<T> Mutex<T> {
         #[cfg(loom)]
         return self.0.lock().unwrap();
     }
+
+    /// The lock if it is free now, `None` if another thread holds it.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        #[cfg(not(loom))]
+        return self.0.try_lock();
+        #[cfg(loom)]
+        return self.0.try_lock().ok();
+    }
 }
 
 /// A condition variable over [`Mutex`]: `parking_lot`'s, or loom's under
@@ -104,6 +113,23 @@ impl Condvar {
         }
     }
 
+    /// Waits for a notification (spurious wake-ups included: wait in a
+    /// loop that re-checks the condition).
+    #[inline]
+    pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        #[cfg(not(loom))]
+        {
+            let mut guard = guard;
+            self.0.wait(&mut guard);
+            guard
+        }
+        #[cfg(loom)]
+        {
+            self.0.wait(guard).unwrap()
+        }
+    }
+
+    #[inline]
     pub(crate) fn notify_one(&self) {
         self.0.notify_one();
     }

@@ -409,3 +409,115 @@ fn a_worker_woken_from_outside_is_never_left_unwatched() {
         }
     });
 }
+
+// ---------------------------------------------------------------------
+// The wake eventfd and the workers' looks. A worker that read the standby
+// flag just before the thread went back to blocking looks at epoll after
+// it; a wake-up sent meanwhile (a timer insert, `resume`, shutdown) is a
+// byte in the eventfd that the thread's `epoll_wait` must see. A thread
+// that waits for a byte nobody left it shows up as a deadlock (the real
+// one waits until its timeout: up to 10 ms late).
+// ---------------------------------------------------------------------
+
+/// The wake eventfd: its counter, and the thread's `epoll_wait` on it.
+/// `answered` stands for whatever else ends that wait in the model: the
+/// wake-up was answered without a byte (the thread was standing by or
+/// awake, and runs its loop again anyway).
+struct EventFd {
+    state: loom::sync::Mutex<(u64, bool)>,
+    readable: loom::sync::Condvar,
+}
+
+impl EventFd {
+    fn new() -> EventFd {
+        EventFd {
+            state: loom::sync::Mutex::new((0, false)),
+            readable: loom::sync::Condvar::new(),
+        }
+    }
+
+    fn write(&self) {
+        self.state.lock().unwrap().0 += 1;
+        self.readable.notify_all();
+    }
+
+    /// The wake-up needed no byte.
+    fn answered(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.readable.notify_all();
+    }
+
+    fn is_readable(&self) -> bool {
+        self.state.lock().unwrap().0 > 0
+    }
+
+    fn drain(&self) {
+        self.state.lock().unwrap().0 = 0;
+    }
+
+    /// `epoll_wait` with no other event to end it.
+    fn wait_readable(&self) {
+        let mut state = self.state.lock().unwrap();
+        while state.0 == 0 && !state.1 {
+            state = self.readable.wait(state).unwrap();
+        }
+    }
+}
+
+/// The netpoll thread ends a standby and blocks, a worker that saw the
+/// standby looks at epoll, and someone wakes the thread; `worker_drains`
+/// says whether a worker's look drains the eventfd.
+fn worker_look_races_a_wake(worker_drains: bool) {
+    use super::mode::Wake;
+    use super::wake::WakeSignal;
+
+    loom::model(move || {
+        let mode = Arc::new(ModeMachine::standing_by_for_test());
+        let sig = Arc::new(WakeSignal::new());
+        let efd = Arc::new(EventFd::new());
+        let waker = {
+            let (mode, sig, efd) = (mode.clone(), sig.clone(), efd.clone());
+            thread::spawn(move || match mode.wake() {
+                Wake::Eventfd => {
+                    if sig.raise() {
+                        efd.write();
+                    }
+                }
+                Wake::Done => efd.answered(),
+            })
+        };
+        let worker = {
+            let (mode, sig, efd) = (mode.clone(), sig.clone(), efd.clone());
+            thread::spawn(move || {
+                if mode.workers_should_poll() && efd.is_readable() && worker_drains {
+                    efd.drain();
+                    sig.lower();
+                }
+            })
+        };
+        // The netpoll thread: its standby tick passes, it blocks.
+        mode.tick_ends_standby_for_test();
+        if mode.begin_blocking(false, || true) == Blocking::Sleep {
+            efd.wait_readable();
+            efd.drain();
+            sig.lower();
+            mode.end_blocking();
+        }
+        waker.join().unwrap();
+        worker.join().unwrap();
+    });
+}
+
+#[test]
+fn a_worker_look_never_swallows_the_threads_wake_up() {
+    worker_look_races_a_wake(super::Looker::Worker.drains_wake());
+}
+
+/// The old look: a worker drained the eventfd like the thread. Loom finds
+/// the worker that saw the standby flag, looks after the thread blocked,
+/// and takes the byte of a wake-up sent meanwhile.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn seeded_bug_a_draining_worker_look_swallows_the_wake_up() {
+    worker_look_races_a_wake(true);
+}

@@ -92,6 +92,34 @@ const STANDBY_TICK_ALL: Duration = Duration::from_millis(10);
 /// any worker runs; its own threshold is the same 10 ms).
 const WATCH_TICK: Duration = Duration::from_millis(10);
 
+/// Who looks at the epoll instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Looker {
+    /// The netpoll thread.
+    Thread,
+    /// A worker, while the thread stands by ([`Netpoller::poll_now`]).
+    Worker,
+}
+
+impl Looker {
+    /// Whether this look drains the wake eventfd when it finds it
+    /// readable. The eventfd is the netpoll thread's: a wake-up written to
+    /// it is meant for the thread's `epoll_wait`. A worker's look may come
+    /// just after the thread left standby for `epoll_wait` (it read the
+    /// standby flag a moment before, and no ordering of that read can
+    /// close the gap between the read and the look); draining there would
+    /// swallow the wake-up, and the thread would sleep on to its timeout.
+    /// So a worker leaves the byte (the eventfd is level-triggered: the
+    /// thread's next `epoll_wait` returns at once), at the cost of seeing
+    /// it again in its next looks until the thread drains it. The loom
+    /// model `a_worker_look_never_swallows_the_threads_wake_up` checks it,
+    /// beside the seeded draining version.
+    #[inline]
+    pub(crate) fn drains_wake(self) -> bool {
+        self == Looker::Thread
+    }
+}
+
 /// What the netpoll thread needs from the scheduler it serves.
 pub(crate) trait PollHost {
     /// Workers not parked.
@@ -123,7 +151,7 @@ pub(crate) struct Netpoller {
     mode: mode::ModeMachine,
     /// Event buffer for the workers' looks; its lock also lets only one
     /// worker look at a time.
-    worker_events: parking_lot::Mutex<Vec<sys::Event>>,
+    worker_events: Mutex<Vec<sys::Event>>,
     /// When a worker last looked, in nanoseconds since `epoch`.
     last_worker_poll: AtomicU64,
     epoch: Instant,
@@ -158,7 +186,7 @@ impl Netpoller {
                 time: Arc::new(TimeDriver::new(me.clone() as std::sync::Weak<dyn Unpark>)),
                 shutdown: AtomicBool::new(false),
                 mode: mode::ModeMachine::new(),
-                worker_events: parking_lot::Mutex::new(Vec::with_capacity(EVENTS)),
+                worker_events: Mutex::new(Vec::with_capacity(EVENTS)),
                 last_worker_poll: AtomicU64::new(0),
                 epoch: Instant::now(),
                 stats: NetpollStats::default(),
@@ -205,8 +233,7 @@ impl Netpoller {
     /// worker is unparked. See [`mode::ModeMachine::worker_parked`].
     pub(crate) fn worker_parked(&self, last: bool) {
         self.mode.worker_parked(last);
-        if last && self.time.is_paused() {
-            // The runtime may be idle now: a paused clock may jump.
+        if crate::time::virtual_time::may_jump_after_park(&self.time, last) {
             self.wake();
         }
     }
@@ -227,7 +254,7 @@ impl Netpoller {
         // An error here is the netpoll thread's to report: its own wait
         // fails the same way.
         Some(
-            self.poll(&mut events, Some(Duration::ZERO), wakers)
+            self.poll(&mut events, Some(Duration::ZERO), wakers, Looker::Worker)
                 .unwrap_or(0),
         )
     }
@@ -269,12 +296,14 @@ impl Netpoller {
     /// Waits for events (`Some(ZERO)`: just looks) and turns them into
     /// readiness, collecting the wakers of waiting tasks. Returns how many
     /// events there were on registered descriptors (the wake eventfd's not
-    /// counted). The one place the epoll instance is read.
+    /// counted). The one place the epoll instance is read; `looker` says
+    /// who reads it.
     fn poll(
         &self,
         events: &mut Vec<sys::Event>,
         timeout: Option<Duration>,
         wakers: &mut Vec<Waker>,
+        looker: Looker,
     ) -> io::Result<usize> {
         self.epoll.wait(events, timeout)?;
         if events.is_empty() {
@@ -285,8 +314,10 @@ impl Netpoller {
         for ev in events.iter() {
             let (token, bits) = (ev.u64, ev.events as libc::c_int);
             if token == WAKE_TOKEN {
-                self.wake_fd.drain();
-                self.wake_sig.lower();
+                if looker.drains_wake() {
+                    self.wake_fd.drain();
+                    self.wake_sig.lower();
+                }
                 n -= 1;
                 continue;
             }

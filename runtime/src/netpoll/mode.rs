@@ -36,6 +36,13 @@
 //! if it is awake (it takes `pending` before it sleeps again); a standing-by
 //! thread is notified here. So a wake-up is never lost, whichever mode the
 //! thread is about to enter.
+//!
+//! The eventfd byte is the thread's alone: a worker's look at epoll, which
+//! may come just after the thread left standby for `epoll_wait` (the
+//! worker read the standby flag a moment earlier), leaves it in place
+//! (`Looker::drains_wake`). The loom model
+//! `a_worker_look_never_swallows_the_threads_wake_up` checks it, beside
+//! the seeded draining look that loses the wake-up.
 
 use std::time::Instant;
 
@@ -125,10 +132,14 @@ impl ModeMachine {
     /// at epoll themselves. A hint: read without the lock, it may be a
     /// moment late either way, which costs one look too many or too few,
     /// never a lost event (the thread looks itself after each tick in
-    /// which no worker did).
+    /// which no worker did), and never a lost wake-up of the thread: a
+    /// look that comes after the thread went back to blocking leaves the
+    /// wake eventfd to it (see `Looker::drains_wake`). No ordering of
+    /// this load could do that instead: the thread may leave standby
+    /// between the load and the look.
     #[inline]
     pub(crate) fn workers_should_poll(&self) -> bool {
-        // Relaxed: a hint; nothing is published through it.
+        // Relaxed: a hint; nothing is published through it (see above).
         self.standby.load(Ordering::Relaxed)
     }
 
@@ -292,5 +303,24 @@ impl ModeMachine {
         ctl.mode = Mode::Awake;
         self.standby.store(false, Ordering::Relaxed);
         StandBy::Ended
+    }
+
+    /// A machine whose thread stands by, as [`stand_by`](Self::stand_by)
+    /// leaves it while it waits (a model has no tick to wait for).
+    #[cfg(all(test, loom))]
+    pub(crate) fn standing_by_for_test() -> ModeMachine {
+        let m = ModeMachine::new();
+        m.ctl.lock().mode = Mode::Standby { long_tick: false };
+        m.standby.store(true, Ordering::Relaxed);
+        m
+    }
+
+    /// The end of [`stand_by`](Self::stand_by) after its tick passed.
+    #[cfg(all(test, loom))]
+    pub(crate) fn tick_ends_standby_for_test(&self) {
+        let mut ctl = self.ctl.lock();
+        ctl.pending = false;
+        ctl.mode = Mode::Awake;
+        self.standby.store(false, Ordering::Relaxed);
     }
 }

@@ -1,13 +1,67 @@
 //! The netpoll thread's loop: sleep (blocking or standing by), harvest,
-//! fire timers, deliver.
+//! look after the workers, fire timers, move a paused clock, deliver.
+//!
+//! # One turn of the loop
+//!
+//! Each turn builds one batch of wakers and hands it to the scheduler
+//! whole ([`PollHost::deliver`]), in this order:
+//!
+//! 1. **Sleep and harvest.** Blocking in `epoll_wait` until the nearest
+//!    timer (or the next look at the workers), or standing by on the
+//!    mode's condition variable while running workers look at epoll
+//!    themselves (see [`mode`](super::mode)). The events found become
+//!    readiness on their `PollDesc` halves, and the wakers of the tasks
+//!    parked there go into the batch, in the order epoll returned them.
+//! 2. **Look after the workers.** The scheduler's monitor
+//!    ([`PollHost::check_blocked`], Go's `sysmon`) hands off a worker
+//!    stuck in one poll and says when to look again; the runtime layer's
+//!    hook (the schedtrace line, a dump asked for by SIGQUIT) runs too.
+//!    Their "look again at" bounds the next sleep.
+//! 3. **Fire timers.** Every timer due by the runtime's clock adds its
+//!    waker after the I/O ones (a sleep's), or expires its socket
+//!    deadline on the spot (a deadline's). A task woken by both an event
+//!    and its deadline is woken once: the half's state machine decides.
+//! 4. **Move a paused clock.** With the clock paused and the batch still
+//!    empty, [`virtual_time::jump`] moves the clock to the next timer if
+//!    the runtime is idle and epoll, drained, holds nothing for a waiting
+//!    task; the timers it fires make the batch. Only an empty batch lets
+//!    the clock move: a woken task may still arm an earlier timer or do
+//!    I/O, and time must not pass before it has run.
+//! 5. **Deliver.** The first task of the batch goes straight to one parked
+//!    worker, the rest to the injector (`Shared::hand_off`). When the
+//!    thread stands by next, that happens at once. When it blocks next, it
+//!    happens as the very last thing before `epoll_wait`, after the mode
+//!    says `Blocking`: the worker it wakes most often lands on this CPU
+//!    and runs only once this thread sleeps (see
+//!    [`Netpoller::sleep_blocking`]).
+//!
+//! # A paused clock
+//!
+//! A paused clock's timers never come due by waiting, so the thread never
+//! sleeps for one: it looks again every [`virtual_time::IDLE_LOOK`] whether the
+//! runtime went idle, and the last worker to park wakes it at once
+//! (`Netpoller::worker_parked`). A turn that finds the runtime idle moves
+//! the clock in step 4; the tasks its timers wake run, and the runtime's
+//! next idle moment moves it again, so timers fire in deadline order and
+//! each wakes its tasks before time passes further. The rule and the idle
+//! check are in [`virtual_time`].
+//!
+//! # Failures
+//!
+//! An `epoll_wait` that fails is reported on stderr (1, 2, 4, 8, …
+//! failures) and followed by a pause, so a persistent error cannot make
+//! the loop spin; nothing on this thread panics on a syscall error.
 
 use std::io;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::mode::{Blocking, StandBy};
-use super::{sys, Netpoller, PollHost, EVENTS, STANDBY_TICK_ALL, STANDBY_TICK_PARTIAL, WATCH_TICK};
+use super::{
+    sys, Looker, Netpoller, PollHost, EVENTS, STANDBY_TICK_ALL, STANDBY_TICK_PARTIAL, WATCH_TICK,
+};
 use crate::loom::Ordering;
+use crate::time::virtual_time;
 
 /// Work the runtime layer does on the netpoll thread after each wake-up;
 /// returns when it wants to run next.
@@ -17,10 +71,9 @@ pub(crate) type Hook = Box<dyn FnMut(Instant) -> Option<Instant> + Send>;
 /// turn the loop into a spin.
 const ERROR_PAUSE: Duration = Duration::from_millis(10);
 
-/// With the clock paused, how often the thread looks whether the runtime
-/// went idle, so that the clock may jump (the last worker to park also
-/// wakes it).
-const PAUSED_LOOK: Duration = Duration::from_millis(1);
+/// Most full looks at epoll before a paused clock's jump: past that,
+/// events arrive as fast as they are taken, and the clock waits.
+const DRAIN_LOOKS: usize = 64;
 
 impl Netpoller {
     /// The netpoll thread's loop; returns at shutdown. `hook`, if any, is
@@ -54,8 +107,8 @@ impl Netpoller {
                 }
             }
             self.time.fire(&mut wakers);
-            if wakers.is_empty() && self.time.is_paused() {
-                self.auto_advance(host, &mut wakers);
+            if wakers.is_empty() {
+                self.auto_advance(host, &mut events, &mut wakers);
             }
             // Standing by next: deliver now. Blocking next: the batch is
             // delivered at the last moment before `epoll_wait` (see
@@ -120,7 +173,7 @@ impl Netpoller {
         if self.last_worker_poll.load(Ordering::Relaxed) < since {
             // No worker looked since we went to sleep: look for them.
             self.stats.polls.add(1);
-            match self.poll(events, Some(Duration::ZERO), wakers) {
+            match self.poll(events, Some(Duration::ZERO), wakers, Looker::Thread) {
                 Ok(n) => self.stats.events.add(n as u64),
                 Err(e) => errors.report(e),
             }
@@ -155,7 +208,7 @@ impl Netpoller {
                 // again shortly whether the runtime went idle, and let a
                 // new timer wake nobody.
                 timers.set_sleeping(None);
-                timeout = Some(at_most(timeout, PAUSED_LOOK));
+                timeout = Some(at_most(timeout, virtual_time::IDLE_LOOK));
             } else {
                 let next = timers.next_deadline();
                 // A timer earlier than this one must wake us.
@@ -185,7 +238,7 @@ impl Netpoller {
                     Blocking::Watch => Some(at_most(timeout, WATCH_TICK)),
                     _ => timeout,
                 };
-                let res = self.poll(events, timeout, wakers);
+                let res = self.poll(events, timeout, wakers, Looker::Thread);
                 self.mode.end_blocking();
                 self.stats.wakeups.add(1);
                 self.stats.polls.add(1);
@@ -200,23 +253,43 @@ impl Netpoller {
     }
 
     /// Virtual time: with the clock paused and the runtime idle (every
-    /// task blocked, see [`PollHost::is_idle`]) and nothing ready in epoll,
-    /// the clock jumps to the next timer, which fires.
-    fn auto_advance(&self, host: &dyn PollHost, wakers: &mut Vec<Waker>) {
-        let Some(next) = self.time.lock().next_deadline() else {
-            return;
-        };
-        if !host.is_idle() {
-            return;
+    /// task blocked, see [`PollHost::is_idle`]) and nothing ready in epoll
+    /// for a waiting task, the clock jumps to the next timer, which fires
+    /// (the decision is [`virtual_time::jump`]'s).
+    fn auto_advance(
+        &self,
+        host: &dyn PollHost,
+        events: &mut Vec<sys::Event>,
+        wakers: &mut Vec<Waker>,
+    ) {
+        virtual_time::jump(
+            &self.time,
+            || host.is_idle(),
+            |wakers| self.drain_ready(events, wakers),
+            wakers,
+        );
+    }
+
+    /// Takes every event epoll holds now, without waiting, collecting the
+    /// wakers of the tasks they make ready. Returns `false` if epoll could
+    /// not be drained (an error, or events arriving as fast as they are
+    /// taken).
+    fn drain_ready(&self, events: &mut Vec<sys::Event>, wakers: &mut Vec<Waker>) -> bool {
+        // Each look takes what it returns off epoll's ready list (edges
+        // once; the level-triggered eventfd is drained), so a look that
+        // comes back with room to spare has seen everything.
+        for _ in 0..DRAIN_LOOKS {
+            if self
+                .poll(events, Some(Duration::ZERO), wakers, Looker::Thread)
+                .is_err()
+            {
+                return false;
+            }
+            if events.len() < events.capacity() {
+                return true;
+            }
         }
-        // Nothing may be ready for a task that would then run: look.
-        if self
-            .poll(&mut Vec::with_capacity(8), Some(Duration::ZERO), wakers)
-            .is_ok()
-            && wakers.is_empty()
-        {
-            self.time.advance_to(next, wakers);
-        }
+        false
     }
 }
 
@@ -243,4 +316,82 @@ impl ErrorReport {
 /// `timeout`, or `limit` if that is sooner (`None`: no timeout).
 fn at_most(timeout: Option<Duration>, limit: Duration) -> Duration {
     timeout.map_or(limit, |t| t.min(limit))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::task::{Poll, Waker};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::time::heap::Action;
+
+    /// A scheduler with every task blocked.
+    struct IdleHost;
+
+    impl PollHost for IdleHost {
+        fn active_workers(&self) -> usize {
+            0
+        }
+        fn num_workers(&self) -> usize {
+            1
+        }
+        fn deliver(&self, wakers: &mut Vec<Waker>) {
+            wakers.clear();
+        }
+        fn check_blocked(&self, _: Instant) -> Option<Instant> {
+            None
+        }
+        fn is_idle(&self) -> bool {
+            true
+        }
+    }
+
+    /// Seventeen descriptors ready in epoll, in registration order:
+    /// sixteen that nobody waits for (their first, writable edge), more
+    /// than a small look holds, and then one whose reader is parked. The
+    /// clock may not jump past the last.
+    #[test]
+    fn auto_advance_sees_the_event_behind_many_others() {
+        let np = Netpoller::new().unwrap();
+        np.time.pause();
+        let t0 = np.time.now();
+        let hour = Duration::from_secs(3600);
+        let _timer = np.time.insert(t0 + hour, Action::Wake(None)).unwrap();
+        let mut keep = Vec::new();
+        for _ in 0..16 {
+            let (a, b) = UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            let pd = np.register(a.as_raw_fd()).unwrap();
+            keep.push((a, b, pd));
+        }
+        let (r, mut w) = UnixStream::pair().unwrap();
+        r.set_nonblocking(true).unwrap();
+        let pd = np.register(r.as_raw_fd()).unwrap();
+        // The reader tried, got EAGAIN, and parked.
+        let Poll::Ready(Ok(tick)) = pd.read.poll_ready(Waker::noop()) else {
+            panic!("a new half starts ready");
+        };
+        pd.read.clear_ready(tick);
+        assert!(pd.read.poll_ready(Waker::noop()).is_pending());
+        w.write_all(b"x").unwrap();
+
+        let mut wakers = Vec::new();
+        let mut events = Vec::with_capacity(8);
+        np.auto_advance(&IdleHost, &mut events, &mut wakers);
+        assert_eq!(
+            np.time.now(),
+            t0,
+            "the clock jumped with a parked reader's byte in epoll"
+        );
+        assert_eq!(wakers.len(), 1, "the parked reader is woken");
+        // With nothing left in epoll, the clock jumps.
+        wakers.clear();
+        np.auto_advance(&IdleHost, &mut events, &mut wakers);
+        assert_eq!(np.time.now(), t0 + hour);
+        drop(keep);
+    }
 }

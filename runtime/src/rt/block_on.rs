@@ -11,6 +11,7 @@ use std::thread::{self, Thread};
 use super::{context, default, Handle};
 use crate::loom::AtomicBool;
 use crate::scheduler::{self, Shared};
+use crate::time::virtual_time::Activity;
 
 /// The waker of a `block_on` thread.
 struct ThreadWaker {
@@ -31,19 +32,19 @@ impl Wake for ThreadWaker {
         // Release: pairs with the Acquire swap before the next poll.
         if !self.notified.swap(true, Ordering::Release) {
             // Runnable from this instant, not from when the thread wakes.
-            self.shared.outside_polls.fetch_add(1, Ordering::SeqCst);
+            self.shared.activity.begin();
             self.thread.unpark();
         }
     }
 }
 
-/// Takes one from the runtime's count of runnable `block_on` futures when
-/// dropped, also when the poll panics.
-struct Runnable<'a>(&'a crate::loom::AtomicUsize);
+/// Takes one from the runtime's count of runnable work outside the
+/// workers when dropped, also when the poll panics.
+struct Runnable<'a>(&'a Activity);
 
 impl Drop for Runnable<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, crate::loom::Ordering::SeqCst);
+        self.0.end();
     }
 }
 
@@ -68,15 +69,15 @@ pub(super) fn block_on_handle<F: Future>(handle: &Handle, future: F) -> F::Outpu
     // The future counts as runnable (a paused clock does not jump) from
     // its first poll, and from each wake-up, until the poll that follows
     // returns: the first count is taken here, the others by the waker.
-    let polls = &handle.shared.outside_polls;
-    polls.fetch_add(1, Ordering::SeqCst);
+    let polls = &*handle.shared.activity;
+    polls.begin();
     // On the way out (returning or unwinding), later wake-ups count no more,
     // and one that came during the last poll is taken back.
     struct Done<'a>(&'a ThreadWaker);
     impl Drop for Done<'_> {
         fn drop(&mut self) {
             if self.0.notified.swap(true, Ordering::AcqRel) {
-                self.0.shared.outside_polls.fetch_sub(1, Ordering::SeqCst);
+                self.0.shared.activity.end();
             }
         }
     }

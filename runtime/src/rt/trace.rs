@@ -31,9 +31,16 @@
 //! text to stderr, and the process goes on running. The handler itself only
 //! raises a flag and wakes the netpoll thread (both async-signal-safe); the
 //! dump is taken and written there.
+//!
+//! Once every runtime that asked for the dump is dropped, SIGQUIT does
+//! what it did before: a process that had the default action terminates
+//! (with a core dump, if allowed). The signal registry keeps its handler
+//! installed for good, so a handler-side fallback, registered with the
+//! first dump, restores the default action and raises the signal again
+//! whenever no runtime is left to dump.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use super::{Handle, MetricsSnapshot};
@@ -105,13 +112,56 @@ impl Tracing {
     pub(super) fn uninstall(&mut self) {
         if let Some((_, id)) = self.sigquit.take() {
             signal_hook_registry::unregister(id);
+            DUMPING.fetch_sub(1, Ordering::SeqCst);
         }
     }
+}
+
+/// Runtimes whose SIGQUIT dump is installed now.
+static DUMPING: AtomicUsize = AtomicUsize::new(0);
+
+/// Registers, once per process, the action that gives SIGQUIT its default
+/// back when no runtime dumps any more, if the default was what the
+/// process had before.
+fn install_fallback() {
+    static FALLBACK: Once = Once::new();
+    FALLBACK.call_once(|| {
+        // SAFETY: `sigaction` with a null new action only reads the
+        // current one into `old`, a zeroed, valid `sigaction`.
+        let default = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGQUIT, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_DFL
+        };
+        if !default {
+            // Ignored or handled before: the registry calls that action.
+            return;
+        }
+        // SAFETY: the action loads an atomic and calls `signal(2)` and
+        // `raise(3)`, all async-signal-safe; it allocates nothing and
+        // takes no lock. The raised signal is blocked while the handler
+        // runs, and delivered with the default action once it returns.
+        let registered = unsafe {
+            signal_hook_registry::register(libc::SIGQUIT, || {
+                if DUMPING.load(Ordering::SeqCst) == 0 {
+                    libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+                    libc::raise(libc::SIGQUIT);
+                }
+            })
+        };
+        if let Err(e) = registered {
+            eprintln!("gopark: {DUMP_ON_SIGQUIT}: SIGQUIT may not terminate the process once the runtime is gone: {e}");
+        }
+    });
 }
 
 /// Installs the SIGQUIT handler; `None` (and a line on stderr) if the
 /// registry refuses.
 fn install_sigquit(handle: &Handle) -> Option<(Arc<AtomicBool>, signal_hook_registry::SigId)> {
+    install_fallback();
+    // Counted before the action exists: the fallback must never see none
+    // while this runtime's action runs.
+    DUMPING.fetch_add(1, Ordering::SeqCst);
     let flag = Arc::new(AtomicBool::new(false));
     let io = handle.shared.io.clone();
     let raised = flag.clone();
@@ -127,6 +177,7 @@ fn install_sigquit(handle: &Handle) -> Option<(Arc<AtomicBool>, signal_hook_regi
     match registered {
         Ok(id) => Some((flag, id)),
         Err(e) => {
+            DUMPING.fetch_sub(1, Ordering::SeqCst);
             eprintln!("gopark: {DUMP_ON_SIGQUIT}: cannot handle SIGQUIT: {e}");
             None
         }

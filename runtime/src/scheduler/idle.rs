@@ -13,9 +13,7 @@
 //! push, sees no searcher and wakes a sleeper (a Dekker pair, `SeqCst` on
 //! both sides).
 
-use parking_lot::{Condvar, Mutex};
-
-use crate::loom::{AtomicUsize, Ordering};
+use crate::loom::{AtomicUsize, Condvar, Mutex, Ordering};
 use crate::task::Notified;
 
 const UNPARKED_SHIFT: usize = 16;
@@ -180,6 +178,13 @@ impl Idle {
         unparked(prev) == 1
     }
 
+    /// A worker that [left](Self::worker_left) is running again: a thread
+    /// started in its place. Counted as unparked, not searching, as the
+    /// workers a runtime starts with.
+    pub(crate) fn worker_returned(&self) {
+        self.state.fetch_add(UNPARKED_ONE, Ordering::SeqCst);
+    }
+
     /// With every worker parked, returns `f()`, called with the lock that
     /// every wake-up of a worker takes, so none starts meanwhile; `false`
     /// if some worker runs.
@@ -227,7 +232,8 @@ pub(crate) fn current_cpu() -> Option<u32> {
 
 /// Blocks one worker thread until it is unparked, and carries what it is
 /// woken with. An unpark that comes before the park is kept, so it is
-/// never lost.
+/// never lost. Its lock and condition variable come from the `loom` shim,
+/// so the models see `unpark_with` and `park`.
 #[derive(Default)]
 pub(crate) struct Parker {
     slot: Mutex<Wakeup>,
@@ -246,7 +252,7 @@ impl Parker {
     pub(crate) fn park(&self) -> Wakeup {
         let mut slot = self.slot.lock();
         while !slot.unparked {
-            self.cvar.wait(&mut slot);
+            slot = self.cvar.wait(slot);
         }
         std::mem::take(&mut *slot)
     }
@@ -256,7 +262,9 @@ impl Parker {
     pub(crate) fn park_timeout(&self, timeout: std::time::Duration) -> bool {
         let mut slot = self.slot.lock();
         if !slot.unparked {
-            let _ = self.cvar.wait_for(&mut slot, timeout);
+            slot = self
+                .cvar
+                .wait_until(slot, std::time::Instant::now() + timeout);
         }
         std::mem::take(&mut *slot).unparked
     }

@@ -11,11 +11,9 @@
 
 use std::collections::VecDeque;
 
-use crossbeam_deque::Worker;
-use parking_lot::Mutex;
-
-use crate::loom::{AtomicUsize, Ordering};
+use crate::loom::{AtomicUsize, Mutex, Ordering};
 use crate::task::Notified;
+use crossbeam_deque::Worker;
 
 /// Most tasks a worker takes from the injector at once.
 const MAX_BATCH: usize = 64;

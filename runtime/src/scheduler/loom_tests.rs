@@ -3,7 +3,9 @@
 //! The property: never are all workers parked while a task is runnable.
 //! A producer pushes a task and then asks [`Idle`] for a worker to wake;
 //! workers give up searching and park. Whatever the interleaving, either a
-//! worker is woken or a worker saw the task before it slept.
+//! worker is woken or a worker saw the task before it slept. The same with
+//! the real `Parker` and `Inject` for the direct hand-off, where the task
+//! travels with the wake-up (`unpark_with`).
 
 use std::sync::Arc;
 
@@ -185,4 +187,57 @@ fn a_later_poll_is_never_retaken_by_an_old_observation() {
 #[should_panic(expected = "both or neither kept the slot")]
 fn seeded_bug_blind_end_of_poll_keeps_a_retaken_slot() {
     owner_and_monitor_with(false, Slot::end_poll_blind_for_test);
+}
+
+// ---------------------------------------------------------------------
+// The direct hand-off (`Shared::hand_off`): a task woken off the workers
+// goes straight to a parked worker's `Parker` (`unpark_with`), or to the
+// injector when no worker needs waking, while the one worker gives up its
+// search and parks. The task is run exactly once, and the worker is never
+// left asleep with it queued.
+// ---------------------------------------------------------------------
+
+use super::idle::Parker;
+use super::inject::Inject;
+
+#[test]
+fn a_task_handed_off_to_a_parking_worker_is_run_once() {
+    loom::model(|| {
+        let idle = Arc::new(Idle::new(1));
+        let parker = Arc::new(Parker::default());
+        let inject = Arc::new(Inject::new());
+        // The worker found nothing and searches.
+        assert!(idle.transition_worker_to_searching());
+        let producer = {
+            let (idle, parker, inject) = (idle.clone(), parker.clone(), inject.clone());
+            thread::spawn(move || {
+                let task = a_task();
+                if idle.worker_to_wake(false).is_some() {
+                    parker.unpark_with(task);
+                } else {
+                    inject.push(task);
+                    if idle.worker_to_notify().is_some() {
+                        parker.unpark();
+                    }
+                }
+            })
+        };
+        // The worker: parks as the last searcher, re-checks the queues,
+        // and takes what it is woken with or what is queued.
+        let local = crossbeam_deque::Worker::new_fifo();
+        let parked = idle.transition_worker_to_parked(0, true, None);
+        if parked.last_searcher && !inject.is_empty() && idle.worker_to_notify().is_some() {
+            parker.unpark();
+        }
+        let wakeup = parker.park();
+        let handed = wakeup.task.is_some();
+        let queued = inject.pop_into(&local).is_some();
+        producer.join().unwrap();
+        assert!(
+            handed != queued,
+            "the task was run {} times",
+            u8::from(handed) + u8::from(queued)
+        );
+        assert!(!parker.has_task());
+    });
 }

@@ -50,8 +50,11 @@ use crate::blocking::BlockingPool;
 use crate::loom::{AtomicBool, Ordering};
 use crate::netpoll::{Netpoller, PollHost};
 use crate::task::{self, Header, JoinHandle, Notified, OwnedTasks, RawTask, Schedule};
+use crate::time::virtual_time::Activity;
 
 pub(crate) use inject::Inject;
+#[cfg(test)]
+pub(crate) use monitor::take_one;
 pub(crate) use slot::Slot;
 pub(crate) use worker::{is_worker, is_worker_of, run_worker};
 
@@ -87,14 +90,15 @@ pub(crate) struct Shared {
     pub(crate) io: Arc<Netpoller>,
     pub(crate) blocking: BlockingPool,
     /// What the monitor saw of each slot at its last look.
-    monitor: crate::loom::Mutex<Vec<monitor::Seen>>,
+    monitor: crate::loom::Mutex<monitor::Monitor>,
     /// Starts a worker on a spare slot.
     start_worker: StartWorker,
     /// Threads started on spare slots, joined at shutdown.
     pub(crate) extra_threads: parking_lot::Mutex<Vec<ThreadHandle<()>>>,
-    /// Threads other than the workers polling one of this runtime's
-    /// futures right now (`block_on`): the runtime is not idle meanwhile.
-    pub(crate) outside_polls: crate::loom::AtomicUsize,
+    /// Runnable work outside the workers: `block_on` futures woken or
+    /// being polled, and blocking jobs (shared with the pool). The runtime
+    /// is not idle while it is not zero.
+    pub(crate) activity: Arc<Activity>,
     /// Each worker's counters, by worker (not slot: a worker handed off
     /// goes on counting in its own, on its new slot).
     pub(crate) metrics: Box<[metrics::WorkerMetrics]>,
@@ -103,6 +107,10 @@ pub(crate) struct Shared {
     /// Workers handed off while stuck in a poll (the monitor, on the
     /// netpoll thread, is the one writer).
     pub(crate) handoffs: crate::counter::Counter,
+    /// Tests only: how many of the next worker-thread starts fail, as
+    /// `EAGAIN` from `clone(2)` would.
+    #[cfg(test)]
+    pub(crate) fail_starts: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -117,21 +125,23 @@ impl Shared {
     ) -> Shared {
         Shared {
             injector: Inject::new(),
-            monitor: crate::loom::Mutex::new(vec![monitor::Seen::default(); slots.len()]),
+            monitor: crate::loom::Mutex::new(monitor::Monitor::new(slots.len())),
             slots,
             idle: idle::Idle::new(num_workers),
             owned: OwnedTasks::new(),
             shutdown: AtomicBool::new(false),
             io,
+            activity: blocking.activity(),
             blocking,
             start_worker,
             extra_threads: parking_lot::Mutex::new(Vec::new()),
-            outside_polls: crate::loom::AtomicUsize::new(0),
             metrics: (0..num_workers)
                 .map(|_| metrics::WorkerMetrics::default())
                 .collect(),
             remote_spawns: std::sync::atomic::AtomicU64::new(0),
             handoffs: crate::counter::Counter::default(),
+            #[cfg(test)]
+            fail_starts: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -296,8 +306,9 @@ impl PollHost for Shared {
                     // retaken (odd, like a poll): not idle either.
                     !s.is_polling() && s.stealer.is_empty() && !s.has_lifo() && !s.parker.has_task()
                 })
-                && self.outside_polls.load(Ordering::SeqCst) == 0
-                && self.blocking.is_idle()
+                // One look at all the work outside the workers: no wake-up
+                // passes from one kind to another unseen (`virtual_time`).
+                && self.activity.is_quiet()
         })
     }
 

@@ -22,6 +22,16 @@
 //! use, a stuck worker's queued tasks still move to the injector, but no
 //! new thread starts until a stuck one returns.
 //!
+//! A replacement whose thread cannot start (`EAGAIN` from `clone(2)`:
+//! `RLIMIT_NPROC`, a pids cgroup — the very limits that piling up threads
+//! reaches) is owed, not lost: the stuck worker no longer counts as
+//! running, and every later look ([`RETRY_START`] apart at most) tries
+//! the start again until it succeeds (Go's `startm` in `handoffp` has no
+//! such fallback: it throws). The stuck thread, once its poll returns,
+//! gives its slot back as usual, so the retry finds a spare even with
+//! every other one in use; and its exit frees the thread that the limit
+//! refused.
+//!
 //! [`BLOCKED_AFTER`] is 10 ms, Go's limit for a goroutine running without
 //! a pause before `sysmon` preempts it. Anything shorter would hand off
 //! the polls of ordinary CPU-heavy tasks (a large JSON body, a
@@ -39,6 +49,29 @@ use crate::task::Notified;
 /// How long a worker may stay inside one poll before it is handed off.
 pub(crate) const BLOCKED_AFTER: Duration = Duration::from_millis(10);
 
+/// How soon the monitor tries again to start a worker thread that could
+/// not start.
+pub(crate) const RETRY_START: Duration = Duration::from_millis(10);
+
+/// What the monitor keeps between its looks (under its lock).
+#[derive(Default)]
+pub(crate) struct Monitor {
+    /// Each slot's last look, by slot.
+    pub(crate) seen: Vec<Seen>,
+    /// Workers (by number) handed off with no thread started in their
+    /// place: started again on a later look.
+    owed: Vec<usize>,
+}
+
+impl Monitor {
+    pub(crate) fn new(slots: usize) -> Monitor {
+        Monitor {
+            seen: vec![Seen::default(); slots],
+            owed: Vec::new(),
+        }
+    }
+}
+
 /// What the monitor remembers of one slot between its looks.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Seen {
@@ -51,8 +84,15 @@ impl Shared {
     /// to look again: `None` if every worker is parked (none can get stuck
     /// before one is woken).
     pub(crate) fn check_blocked(&self, now: Instant) -> Option<Instant> {
-        let mut seen = self.monitor.lock();
+        let mut monitor = self.monitor.lock();
         let mut next: Option<Instant> = None;
+        if !monitor.owed.is_empty() {
+            monitor.owed.retain(|&worker| !self.start_owed(worker));
+            if !monitor.owed.is_empty() && !self.is_shutdown() {
+                next = Some(now + RETRY_START);
+            }
+        }
+        let Monitor { seen, owed } = &mut *monitor;
         for (i, slot) in self.slots.iter().enumerate() {
             let Some(poll) = slot.current_poll() else {
                 seen[i].poll = None;
@@ -67,7 +107,10 @@ impl Shared {
             };
             if now.duration_since(since) >= BLOCKED_AFTER {
                 seen[i].poll = None;
-                self.hand_off_blocked(i, poll);
+                if let Some(worker) = self.hand_off_blocked(i, poll) {
+                    owed.push(worker);
+                    next = Some(next.map_or(now + RETRY_START, |n| n.min(now + RETRY_START)));
+                }
             } else {
                 let due = since + BLOCKED_AFTER;
                 next = Some(next.map_or(due, |n| n.min(due)));
@@ -80,8 +123,10 @@ impl Shared {
         next
     }
 
-    /// Hands off the worker of slot `i`, stuck in poll `poll`.
-    fn hand_off_blocked(&self, i: usize, poll: u64) {
+    /// Hands off the worker of slot `i`, stuck in poll `poll`. Returns
+    /// the worker's number if it was handed off but no thread could start
+    /// in its place: the caller owes it a start.
+    fn hand_off_blocked(&self, i: usize, poll: u64) -> Option<usize> {
         let spare = self
             .slots
             .iter()
@@ -90,26 +135,73 @@ impl Shared {
         let Some((j, local)) = spare else {
             // No spare slot: free the stuck worker's queue at least.
             self.move_queued(i);
-            return;
+            return None;
         };
         if !self.slots[i].retake(poll) {
             // The poll ended just now: nothing to hand off.
             self.slots[j].make_spare(local);
-            return;
+            return None;
         }
         self.handoffs.add(1);
         self.move_queued(i);
-        let start = super::Start {
-            slot: j,
-            worker: self.slots[i].worker(),
+        let worker = self.slots[i].worker();
+        let start = super::Start { slot: j, worker };
+        let Err(local) = self.start_thread(start, local) else {
+            return None;
         };
-        if let Err(local) = (self.start_worker)(start, local) {
-            // No thread: the slot stays spare, and the stuck worker, which
-            // leaves when it returns, is no longer counted as running.
-            self.slots[j].make_spare(local);
-            let last = self.idle.worker_left();
-            self.io.worker_parked(last);
+        // No thread: the slot stays spare, and the stuck worker, which
+        // leaves when it returns, is no longer counted as running; a later
+        // look starts one in its place.
+        self.slots[j].make_spare(local);
+        let last = self.idle.worker_left();
+        self.io.worker_parked(last);
+        Some(worker)
+    }
+
+    /// Tries again to start a thread for `worker`, which was handed off
+    /// with none started in its place. Returns `true` if it is settled: a
+    /// thread started, or the runtime is shutting down.
+    fn start_owed(&self, worker: usize) -> bool {
+        if self.is_shutdown() {
+            return true;
         }
+        let spare = self
+            .slots
+            .iter()
+            .enumerate()
+            .find_map(|(j, s)| s.take_spare().map(|local| (j, local)));
+        let Some((j, local)) = spare else {
+            return false;
+        };
+        // Counted as running before it starts, as the workers built with
+        // the runtime are: the new thread may park before this returns.
+        self.idle.worker_returned();
+        match self.start_thread(super::Start { slot: j, worker }, local) {
+            Ok(()) => {
+                self.io.worker_unparked();
+                true
+            }
+            Err(local) => {
+                self.slots[j].make_spare(local);
+                let last = self.idle.worker_left();
+                self.io.worker_parked(last);
+                false
+            }
+        }
+    }
+
+    /// Starts a worker thread on a spare slot; gives its queue back if no
+    /// thread could start.
+    fn start_thread(
+        &self,
+        start: super::Start,
+        local: crossbeam_deque::Worker<Notified>,
+    ) -> Result<(), crossbeam_deque::Worker<Notified>> {
+        #[cfg(test)]
+        if take_one(&self.fail_starts) {
+            return Err(local);
+        }
+        (self.start_worker)(start, local)
     }
 
     /// Moves slot `i`'s queued tasks, LIFO slot first, to the injector and
@@ -128,5 +220,47 @@ impl Shared {
             self.injector.push_batch(&mut tasks);
             self.notify_parked();
         }
+    }
+}
+
+/// Takes one from `n` unless it is zero; `true` if it did.
+#[cfg(test)]
+pub(crate) fn take_one(n: &std::sync::atomic::AtomicUsize) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    n.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1))
+        .is_ok()
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    use crate::{time, Builder};
+
+    /// A worker stuck in a poll is handed off, but its replacement's
+    /// thread cannot start (`EAGAIN`): once the stuck poll returns, the
+    /// runtime still has a worker running tasks.
+    #[test]
+    fn a_failed_replacement_start_is_retried() {
+        let rt = Builder::new().worker_threads(1).build().unwrap();
+        let shared = rt.handle().shared.clone();
+        shared.fail_starts.store(1, Relaxed);
+        rt.block_on(async {
+            let stuck = crate::spawn(async {
+                // Blocks its worker long past `BLOCKED_AFTER`.
+                std::thread::sleep(Duration::from_millis(200));
+            });
+            stuck.await.unwrap();
+            assert_eq!(shared.fail_starts.load(Relaxed), 0, "no start was tried");
+            assert_eq!(shared.handoffs.get(), 1);
+            for i in 0..10u32 {
+                let v = time::timeout(Duration::from_secs(10), crate::spawn(async move { i }))
+                    .await
+                    .expect("a task spawned after the failed start never ran")
+                    .unwrap();
+                assert_eq!(v, i);
+            }
+        });
     }
 }

@@ -22,9 +22,13 @@
 //! The owner's CAS at the end of a poll and the monitor's CAS decide
 //! together: exactly one of them succeeds for a given poll. If the monitor
 //! wins, the owner learns it from its failed CAS, hands whatever it still
-//! holds to the injector, gives the slot back as a spare, and exits. The
-//! sequence only grows, so a monitor that observed poll `s` cannot retake
-//! a later poll by mistake.
+//! holds to the injector, gives the slot back as a spare, and exits.
+//! While one thread owns the slot the sequence only grows, so a monitor
+//! that observed poll `s` cannot retake a later poll by mistake.
+//! [`Slot::make_spare`] starts it again from zero for the next owner; the
+//! monitor never compares the polls of two owners, since it forgets what
+//! it saw of a slot when it retakes it, and sees no poll (`RETAKEN`, then
+//! even) until a new owner starts one.
 //!
 //! # The LIFO slot
 //!

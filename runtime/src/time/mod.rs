@@ -29,6 +29,9 @@
 //!   elsewhere are invisible until they arrive. The jump is never taken
 //!   while a task is runnable.
 //!
+//! The decisions live in one place, `virtual_time.rs`; its opening
+//! essay says which part of the runtime reports what.
+//!
 //! So a test that sleeps an hour finishes in milliseconds, with its timers
 //! firing in deadline order:
 //!
@@ -58,6 +61,10 @@ mod instant;
 mod interval;
 mod sleep;
 mod timeout;
+pub(crate) mod virtual_time;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
 
 pub use instant::Instant;
 pub use interval::{interval, interval_at, Interval, MissedTickBehavior};
