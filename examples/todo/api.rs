@@ -90,7 +90,10 @@ async fn create(
     check_title(&new.title)?;
     let conn = db.conn()?;
     let row = db
-        .run(conn.client.query_one(&conn.stmts.insert, &[&new.title, &new.done]))
+        .run(
+            conn.client
+                .query_one(&conn.stmts.insert, &[&new.title, &new.done]),
+        )
         .await?;
     let todo = Todo::from(row);
     let location = format!("/todos/{}", todo.id);
@@ -111,7 +114,9 @@ async fn list(State(db): State<Arc<Db>>) -> Result<Json<Vec<Todo>>, ApiError> {
 async fn fetch(State(db): State<Arc<Db>>, Path(id): Path<String>) -> Result<Json<Todo>, ApiError> {
     let id = parse_id(&id)?;
     let conn = db.conn()?;
-    let row = db.run(conn.client.query_opt(&conn.stmts.get, &[&id])).await?;
+    let row = db
+        .run(conn.client.query_opt(&conn.stmts.get, &[&id]))
+        .await?;
     found(id, row)
 }
 
@@ -154,7 +159,10 @@ async fn patch(
 async fn remove(State(db): State<Arc<Db>>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
     let conn = db.conn()?;
-    match db.run(conn.client.execute(&conn.stmts.delete, &[&id])).await? {
+    match db
+        .run(conn.client.execute(&conn.stmts.delete, &[&id]))
+        .await?
+    {
         0 => Err(missing(id)),
         _ => Ok(StatusCode::NO_CONTENT),
     }
@@ -172,7 +180,8 @@ async fn health(State(db): State<Arc<Db>>) -> Response {
 
 /// The row, or a 404 for `id`.
 fn found(id: i64, row: Option<Row>) -> Result<Json<Todo>, ApiError> {
-    row.map(|row| Json(Todo::from(row))).ok_or_else(|| missing(id))
+    row.map(|row| Json(Todo::from(row)))
+        .ok_or_else(|| missing(id))
 }
 
 fn missing(id: i64) -> ApiError {
@@ -222,7 +231,9 @@ impl ApiError {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> ApiError {
         match e {
-            DbError::Unavailable(message) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            DbError::Unavailable(message) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            }
             DbError::Failed(message) => {
                 // The details are for the operator; the client learns that
                 // it was not its fault.

@@ -108,7 +108,9 @@ impl Target {
                 };
                 match host {
                     Host::Unix(dir) => Target::Unix(dir.join(format!(".s.PGSQL.{port}"))),
-                    Host::Tcp(name) if name.contains(':') => Target::Tcp(format!("[{name}]:{port}")),
+                    Host::Tcp(name) if name.contains(':') => {
+                        Target::Tcp(format!("[{name}]:{port}"))
+                    }
                     Host::Tcp(name) => Target::Tcp(format!("{name}:{port}")),
                 }
             })

@@ -169,8 +169,9 @@ fn pg_config(args: &Args) -> Result<(tokio_postgres::Config, Vec<Target>), Strin
         .clone()
         .or_else(|| std::env::var("DATABASE_URL").ok());
     let from_url = match &url {
-        Some(url) => tokio_postgres::Config::from_str(url)
-            .map_err(|e| format!("--database-url: {e}"))?,
+        Some(url) => {
+            tokio_postgres::Config::from_str(url).map_err(|e| format!("--database-url: {e}"))?
+        }
         None => tokio_postgres::Config::new(),
     };
     let mut config = from_url.clone();
@@ -284,10 +285,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let names: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
-    println!("database: {} ({} connections)", names.join(", "), args.pool);
-    let db = rt.block_on(async { Db::start(pg, targets, args.pool, args.query_timeout) });
-    match rt.block_on(serve(&args.addr, db)) {
+    match rt.block_on(serve(&args, pg, targets)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("todo: {e}");
@@ -297,12 +295,17 @@ fn main() -> ExitCode {
 }
 
 /// Serves the API until a signal, then drains.
-async fn serve(addr: &str, db: std::sync::Arc<Db>) -> io::Result<()> {
+async fn serve(args: &Args, pg: tokio_postgres::Config, targets: Vec<Target>) -> io::Result<()> {
     let mut signals = Signals::new()?;
+    let addr = &args.addr;
     let listener = TcpListener::bind(addr)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     println!("listening on http://{}", listener.local_addr()?);
-    let app = api::app(db);
+    // Connected after the listener is up: the service answers (503) while
+    // the database is still coming, or not there at all.
+    let names: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+    println!("database: {} ({} connections)", names.join(", "), args.pool);
+    let app = api::app(Db::start(pg, targets, args.pool, args.query_timeout));
 
     let mut builder = auto::Builder::new(Executor::new());
     builder
