@@ -32,7 +32,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -136,13 +136,13 @@ async fn login<S>(stream: S, config: &Config) -> Result<(Conn, ConnTask), Connec
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (client, connection) = config.connect_raw(stream, NoTls).await?;
+    let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(describe)?;
     // The connection task runs until the socket fails or every clone of the
     // client is dropped (the pool's and those of requests in flight). If
     // what follows fails, dropping `client` ends it.
     let task = runtime::spawn(connection);
-    client.batch_execute(SCHEMA).await?;
-    let stmts = Statements::prepare(&client).await?;
+    client.batch_execute(SCHEMA).await.map_err(describe)?;
+    let stmts = Statements::prepare(&client).await.map_err(describe)?;
     Ok((Conn { client, stmts }, task))
 }
 
@@ -219,13 +219,24 @@ impl DbError {
     /// statement) pass; the rest is the request's or the schema's.
     fn from_pg(e: tokio_postgres::Error) -> DbError {
         match e.code() {
-            None => DbError::Unavailable(format!("database connection failed: {e}")),
+            None => DbError::Unavailable(format!("database connection failed: {}", describe(e))),
             Some(code) if is_transient(code) => {
-                DbError::Unavailable(format!("database unavailable: {e}"))
+                DbError::Unavailable(format!("database unavailable: {}", describe(e)))
             }
-            Some(_) => DbError::Failed(format!("database error: {e}")),
+            Some(_) => DbError::Failed(format!("database error: {}", describe(e))),
         }
     }
+}
+
+/// A tokio-postgres error with what the server said: its `Display` alone
+/// is often just "db error".
+fn describe(e: tokio_postgres::Error) -> ConnectError {
+    let text = match (e.as_db_error(), e.source()) {
+        (Some(db), _) => format!("{}: {}", db.severity(), db.message()),
+        (None, Some(source)) => format!("{e}: {source}"),
+        (None, None) => e.to_string(),
+    };
+    text.into()
 }
 
 fn is_transient(code: &SqlState) -> bool {
@@ -241,6 +252,11 @@ pub struct Db {
     /// How many slots hold a client.
     up: AtomicUsize,
     query_timeout: Duration,
+    /// The slots' manager tasks, aborted by [`Db::close`].
+    managers: Mutex<Vec<runtime::JoinHandle<()>>>,
+    /// Set by [`Db::close`]: a manager still running stops at its next
+    /// turn.
+    closed: AtomicBool,
 }
 
 impl Db {
@@ -266,13 +282,31 @@ impl Db {
             next: AtomicUsize::new(0),
             up: AtomicUsize::new(0),
             query_timeout,
+            managers: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
         });
         let config = Arc::new(config);
         let targets = Arc::new(targets);
-        for slot in 0..size {
-            runtime::spawn(manage(db.clone(), slot, config.clone(), targets.clone()));
-        }
+        let managers = (0..size)
+            .map(|slot| runtime::spawn(manage(db.clone(), slot, config.clone(), targets.clone())))
+            .collect();
+        *db.managers.lock().unwrap() = managers;
         db
+    }
+
+    /// Stops reconnecting and lets the connections go: they close when
+    /// the last request holding one finishes. For the end of a shutdown,
+    /// while the runtime still runs, so that no manager is left retrying
+    /// against a runtime that is going away.
+    pub fn close(&self) {
+        // Relaxed: a stop request; the slots' locks order the clients.
+        self.closed.store(true, Ordering::Relaxed);
+        for manager in self.managers.lock().unwrap().drain(..) {
+            manager.abort();
+        }
+        for i in 0..self.slots.len() {
+            self.set(i, None);
+        }
     }
 
     /// How many connections are up.
@@ -335,22 +369,27 @@ impl Db {
     }
 }
 
-/// Keeps slot `i` connected, for as long as the runtime runs.
+/// Keeps slot `i` connected until the pool is closed.
 async fn manage(db: Arc<Db>, i: usize, config: Arc<Config>, targets: Arc<Vec<Target>>) {
     let n = db.size();
     let mut backoff = BACKOFF_MIN;
     // Report the first failure of an outage, not every retry.
     let mut reported = false;
-    loop {
+    // Relaxed: see `close`.
+    while !db.closed.load(Ordering::Relaxed) {
         match connect_any(&targets, &config, db.query_timeout).await {
             Ok((conn, task)) => {
                 backoff = BACKOFF_MIN;
                 reported = false;
+                // Relaxed: see `close`.
+                if db.closed.load(Ordering::Relaxed) {
+                    return;
+                }
                 let up = db.set(i, Some(Arc::new(conn)));
                 println!("database: connection {i} up ({up} of {n})");
                 let why = match task.await {
                     Ok(Ok(())) => "closed by the server".to_string(),
-                    Ok(Err(e)) => e.to_string(),
+                    Ok(Err(e)) => describe(e).to_string(),
                     Err(e) => format!("connection task failed: {e}"),
                 };
                 let up = db.set(i, None);

@@ -169,9 +169,10 @@ fn pg_config(args: &Args) -> Result<(tokio_postgres::Config, Vec<Target>), Strin
         .clone()
         .or_else(|| std::env::var("DATABASE_URL").ok());
     let from_url = match &url {
-        Some(url) => {
-            tokio_postgres::Config::from_str(url).map_err(|e| format!("--database-url: {e}"))?
-        }
+        Some(url) => tokio_postgres::Config::from_str(url).map_err(|e| {
+            let why = std::error::Error::source(&e).map(|s| format!(": {s}"));
+            format!("--database-url: {e}{}", why.unwrap_or_default())
+        })?,
         None => tokio_postgres::Config::new(),
     };
     let mut config = from_url.clone();
@@ -305,7 +306,8 @@ async fn serve(args: &Args, pg: tokio_postgres::Config, targets: Vec<Target>) ->
     // the database is still coming, or not there at all.
     let names: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
     println!("database: {} ({} connections)", names.join(", "), args.pool);
-    let app = api::app(Db::start(pg, targets, args.pool, args.query_timeout));
+    let db = Db::start(pg, targets, args.pool, args.query_timeout);
+    let app = api::app(db.clone());
 
     let mut builder = auto::Builder::new(Executor::new());
     builder
@@ -363,5 +365,6 @@ async fn serve(args: &Args, pg: tokio_postgres::Config, targets: Vec<Target>) ->
             std::process::exit(130);
         }
     }
+    db.close();
     Ok(())
 }
