@@ -641,7 +641,7 @@ fn a_database_crash_gets_503s_then_heals_without_losing_a_write() {
     else {
         return;
     };
-    let (todo, addr) = start_todo(&pg, &["--query-timeout-ms", "2000"]);
+    let (mut todo, addr) = start_todo(&pg, &["--query-timeout-ms", "2000"]);
 
     // Writers keep posting through the crash. Each acknowledged row is
     // reported; a 503 makes the writer pause as Retry-After asks (briefly)
@@ -754,6 +754,15 @@ fn a_database_crash_gets_503s_then_heals_without_losing_a_write() {
             "a row nobody wrote: {row}"
         );
     }
+
+    // Down again, and the service is asked to stop while its pool is
+    // retrying: it exits, and cleanly.
+    drop(c);
+    pg.crash();
+    todo.wait_stdout(|l| l.contains(&format!("lost (0 of {POOL})")));
+    todo.signal(libc::SIGTERM);
+    let status = todo.wait_exit(WAIT);
+    assert!(status.success(), "{status}\n{}", todo.log());
 }
 
 /// Opens a tokio-postgres connection over a gopark Unix socket; its
