@@ -10,12 +10,17 @@
 //! * [`deadlines`]: Go's read and write deadlines on gopark's sockets.
 //! * [`poll_desc`]: making your own descriptor async (an eventfd, a
 //!   timerfd, a pipe) with [`PollDesc`](crate::runtime::PollDesc).
+//! * [`porting`]: porting a real service: TLS, PostgreSQL, gRPC and
+//!   files, and the features that keep tokio's reactor out.
 //!
 //! The pages hold no code of their own; every example on them is a doc
 //! test, run by `cargo test --doc -p gopark`. The crates they use beside
 //! gopark — `tokio` (its `sync` module only), `async-channel`, `futures`
 //! and `tokio-util` — are the runtime-agnostic ones: none of them starts a
-//! reactor or a thread, so gopark's netpoller stays the only one.
+//! reactor or a thread, so gopark's netpoller stays the only one. (The
+//! porting page also uses `tokio-postgres`, built without its runtime, and
+//! shows, on purpose, tokio's timer panicking for want of tokio's
+//! reactor.)
 
 #[doc = include_str!("coming_from_go.md")]
 pub mod coming_from_go {}
@@ -31,3 +36,6 @@ pub mod deadlines {}
 
 #[doc = include_str!("poll_desc.md")]
 pub mod poll_desc {}
+
+#[doc = include_str!("porting.md")]
+pub mod porting {}
