@@ -193,3 +193,31 @@ fn main_exits_within_its_bound() {
     // One second of bound, plus a process start on a busy machine.
     assert!(took < Duration::from_secs(15), "the child took {took:?}");
 }
+
+#[test]
+fn a_retry_loop_of_failing_io_and_sleeps_does_not_hold_the_drop() {
+    // Once the runtime shuts down, new sockets fail at once and sleeps
+    // complete at once: a task that retries "connect, then back off" would
+    // spin inside one poll, and the drop would wait for it for ever, unless
+    // the sleeps spend the task's budget and make it yield.
+    let rt = Builder::new().worker_threads(1).thread_name("retry").build().unwrap();
+    let closed = support::net::closed_port().unwrap();
+    let (tx, rx) = mpsc::channel();
+    rt.spawn(async move {
+        let mut failures = 0u64;
+        loop {
+            if gopark::net::TcpStream::connect(closed).await.is_err() {
+                failures += 1;
+                if failures == 3 {
+                    let _ = tx.send(());
+                }
+            }
+            runtime::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(10)).expect("the loop runs");
+    let start = Instant::now();
+    drop(rt);
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(5), "the drop took {took:?}");
+}

@@ -89,6 +89,12 @@ impl Future for Sleep {
         if this.fired {
             return Poll::Ready(());
         }
+        // A sleep spends budget like an I/O operation: a loop of sleeps
+        // that complete at once (a deadline already past, a runtime shut
+        // down) must still yield, or it never leaves its poll.
+        if !crate::coop::poll_proceed(cx) {
+            return Poll::Pending;
+        }
         match &this.timer {
             None => {
                 let driver = driver::current();
