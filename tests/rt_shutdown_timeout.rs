@@ -197,27 +197,40 @@ fn main_exits_within_its_bound() {
 #[test]
 fn a_retry_loop_of_failing_io_and_sleeps_does_not_hold_the_drop() {
     // Once the runtime shuts down, new sockets fail at once and sleeps
-    // complete at once: a task that retries "connect, then back off" would
-    // spin inside one poll, and the drop would wait for it for ever, unless
-    // the sleeps spend the task's budget and make it yield.
+    // complete at once: a task that retries "connect, then back off" and is
+    // running when the shutdown begins would spin inside that one poll, and
+    // the drop would wait for it for ever, unless the sleeps spend the
+    // task's budget and make it yield.
     let rt = Builder::new().worker_threads(1).thread_name("retry").build().unwrap();
+    let handle = rt.handle().clone();
     let closed = support::net::closed_port().unwrap();
-    let (tx, rx) = mpsc::channel();
+    let (started_tx, started_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
     rt.spawn(async move {
-        let mut failures = 0u64;
-        loop {
-            if gopark::net::TcpStream::connect(closed).await.is_err() {
-                failures += 1;
-                if failures == 3 {
-                    let _ = tx.send(());
-                }
-            }
+        // Held inside this poll until the shutdown has begun.
+        started_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(Duration::from_secs(20));
+        for _ in 0..10_000_000u64 {
+            let _ = gopark::net::TcpStream::connect(closed).await;
             runtime::time::sleep(Duration::from_millis(1)).await;
         }
     });
-    rx.recv_timeout(Duration::from_secs(10)).expect("the loop runs");
+    started_rx.recv_timeout(Duration::from_secs(10)).expect("the task runs");
+    // Releases the task once the shutdown has begun: from then on a task
+    // spawned through a handle is cancelled at once.
+    let releaser = std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if handle.spawn(std::future::pending::<()>()).is_finished() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = release_tx.send(());
+    });
     let start = Instant::now();
     drop(rt);
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(5), "the drop took {took:?}");
+    releaser.join().unwrap();
+    assert!(took < Duration::from_secs(10), "the drop took {took:?}");
 }
