@@ -53,20 +53,23 @@ pub(crate) fn is_worker_of(shared: &Shared) -> bool {
     with_worker_of(shared, |_| ()).is_some()
 }
 
-/// Counts a spawn in this thread's worker metrics, if it is a worker of
-/// `shared` that still owns its slot. Returns `false` otherwise (the
-/// caller counts it as a spawn from outside): a stuck thread whose slot
-/// was retaken must not write the counters its replacement now owns.
+/// Counts a spawn made on this thread, if it is a worker of `shared`.
+/// Returns `false` otherwise (the caller counts it as a spawn from
+/// outside).
+///
+/// A spawn happens inside a poll, and inside a poll a thread cannot know
+/// whether the monitor is retaking its slot: if it is, the thread that
+/// takes its place writes the same worker's counters. So the spawn is
+/// counted in the thread's own `pending_spawns` and added to the worker's
+/// counters after the poll, once `end_poll` said the thread still owns the
+/// slot ([`WorkerCtx::poll`]); a thread that lost its slot adds them to the
+/// spawns from outside as it leaves. Each counter keeps one writer.
 #[inline]
 pub(crate) fn count_spawn(shared: &Shared) -> bool {
     with_worker_of(shared, |cx| {
-        let owned = !cx.slot().is_retaken();
-        if owned {
-            cx.metrics().spawns.add(1);
-        }
-        owned
+        cx.pending_spawns.set(cx.pending_spawns.get() + 1);
     })
-    .unwrap_or(false)
+    .is_some()
 }
 
 /// Returns `true` on any runtime's worker thread.
@@ -89,6 +92,8 @@ pub(crate) struct WorkerCtx {
     busy_since: std::cell::Cell<std::time::Instant>,
     /// Set when the monitor retook the slot: the thread leaves.
     retaken: std::cell::Cell<bool>,
+    /// Spawns made since the last poll ended (see [`count_spawn`]).
+    pending_spawns: std::cell::Cell<u64>,
     /// Never borrowed across a task poll: a task that wakes another task on
     /// this worker borrows it to push.
     core: RefCell<Core>,
@@ -145,16 +150,11 @@ pub(crate) fn schedule_local(
     let mut task = Some(task);
     with_worker_of(shared, |cx| {
         let slot = cx.slot();
-        if slot.is_retaken() {
-            // Stuck and handed off: whatever this worker queues now would
-            // wait for its poll to return.
-            return;
-        }
         let Ok(mut core) = cx.core.try_borrow_mut() else {
             return;
         };
         let task = task.take().expect("task scheduled twice");
-        let notify = if is_yield {
+        let mut notify = if is_yield {
             core.push_back(shared, task);
             core.check_injector = true;
             true
@@ -167,6 +167,20 @@ pub(crate) fn schedule_local(
                 None => false,
             }
         };
+        // Pushed first, then a look at the monitor (see `slot.rs`): a
+        // monitor retaking this very poll may already have emptied the
+        // queues, and what was just queued would wait for the stuck poll
+        // to return. Hand it to the injector instead.
+        if slot.claimed_after_push() {
+            let mut tasks: Vec<Notified> = slot.take_lifo().into_iter().collect();
+            while let Some(t) = core.local.pop() {
+                tasks.push(t);
+            }
+            if !tasks.is_empty() {
+                shared.injector.push_batch(&mut tasks);
+                notify = true;
+            }
+        }
         drop(core);
         if notify {
             shared.notify_parked();
@@ -189,6 +203,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, start: Start, local: Worker<Notifi
         index,
         busy_since: std::cell::Cell::new(std::time::Instant::now()),
         retaken: std::cell::Cell::new(false),
+        pending_spawns: std::cell::Cell::new(0),
         core: RefCell::new(Core {
             local,
             tick: 0,
@@ -204,6 +219,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, start: Start, local: Worker<Notifi
     if cx.retaken.get() {
         cx.leave();
     } else {
+        cx.count_pending_spawns();
         cx.drain();
     }
 }
@@ -409,10 +425,20 @@ impl WorkerCtx {
         slot.begin_poll(task.addr());
         task.run();
         if slot.end_poll() {
+            // Still the owner: the spawns of the poll are this worker's.
+            if self.pending_spawns.get() != 0 {
+                self.count_pending_spawns();
+            }
             return true;
         }
         self.retaken.set(true);
         false
+    }
+
+    /// Adds the spawns counted since the last poll to the worker's
+    /// counters. Only while this thread owns the slot.
+    fn count_pending_spawns(&self) {
+        self.metrics().spawns.add(self.pending_spawns.replace(0));
     }
 
     fn park(&self) {
@@ -470,6 +496,12 @@ impl WorkerCtx {
     /// spare, and lets the thread exit. The thread that took its place
     /// counts as the running worker, so nothing in `Idle` changes.
     fn leave(&self) {
+        // The worker's counters are its replacement's now: the spawns of
+        // the stuck poll count as spawns from outside. Relaxed: a counter.
+        self.shared.remote_spawns.fetch_add(
+            self.pending_spawns.replace(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let mut tasks = self.take_all();
         if !tasks.is_empty() {
             self.shared.injector.push_batch(&mut tasks);
