@@ -16,7 +16,9 @@ command -v valgrind >/dev/null || { echo "valgrind not installed" >&2; exit 1; }
 # --cost: instructions per task of the scheduler bench's workloads, counted
 # by callgrind on gopark alone (GOPARK_BENCH_ONLY=gopark) at two iteration
 # counts; the difference over the tasks of the extra iterations leaves out
-# start-up and warm-up. BIN defaults to the bench binary built here.
+# start-up and warm-up. One worker (COST_WORKERS), so that no second
+# worker's spinning or stealing, which depends on timing, is counted. BIN
+# defaults to the bench binary built here.
 if [ "${1:-}" = "--cost" ]; then
     bin=${2:-}
     if [ -z "$bin" ]; then
@@ -24,15 +26,17 @@ if [ "${1:-}" = "--cost" ]; then
         bin=$(ls -t target/release/deps/rt_multi_threaded-* | grep -v '\.d$' | head -1)
     fi
     lo=2 hi=${COST_ITERS:-12}
+    out=$(mktemp -d)
     # workload, tasks (or polls) per iteration, what is counted
     while read -r name per what; do
         for n in $lo $hi; do
-            GOPARK_BENCH_ONLY=gopark GOPARK_BENCH_ITERS=$n valgrind --tool=callgrind \
-                --callgrind-out-file=/tmp/callgrind-"$name"-$n.out "$bin" --bench "$name" \
-                >/dev/null 2>/tmp/callgrind-"$name"-$n.log
+            GOPARK_BENCH_ONLY=gopark GOPARK_BENCH_ITERS=$n \
+                GOPARK_BENCH_WORKERS=${COST_WORKERS:-1} valgrind --tool=callgrind \
+                --callgrind-out-file="$out"/"$name"-$n.out "$bin" --bench "$name" \
+                >/dev/null 2>"$out"/"$name"-$n.log
         done
-        a=$(grep -oP 'Collected : \K[0-9]+' /tmp/callgrind-"$name"-$lo.log)
-        b=$(grep -oP 'Collected : \K[0-9]+' /tmp/callgrind-"$name"-$hi.log)
+        a=$(grep -oP 'Collected : \K[0-9]+' "$out"/"$name"-$lo.log)
+        b=$(grep -oP 'Collected : \K[0-9]+' "$out"/"$name"-$hi.log)
         echo "$name: $(( (b - a) / (hi - lo) / per )) instructions per $what ($(( (b - a) / (hi - lo) )) per iteration)"
     done <<'LIST'
 spawn_many_local 10000 spawn

@@ -170,8 +170,29 @@ impl Shared {
             owned_ref.drop_reference();
             return join;
         }
-        self.schedule_task(notified, false);
+        if let Err(task) = self.schedule_here(notified, false) {
+            self.inject(task);
+        }
         join
+    }
+
+    /// Queues a task spawned off the workers in the injector and wakes a
+    /// worker if none is searching. Not handed straight to a parked worker
+    /// (`hand_off`): a thread that spawns many tasks would wake a worker
+    /// for each one that finds a worker parked, where a worker woken for
+    /// the injector takes a batch.
+    fn inject(&self, task: Notified) {
+        if self.is_shutdown() {
+            // As in `hand_off`.
+            drop(task);
+            return;
+        }
+        self.injector.push(task);
+        self.notify_parked();
+        if self.shutdown.load(Ordering::SeqCst) {
+            // As in `hand_off`.
+            self.drain_injector();
+        }
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -179,12 +200,7 @@ impl Shared {
     }
 
     fn schedule_task(self: &Arc<Self>, task: Notified, is_yield: bool) {
-        let Err(task) = worker::schedule_local(self, task, is_yield) else {
-            return;
-        };
-        // On the netpoll thread, delivering a batch: queue it with the rest
-        // (the delivering thread holds the scheduler alive).
-        let Err(task) = batch::push(self, task) else {
+        let Err(task) = self.schedule_here(task, is_yield) else {
             return;
         };
         // Off this runtime's workers (which hold the scheduler alive), the
@@ -193,6 +209,17 @@ impl Shared {
         // one of our own meanwhile.
         let shared = Arc::clone(self);
         shared.hand_off(task, &mut Vec::new());
+    }
+
+    /// Queues `task` on this thread's worker, or in the netpoll thread's
+    /// delivery batch (the delivering thread holds the scheduler alive);
+    /// gives it back on any other thread.
+    #[inline]
+    fn schedule_here(&self, task: Notified, is_yield: bool) -> Result<(), Notified> {
+        let Err(task) = worker::schedule_local(self, task, is_yield) else {
+            return Ok(());
+        };
+        batch::push(self, task)
     }
 
     /// Schedules tasks woken off the workers: `first` goes straight to one
@@ -220,7 +247,15 @@ impl Shared {
             // Pushed before the idle check below (the Dekker pair of `idle`).
             self.injector.push_batch(rest);
         }
-        if let Some(w) = self.idle.worker_to_wake(true) {
+        // A plain look first: under load no worker is parked, and the
+        // fenced look of `worker_to_wake` would only repeat the one of
+        // `notify_parked` below.
+        if let Some(w) = self
+            .idle
+            .may_wake()
+            .then(|| self.idle.worker_to_wake(true))
+            .flatten()
+        {
             self.slots[w].parker.unpark_with(first);
             self.io.worker_unparked();
         } else {

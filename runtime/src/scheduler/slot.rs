@@ -78,6 +78,9 @@
 //! owner's private state, so that a task woken just before its worker got
 //! stuck (a message sent, then a blocking call) can be taken by the
 //! monitor. Both sides take it with a swap, so it is run exactly once.
+//! Only the owner pushes, so a push into an empty slot is a plain store (a
+//! racing swap finds either nothing or the new task); a push that
+//! displaces a task is a swap, since the monitor may be taking that one.
 //!
 //! A task that the owner queues *inside* a poll (the LIFO slot or the
 //! local queue) may meet a monitor that is retaking that very poll and has
@@ -100,21 +103,50 @@ const NONE: u64 = 0;
 /// `claim`: the monitor took the slot's work.
 const RETAKEN: u64 = u64::MAX;
 
+/// A slot's fields, grouped by who writes them, each group on cache lines
+/// of its own (slots sit side by side in one array): the owner's every
+/// poll writes `poll` and `current`, and must not pass a line back and forth
+/// with a neighbouring slot's owner, nor with threads that wake this
+/// slot's parker.
+#[repr(align(128))]
 pub(crate) struct Slot {
+    /// Written by the owner on every poll; read by the monitor.
+    hot: Hot,
+    /// Written seldom (a retake, a new owner); read by the owner on every
+    /// poll and by stealers.
     pub(crate) stealer: Stealer<Notified>,
-    pub(crate) parker: Parker,
-    lifo: Lifo,
-    /// The owner's poll sequence; the owner is its only writer.
-    poll: AtomicU64,
     /// The monitor's claim on the slot (see the module docs).
     claim: AtomicU64,
-    /// The local queue of a spare slot, which no thread owns.
-    spare: Mutex<Option<Worker<Notified>>>,
     /// The worker (by number, for its metrics) whose thread owns the slot.
     worker: AtomicUsize,
+    /// The local queue of a spare slot, which no thread owns.
+    spare: Mutex<Option<Worker<Notified>>>,
+    /// Written by whoever wakes the owner.
+    pub(crate) parker: Padded<Parker>,
+}
+
+/// The owner's side of a slot.
+#[repr(align(128))]
+struct Hot {
+    /// The owner's poll sequence; the owner is its only writer.
+    poll: AtomicU64,
     /// The task the owner polls now (its header's address), for the task
     /// dump; stale between polls.
     current: AtomicUsize,
+    lifo: Lifo,
+}
+
+/// A value on cache lines of its own.
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 impl Slot {
@@ -123,14 +155,16 @@ impl Slot {
     pub(crate) fn new(local: &Worker<Notified>) -> Slot {
         barrier::init();
         Slot {
+            hot: Hot {
+                poll: AtomicU64::new(0),
+                current: AtomicUsize::new(0),
+                lifo: Lifo::new(),
+            },
             stealer: local.stealer(),
-            parker: Parker::default(),
-            lifo: Lifo::new(),
-            poll: AtomicU64::new(0),
             claim: AtomicU64::new(NONE),
-            spare: Mutex::new(None),
             worker: AtomicUsize::new(usize::MAX),
-            current: AtomicUsize::new(0),
+            spare: Mutex::new(None),
+            parker: Padded::default(),
         }
     }
 
@@ -152,7 +186,7 @@ impl Slot {
         // Relaxed: a diagnostic; `is_polling`'s Acquire orders it after the
         // `begin_poll` that stored it.
         self.is_polling()
-            .then(|| self.current.load(Ordering::Relaxed))
+            .then(|| self.hot.current.load(Ordering::Relaxed))
     }
 
     /// Keeps `local` as a spare slot's queue. The caller owns the slot: its
@@ -174,13 +208,13 @@ impl Slot {
     #[inline]
     pub(crate) fn begin_poll(&self, task: usize) {
         // Relaxed: published by the Release store below.
-        self.current.store(task, Ordering::Relaxed);
+        self.hot.current.store(task, Ordering::Relaxed);
         // Relaxed load: the owner is the only writer. Release store: a
         // monitor that sees the odd value sees the LIFO pushes and the
         // `worker` made before it.
-        let s = self.poll.load(Ordering::Relaxed);
+        let s = self.hot.poll.load(Ordering::Relaxed);
         debug_assert!(s % 2 == 0, "a poll inside a poll");
-        self.poll.store(s.wrapping_add(1), Ordering::Release);
+        self.hot.poll.store(s.wrapping_add(1), Ordering::Release);
     }
 
     /// The owner's poll returned. `false` if the monitor retook the slot
@@ -188,9 +222,9 @@ impl Slot {
     #[inline]
     #[must_use = "`false` means the slot was retaken: the owner must leave it"]
     pub(crate) fn end_poll(&self) -> bool {
-        let s = self.poll.load(Ordering::Relaxed);
+        let s = self.hot.poll.load(Ordering::Relaxed);
         // Release: pairs with the monitor's Acquire look at `poll`.
-        self.poll.store(s.wrapping_add(1), Ordering::Release);
+        self.hot.poll.store(s.wrapping_add(1), Ordering::Release);
         // The owner's half of the Dekker pair (see the module docs).
         barrier::light();
         // Relaxed: ordered by the barrier; a claim found is re-read with
@@ -225,8 +259,8 @@ impl Slot {
     /// test that shows the model catches it (both sides keep the slot).
     #[cfg(all(test, loom))]
     pub(crate) fn end_poll_without_barrier_for_test(&self) -> bool {
-        let s = self.poll.load(Ordering::Relaxed);
-        self.poll.store(s.wrapping_add(1), Ordering::Release);
+        let s = self.hot.poll.load(Ordering::Relaxed);
+        self.hot.poll.store(s.wrapping_add(1), Ordering::Release);
         if self.claim.load(Ordering::Relaxed) == NONE {
             return true;
         }
@@ -237,7 +271,7 @@ impl Slot {
     /// the monitor to see whether it changes.
     pub(crate) fn current_poll(&self) -> Option<u64> {
         // Acquire: pairs with `begin_poll`.
-        let s = self.poll.load(Ordering::Acquire);
+        let s = self.hot.poll.load(Ordering::Acquire);
         (s % 2 == 1 && !self.is_retaken()).then_some(s)
     }
 
@@ -245,7 +279,7 @@ impl Slot {
     /// thread handed off from it that has not left yet.
     pub(crate) fn is_polling(&self) -> bool {
         // Acquire: pairs with `begin_poll`.
-        self.poll.load(Ordering::Acquire) % 2 == 1 || self.is_retaken()
+        self.hot.poll.load(Ordering::Acquire) % 2 == 1 || self.is_retaken()
     }
 
     /// `true` once the monitor retook the slot, until the thread it took
@@ -284,7 +318,7 @@ impl Slot {
             return false;
         }
         // Acquire: pairs with `end_poll`'s Release store.
-        let won = self.poll.load(Ordering::Acquire) == seen;
+        let won = self.hot.poll.load(Ordering::Acquire) == seen;
         // Release: an owner waiting on the verdict sees it, and what the
         // monitor did before.
         self.claim
@@ -292,25 +326,31 @@ impl Slot {
         won
     }
 
-    /// Puts `task` in the LIFO slot; returns the task it displaced.
+    /// Puts `task` in the LIFO slot; returns the task it displaced. Only
+    /// the owner calls it.
     #[inline]
     pub(crate) fn push_lifo(&self, task: Notified) -> Option<Notified> {
-        self.lifo.swap(Some(task))
+        if self.hot.lifo.is_some() {
+            self.hot.lifo.swap(Some(task))
+        } else {
+            self.hot.lifo.put(task);
+            None
+        }
     }
 
     /// Takes the LIFO slot's task.
     #[inline]
     pub(crate) fn take_lifo(&self) -> Option<Notified> {
         // Most looks find it empty: a load, not a swap, says so.
-        if !self.lifo.is_some() {
+        if !self.hot.lifo.is_some() {
             return None;
         }
-        self.lifo.swap(None)
+        self.hot.lifo.swap(None)
     }
 
     #[inline]
     pub(crate) fn has_lifo(&self) -> bool {
-        self.lifo.is_some()
+        self.hot.lifo.is_some()
     }
 }
 
@@ -423,6 +463,17 @@ impl Lifo {
         // `Notified` whose reference it carries, and the swap just took
         // it out, so this is its only owner.
         NonNull::new(old).map(|p| unsafe { Notified::from_ptr(p) })
+    }
+
+    /// Puts `task` in the empty slot with a plain store. Only the owner,
+    /// the slot's one pusher, may: it saw the slot empty, and nobody else
+    /// makes it non-empty, so the store replaces nothing. A taker's swap
+    /// racing with it finds either nothing or `task`, never both.
+    #[inline]
+    fn put(&self, task: Notified) {
+        // Release: pairs with the taker's swap (AcqRel), so the task's
+        // state written before the push is visible to whoever takes it.
+        self.0.store(task.into_ptr().as_ptr(), Ordering::Release);
     }
 
     #[inline]

@@ -64,12 +64,20 @@ pub(crate) fn is_worker_of(shared: &Shared) -> bool {
 /// counters after the poll, once `end_poll` said the thread still owns the
 /// slot ([`WorkerCtx::poll`]); a thread that lost its slot adds them to the
 /// spawns from outside as it leaves. Each counter keeps one writer.
+///
+/// Off the workers it also reads the clock that the new task's spawn time
+/// is copied from (see `task/trace.rs`): the workers may all have been
+/// parked since they last read it.
 #[inline]
 pub(crate) fn count_spawn(shared: &Shared) -> bool {
-    with_worker_of(shared, |cx| {
+    let on_worker = with_worker_of(shared, |cx| {
         cx.pending_spawns.set(cx.pending_spawns.get() + 1);
     })
-    .is_some()
+    .is_some();
+    if !on_worker {
+        crate::task::refresh_clock();
+    }
+    on_worker
 }
 
 /// Returns `true` on any runtime's worker thread.
@@ -214,6 +222,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, start: Start, local: Worker<Notifi
         io_wakers: RefCell::new(Vec::new()),
     });
     WORKER.with(|w| *w.borrow_mut() = Some(cx.clone()));
+    crate::task::refresh_clock();
     cx.run();
     WORKER.with(|w| *w.borrow_mut() = None);
     if cx.retaken.get() {
@@ -298,6 +307,8 @@ impl WorkerCtx {
         core.tick = core.tick.wrapping_add(1);
         if core.tick % GLOBAL_POLL_INTERVAL == 0 {
             drop(core);
+            // The time that spawns and parks note, for the task dump.
+            crate::task::refresh_clock();
             self.poll_io();
             core = self.core.borrow_mut();
             if let Some(task) = self.pop_injector(&core) {
@@ -469,6 +480,7 @@ impl WorkerCtx {
         }
         let wakeup = self.slot().parker.park();
         self.busy_since.set(std::time::Instant::now());
+        crate::task::refresh_clock();
         let mut core = self.core.borrow_mut();
         // A task handed to us runs first; at shutdown `drain` drops it.
         if let Some(task) = wakeup.task {

@@ -60,7 +60,7 @@ use std::future::Future;
 pub use join::{JoinError, JoinHandle};
 pub(crate) use list::OwnedTasks;
 pub(crate) use raw::{Header, RawTask};
-pub(crate) use trace::{record_wait, TaskInfo, Wait};
+pub(crate) use trace::{record_wait, refresh_clock, TaskInfo, Wait};
 
 /// What a task needs from whoever runs it.
 pub(crate) trait Schedule: Send + Sync + 'static {
