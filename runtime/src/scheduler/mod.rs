@@ -158,11 +158,6 @@ impl Shared {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        if !worker::count_spawn(self) {
-            // Relaxed: a counter; off the workers, spawning is rare.
-            self.remote_spawns
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
         let (notified, owned_ref, join) = task::new_task(future, self.clone(), spawned_at);
         if let Err(owned_ref) = self.owned.bind(owned_ref) {
             // Shut down: the task is cancelled before it ever runs.
@@ -170,7 +165,15 @@ impl Shared {
             owned_ref.drop_reference();
             return join;
         }
-        if let Err(task) = self.schedule_here(notified, false) {
+        // On a worker, queued there and counted as its spawn.
+        let Err(task) = worker::schedule_spawned(self, notified) else {
+            return join;
+        };
+        // Relaxed: a counter; off the workers, spawning is rare.
+        self.remote_spawns
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        task.note_spawn_time();
+        if let Err(task) = batch::push(self, task) {
             self.inject(task);
         }
         join

@@ -53,9 +53,9 @@ pub(crate) fn is_worker_of(shared: &Shared) -> bool {
     with_worker_of(shared, |_| ()).is_some()
 }
 
-/// Counts a spawn made on this thread, if it is a worker of `shared`.
-/// Returns `false` otherwise (the caller counts it as a spawn from
-/// outside).
+/// Schedules a task just spawned on this thread, if it is a worker of
+/// `shared`, and counts the spawn as the worker's; gives the task back
+/// otherwise (the caller counts it as a spawn from outside).
 ///
 /// A spawn happens inside a poll, and inside a poll a thread cannot know
 /// whether the monitor is retaking its slot: if it is, the thread that
@@ -64,20 +64,9 @@ pub(crate) fn is_worker_of(shared: &Shared) -> bool {
 /// counters after the poll, once `end_poll` said the thread still owns the
 /// slot ([`WorkerCtx::poll`]); a thread that lost its slot adds them to the
 /// spawns from outside as it leaves. Each counter keeps one writer.
-///
-/// Off the workers it also reads the clock that the new task's spawn time
-/// is copied from (see `task/trace.rs`): the workers may all have been
-/// parked since they last read it.
 #[inline]
-pub(crate) fn count_spawn(shared: &Shared) -> bool {
-    let on_worker = with_worker_of(shared, |cx| {
-        cx.pending_spawns.set(cx.pending_spawns.get() + 1);
-    })
-    .is_some();
-    if !on_worker {
-        crate::task::refresh_clock();
-    }
-    on_worker
+pub(crate) fn schedule_spawned(shared: &Shared, task: Notified) -> Result<(), Notified> {
+    schedule_on_worker(shared, task, false, true)
 }
 
 /// Returns `true` on any runtime's worker thread.
@@ -148,10 +137,23 @@ impl Core {
 
 /// Schedules `task` on this thread's worker if it is a worker of `shared`.
 /// Gives the task back otherwise.
+#[inline]
 pub(crate) fn schedule_local(
     shared: &Shared,
     task: Notified,
     is_yield: bool,
+) -> Result<(), Notified> {
+    schedule_on_worker(shared, task, is_yield, false)
+}
+
+/// `schedule_local`, counting a spawn if `spawned` (one look at the
+/// thread-local worker for both).
+#[inline]
+fn schedule_on_worker(
+    shared: &Shared,
+    task: Notified,
+    is_yield: bool,
+    spawned: bool,
 ) -> Result<(), Notified> {
     // The task is taken out of `task` only if this thread is one of the
     // runtime's workers and can reach its queues; otherwise it is handed back.
@@ -162,6 +164,9 @@ pub(crate) fn schedule_local(
             return;
         };
         let task = task.take().expect("task scheduled twice");
+        if spawned {
+            cx.pending_spawns.set(cx.pending_spawns.get() + 1);
+        }
         let mut notify = if is_yield {
             core.push_back(shared, task);
             core.check_injector = true;

@@ -98,6 +98,13 @@ impl Notified {
         self.0.addr()
     }
 
+    /// Notes now, on the coarse clock, as the task's spawn time: for a
+    /// spawn off the workers, where the time they last read may be old
+    /// (see `trace.rs`).
+    pub(crate) fn note_spawn_time(&self) {
+        self.0.header().trace.note_spawn_time();
+    }
+
     /// The task's pointer, carrying this reference (for a slot that keeps
     /// one task in an atomic pointer).
     pub(crate) fn into_ptr(self) -> std::ptr::NonNull<()> {
@@ -134,6 +141,7 @@ impl Drop for Notified {
 
 /// Allocates a task spawned at `spawned_at`. Returns the first `Notified`,
 /// the reference for the owned-task list, and the `JoinHandle`.
+#[inline]
 pub(crate) fn new_task<F, S>(
     future: F,
     scheduler: S,

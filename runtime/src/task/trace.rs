@@ -16,11 +16,12 @@
 //! for a whole spawn), and the dump prints ages in milliseconds. The
 //! workers read the kernel's coarse clock when they wake and every
 //! `GLOBAL_POLL_INTERVAL` polls, with their look at the injector, and
-//! publish it ([`refresh_clock`]); a spawn or a park copies the last value,
-//! which lags the coarse clock by at most that interval of polls (the
-//! other workers keep it fresh while one is stuck in a poll). The start of
-//! a poll notes nothing. All of it is relaxed stores to the task's own
-//! header; nothing is recorded for a waker that
+//! publish it ([`refresh_clock`]); a spawn or a park on a worker copies the
+//! last value, which lags the coarse clock by at most that interval of
+//! polls (the other workers keep it fresh while one is stuck in a poll). A
+//! spawn off the workers, which they may have slept through, reads the
+//! clock itself. The start of a poll notes nothing. All of it is relaxed
+//! stores to the task's own header; nothing is recorded for a waker that
 //! is not a gopark task's (a future polled by another executor, or through
 //! a combinator with wakers of its own): the dump then says "idle".
 
@@ -72,6 +73,7 @@ pub(crate) struct Trace {
 }
 
 impl Trace {
+    #[inline]
     pub(crate) fn new(spawned_at: &'static Location<'static>) -> Trace {
         Trace {
             spawned_at,
@@ -79,6 +81,13 @@ impl Trace {
             arg: AtomicU64::new(0),
             since: AtomicU64::new(recent_now()),
         }
+    }
+
+    /// The task was spawned off the workers: its spawn time is read from
+    /// the clock rather than copied.
+    pub(crate) fn note_spawn_time(&self) {
+        // Relaxed: as every field of the record.
+        self.since.store(coarse_now(), Ordering::Relaxed);
     }
 
     /// A poll starts: the record is about this poll only. (No clock is
