@@ -15,7 +15,9 @@
 //! * A task woken *from outside* (the netpoll thread, a `std::thread`, a
 //!   blocking thread) is handed straight to one parked worker, or pushed to
 //!   the injector when no worker needs waking (see [`idle`] and
-//!   `Shared::hand_off`).
+//!   `Shared::hand_off`). A task *spawned* from outside goes to the
+//!   injector, and wakes a worker only if none is searching
+//!   (`Shared::inject`).
 //! * A local queue past [`LOCAL_QUEUE_CAPACITY`] moves half of its tasks to
 //!   the injector, where any worker can take them.
 //! * Every [`GLOBAL_POLL_INTERVAL`] ticks a worker looks at the injector

@@ -538,3 +538,64 @@ impl WorkerCtx {
         tasks
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    /// A task stuck in one poll (past the monitor's 10 ms) that spawns all
+    /// the while, beside its replacement spawning too: every spawn is
+    /// counted exactly once, by the worker that still owned the slot or as
+    /// a spawn from outside, and the total never goes backwards.
+    #[test]
+    fn spawns_of_a_stuck_poll_are_counted_once() {
+        let rt = crate::Builder::new()
+            .worker_threads(1)
+            .build()
+            .expect("runtime");
+        let metrics = rt.handle().metrics();
+        let before = metrics.spawned_tasks_count();
+        let (stuck, beside) = rt.block_on(async {
+            let stuck = crate::spawn(async {
+                let start = Instant::now();
+                let mut n = 0u64;
+                // Blocks its worker for 60 ms, spawning every 100 µs.
+                while start.elapsed() < Duration::from_millis(60) {
+                    drop(crate::spawn(async {}));
+                    n += 1;
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                n
+            });
+            // Spawned from `block_on` (outside), runs on the replacement.
+            let beside = crate::spawn(async {
+                let mut n = 0u64;
+                for _ in 0..200 {
+                    drop(crate::spawn(async {}));
+                    n += 1;
+                    crate::yield_now().await;
+                }
+                n
+            });
+            (stuck.await.expect("stuck"), beside.await.expect("beside"))
+        });
+        let mut last = before;
+        // The stuck thread counts its spawns when it leaves: wait for it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let want = before + 2 + stuck + beside;
+        loop {
+            let now = metrics.spawned_tasks_count();
+            assert!(now >= last, "spawned_tasks went back: {last} -> {now}");
+            last = now;
+            if now == want || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            metrics.blocked_worker_handoffs() >= 1,
+            "the stuck worker was handed off"
+        );
+        assert_eq!(last, want, "every spawn counted once");
+    }
+}

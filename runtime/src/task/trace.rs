@@ -182,9 +182,14 @@ static RECENT: AtomicU64 = AtomicU64::new(0);
 /// Reads the coarse clock for [`recent_now`]: workers call it when they
 /// wake and every few dozen polls.
 pub(crate) fn refresh_clock() {
+    let now = coarse_now();
     // Relaxed: a timestamp, published by nothing; a reader that sees an
-    // older one only reports an age a little longer.
-    RECENT.store(coarse_now(), Ordering::Relaxed);
+    // older one only reports an age a little longer. Stored only when the
+    // coarse clock moved (every few milliseconds): a store takes the line
+    // from every core that reads it at each spawn and park.
+    if RECENT.load(Ordering::Relaxed) != now {
+        RECENT.store(now, Ordering::Relaxed);
+    }
 }
 
 /// The coarse clock, as of the last [`refresh_clock`] (or read now, if
