@@ -89,6 +89,17 @@
 //! same light barrier ([`Slot::claimed_after_push`]); the same argument
 //! says that either the monitor's emptying sees the push, or the owner sees
 //! the claim and hands what it queued to the injector itself.
+//!
+//! # Models
+//!
+//! `scheduler/loom_tests.rs` runs both hand-shakes under loom, over every
+//! interleaving and every value a relaxed load may return: the end of a
+//! poll against a retake (exactly one side keeps the work, the LIFO task
+//! is taken once, a later poll is never retaken by an old observation),
+//! and a task queued inside a poll being retaken (never left in the
+//! retaken slot). Seeded bugs show the models bite: without the owner's
+//! half of the barrier both sides keep the slot, and a look before the
+//! push (the first `schedule_local`) leaves the task behind.
 
 use std::ptr::{self, NonNull};
 
