@@ -47,6 +47,7 @@ chained_spawn 1000 spawn
 yield_many 200000 poll
 ping_pong 1000 round-trip
 LIST
+    rm -rf "$out"
     exit 0
 fi
 
