@@ -179,13 +179,12 @@ fn a_later_poll_is_never_retaken_by_an_old_observation() {
     owner_and_monitor(true);
 }
 
-/// The model catches a seeded bug: an end of poll without the owner's
-/// half of the barrier "keeps" a slot the monitor retook (store buffering:
-/// each side reads the other's word from before its store).
+/// The model catches a seeded bug: an end of poll that CASes from the value
+/// it reads "keeps" a slot the monitor retook.
 #[test]
 #[should_panic(expected = "both or neither kept the slot")]
-fn seeded_bug_end_of_poll_without_barrier_keeps_a_retaken_slot() {
-    owner_and_monitor_with(false, Slot::end_poll_without_barrier_for_test);
+fn seeded_bug_blind_end_of_poll_keeps_a_retaken_slot() {
+    owner_and_monitor_with(false, Slot::end_poll_blind_for_test);
 }
 
 // ---------------------------------------------------------------------
@@ -201,11 +200,11 @@ fn seeded_bug_end_of_poll_without_barrier_keeps_a_retaken_slot() {
 type Injector = crate::loom::Mutex<Vec<Notified>>;
 
 /// The owner's `schedule_local` inside a poll, as it is now: push, then
-/// look; if the monitor may be taking the slot, take the task back and
-/// hand it to the injector.
+/// look; if the monitor retook the slot, take the task back and hand it to
+/// the injector.
 fn push_then_look(slot: &Slot, injector: &Injector) {
     assert!(slot.push_lifo(a_task()).is_none());
-    if slot.claimed_after_push() {
+    if slot.retaken_after_push() {
         injector.lock().extend(slot.take_lifo());
     }
 }

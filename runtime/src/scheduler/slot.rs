@@ -9,68 +9,42 @@
 //! away ([`Slot::retake`]) and gives a spare slot to a new thread, so
 //! `worker_threads` threads keep running (see [`monitor`](super::monitor)).
 //!
-//! # Two words: the poll sequence and the claim
+//! # The poll sequence
 //!
-//! A poll is the common path, a retake happens after a worker sat in one
-//! poll for 10 ms. So the owner's side of the hand-shake is plain loads and
-//! stores, and the monitor's side pays for both.
+//! `poll` counts the owner's polls: odd while one runs, even between.
 //!
-//! `poll` counts the owner's polls and has one writer, the owner: odd
-//! while one runs, even between. `begin_poll` stores `+1`, `end_poll`
-//! stores `+1` again. It grows for as long as the slot has owners (a new
-//! owner goes on from where the last one left it), so a monitor that
-//! observed poll `s` cannot retake a later poll by mistake.
-//!
-//! `claim` is the monitor's, and says what it is doing to the slot:
-//!
-//! | value | meaning | who stores it |
+//! | value | meaning | who moves it |
 //! |---|---|---|
-//! | `NONE` | nothing | the monitor, withdrawing; the owner giving the slot back as a spare |
-//! | `s` (odd) | the monitor is taking poll `s` and has not decided yet | the monitor |
-//! | `RETAKEN` | the monitor took the slot's work; the owner leaves when its poll returns | the monitor |
+//! | even | the owner is between polls | the owner: `begin_poll` stores `+1` |
+//! | odd | the owner is inside a poll | the owner: `end_poll` CASes `+1`; the monitor: `retake` CASes to `RETAKEN` |
+//! | `RETAKEN` | the monitor took the slot's work | nobody; the owner leaves when its poll returns |
 //!
-//! # Why exactly one side gets the work
+//! The monitor only reads the sequence (a plain load, each tick) to see
+//! whether a poll has lasted too long. Who then owns the slot's work is
+//! decided by the owner's CAS at the end of the poll and the monitor's CAS
+//! together: exactly one of them succeeds for a given poll. If the monitor
+//! wins, the owner learns it from its failed CAS, hands whatever it still
+//! holds to the injector, gives the slot back as a spare, and exits. The
+//! sequence grows while one thread owns the slot, so a monitor that
+//! observed poll `s` cannot retake a later poll by mistake; it starts again
+//! from 0 when the slot is given back as a spare, and the monitor forgets
+//! what it saw of a slot it hands off.
 //!
-//! The monitor saw the owner inside poll `s` for too long. It stores the
-//! claim `s`, then looks at `poll` again; the owner, ending poll `s`,
-//! stores `s + 1`, then looks at `claim`:
+//! ## Why the owner pays a CAS
 //!
-//! ```text
-//! owner (end_poll)            monitor (retake)
-//! poll = s + 1                claim = s
-//! ---- light barrier ----     ---- heavy barrier ----
-//! read claim                  read poll: still s? RETAKEN : NONE
-//! ```
-//!
-//! This is Dekker's pattern: with a full barrier between each side's store
-//! and its load, at least one side sees the other's store.
-//!
-//! * The monitor reads `s`: the owner's store was not visible, so the
-//!   owner's read must see the claim. The monitor decides `RETAKEN`; the
-//!   owner, seeing the claim `s`, waits for that verdict and leaves.
-//! * The monitor reads `s + 1` (or more): the poll ended, it decides
-//!   `NONE` and hands nothing off. The owner may or may not have seen the
-//!   claim; if it did, it waited for the verdict, which says it keeps the
-//!   slot.
-//!
-//! A claim for an older poll `t < s` is always withdrawn (the owner ended
-//! poll `t` without seeing it, so the monitor sees `poll != t`): the owner
-//! goes on without waiting. The owner waits only when a retake meets the
-//! very nanoseconds in which a 10 ms poll ends, and then for the monitor's
-//! next few instructions.
-//!
-//! The barrier is asymmetric, as in Linux's `membarrier(2)` and folly's
-//! `asymmetricHeavyBarrier`: the owner's "light" half is a compiler fence
-//! only, and the monitor's "heavy" half is
-//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which runs a full memory
-//! barrier on every thread of the process that is running at that moment
-//! (a thread that is not running passed through one when it was switched
-//! out). So the owner's store and load are ordered as if it had a fence of
-//! its own, and a poll costs two plain stores and a load: no locked
-//! instruction. Where `membarrier` is refused (a kernel before 4.14, a
-//! seccomp filter), both halves are `fence(SeqCst)`, decided once before
-//! the first worker starts. Under loom both halves are `fence(SeqCst)`,
-//! which is what the asymmetric pair stands for.
+//! The owner's side could be plain stores: an asymmetric Dekker pair, the
+//! owner's store and load split by a compiler fence and the monitor's by
+//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which runs a barrier on
+//! every CPU that runs one of the process's threads. It was built, modelled
+//! and measured: it takes the locked instruction out of every poll. But
+//! the monitor runs on the netpoll thread, and `membarrier` waits until
+//! each of those CPUs has answered an interrupt: on a shared 2-vCPU machine
+//! whose virtual CPUs the host deschedules, a call took 36 µs at the median
+//! and 64 ms at the 99th percentile, time in which no descriptor and no
+//! timer is served. A locked instruction per poll (some 20 cycles, on a
+//! line only the owner writes) is the price of a netpoll thread that never
+//! waits on other CPUs. (Moving the barrier to the replacement thread the
+//! monitor starts anyway would have both.)
 //!
 //! # The LIFO slot
 //!
@@ -78,28 +52,28 @@
 //! owner's private state, so that a task woken just before its worker got
 //! stuck (a message sent, then a blocking call) can be taken by the
 //! monitor. Both sides take it with a swap, so it is run exactly once.
-//! Only the owner pushes, so a push into an empty slot is a plain store (a
-//! racing swap finds either nothing or the new task); a push that
-//! displaces a task is a swap, since the monitor may be taking that one.
 //!
-//! A task that the owner queues *inside* a poll (the LIFO slot or the
-//! local queue) may meet a monitor that is retaking that very poll and has
+//! A task that the owner queues *inside* a poll (woken by the task being
+//! polled) may meet a monitor that is retaking that very poll and has
 //! already emptied the queues: it would wait there until the stuck poll
-//! returns. So the owner pushes first, then looks at `claim` through the
-//! same light barrier ([`Slot::claimed_after_push`]); the same argument
-//! says that either the monitor's emptying sees the push, or the owner sees
-//! the claim and hands what it queued to the injector itself.
+//! returns. So the owner pushes first, with a swap, and then looks at the
+//! sequence ([`Slot::retaken_after_push`]). Both looks are `SeqCst`, as are
+//! the monitor's CAS and its take: in their single order, either the
+//! owner's look comes after the retake and sees `RETAKEN` (it takes back
+//! what it can and hands it to the injector), or its push comes before the
+//! monitor's take, which then finds the task.
 //!
 //! # Models
 //!
 //! `scheduler/loom_tests.rs` runs both hand-shakes under loom, over every
-//! interleaving and every value a relaxed load may return: the end of a
-//! poll against a retake (exactly one side keeps the work, the LIFO task
-//! is taken once, a later poll is never retaken by an old observation),
-//! and a task queued inside a poll being retaken (never left in the
-//! retaken slot). Seeded bugs show the models bite: without the owner's
-//! half of the barrier both sides keep the slot, and a look before the
-//! push (the first `schedule_local`) leaves the task behind.
+//! interleaving: the end of a poll against a retake (exactly one side
+//! keeps the work, the LIFO task is taken once, a later poll is never
+//! retaken by an old observation), and a task queued inside a poll being
+//! retaken (never left in the retaken slot); loom treats `SeqCst`
+//! accesses as acquire/release, so a fence under `cfg(loom)` stands for
+//! their single order. Seeded bugs show the models bite: an end of poll that CASes from whatever it reads keeps a retaken
+//! slot, and a look before the push (the first `schedule_local`) leaves
+//! the task behind.
 
 use std::ptr::{self, NonNull};
 
@@ -109,9 +83,7 @@ use super::idle::Parker;
 use crate::loom::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::task::Notified;
 
-/// `claim`: the monitor is not taking the slot.
-const NONE: u64 = 0;
-/// `claim`: the monitor took the slot's work.
+/// The poll sequence of a slot whose work the monitor took.
 const RETAKEN: u64 = u64::MAX;
 
 /// A slot's fields, grouped by who writes them, each group on cache lines
@@ -123,11 +95,8 @@ const RETAKEN: u64 = u64::MAX;
 pub(crate) struct Slot {
     /// Written by the owner on every poll; read by the monitor.
     hot: Hot,
-    /// Written seldom (a retake, a new owner); read by the owner on every
-    /// poll and by stealers.
+    /// Written seldom (a new owner); read by stealers.
     pub(crate) stealer: Stealer<Notified>,
-    /// The monitor's claim on the slot (see the module docs).
-    claim: AtomicU64,
     /// The worker (by number, for its metrics) whose thread owns the slot.
     worker: AtomicUsize,
     /// The local queue of a spare slot, which no thread owns.
@@ -139,7 +108,7 @@ pub(crate) struct Slot {
 /// The owner's side of a slot.
 #[repr(align(128))]
 struct Hot {
-    /// The owner's poll sequence; the owner is its only writer.
+    /// The poll sequence (see the module docs).
     poll: AtomicU64,
     /// The task the owner polls now (its header's address), for the task
     /// dump; stale between polls.
@@ -164,7 +133,6 @@ impl Slot {
     /// A slot whose local queue is `local`'s; `spare` if no thread is to
     /// own it yet (the queue is then kept here until one does).
     pub(crate) fn new(local: &Worker<Notified>) -> Slot {
-        barrier::init();
         Slot {
             hot: Hot {
                 poll: AtomicU64::new(0),
@@ -172,7 +140,6 @@ impl Slot {
                 lifo: Lifo::new(),
             },
             stealer: local.stealer(),
-            claim: AtomicU64::new(NONE),
             worker: AtomicUsize::new(usize::MAX),
             spare: Mutex::new(None),
             parker: Padded::default(),
@@ -200,13 +167,10 @@ impl Slot {
             .then(|| self.hot.current.load(Ordering::Relaxed))
     }
 
-    /// Keeps `local` as a spare slot's queue. The caller owns the slot: its
-    /// thread leaving, or the monitor giving back a slot it took as spare.
+    /// Keeps `local` as a spare slot's queue.
     pub(crate) fn make_spare(&self, local: Worker<Notified>) {
-        // Relaxed: published by the mutex below to the next owner. The
-        // monitor no longer touches `claim` of a retaken slot, and has
-        // none on a spare one, so the caller is its only writer here.
-        self.claim.store(NONE, Ordering::Relaxed);
+        // Relaxed: published by the mutex below.
+        self.hot.poll.store(0, Ordering::Relaxed);
         *self.spare.lock() = Some(local);
     }
 
@@ -220,12 +184,11 @@ impl Slot {
     pub(crate) fn begin_poll(&self, task: usize) {
         // Relaxed: published by the Release store below.
         self.hot.current.store(task, Ordering::Relaxed);
-        // Relaxed load: the owner is the only writer. Release store: a
-        // monitor that sees the odd value sees the LIFO pushes and the
-        // `worker` made before it.
+        // Only the owner writes while the value is even; Release: a monitor
+        // that sees the odd value sees the LIFO pushes made before it.
         let s = self.hot.poll.load(Ordering::Relaxed);
         debug_assert!(s % 2 == 0, "a poll inside a poll");
-        self.hot.poll.store(s.wrapping_add(1), Ordering::Release);
+        self.hot.poll.store(s + 1, Ordering::Release);
     }
 
     /// The owner's poll returned. `false` if the monitor retook the slot
@@ -233,49 +196,33 @@ impl Slot {
     #[inline]
     #[must_use = "`false` means the slot was retaken: the owner must leave it"]
     pub(crate) fn end_poll(&self) -> bool {
+        // The owner knows the value it stored; anything else is `RETAKEN`.
         let s = self.hot.poll.load(Ordering::Relaxed);
-        // Release: pairs with the monitor's Acquire look at `poll`.
-        self.hot.poll.store(s.wrapping_add(1), Ordering::Release);
-        // The owner's half of the Dekker pair (see the module docs).
-        barrier::light();
-        // Relaxed: ordered by the barrier; a claim found is re-read with
-        // Acquire below.
-        if self.claim.load(Ordering::Relaxed) == NONE {
-            return true;
+        if s == RETAKEN {
+            // Acquire: pairs with `retake`'s CAS, so the monitor's moves
+            // (the queue stolen, the LIFO taken) are visible.
+            crate::loom::fence(Ordering::Acquire);
+            return false;
         }
-        self.end_poll_claimed(s)
+        // AcqRel: pairs with `retake`'s CAS, which this one beats or loses
+        // to (a monitor that retakes between the load and here).
+        self.hot
+            .poll
+            .compare_exchange(s, s + 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
-    /// `end_poll` found a claim: waits for the monitor's verdict if the
-    /// claim is on the poll that just ended.
-    #[cold]
-    fn end_poll_claimed(&self, ended: u64) -> bool {
-        let mut spins = 0u32;
-        loop {
-            // Acquire: pairs with the verdict's Release store, so that the
-            // monitor's moves (the queue stolen, the LIFO taken) are seen.
-            match self.claim.load(Ordering::Acquire) {
-                RETAKEN => return false,
-                // Undecided on the poll that just ended: the monitor is
-                // between its two stores, a few instructions apart.
-                c if c == ended => wait_a_little(&mut spins),
-                // Withdrawn, or a claim on an older poll (always withdrawn).
-                _ => return true,
-            }
-        }
-    }
-
-    /// `end_poll` without the owner's half of the barrier: its look at
-    /// `claim` may be served before its store is seen. Kept for the model
-    /// test that shows the model catches it (both sides keep the slot).
+    /// The first version of `end_poll`: it CASes from whatever it reads,
+    /// so after a retake it "succeeds" from `RETAKEN` and the owner stays
+    /// on a slot the monitor gave away. Kept for the model test that
+    /// shows the model catches it.
     #[cfg(all(test, loom))]
-    pub(crate) fn end_poll_without_barrier_for_test(&self) -> bool {
+    pub(crate) fn end_poll_blind_for_test(&self) -> bool {
         let s = self.hot.poll.load(Ordering::Relaxed);
-        self.hot.poll.store(s.wrapping_add(1), Ordering::Release);
-        if self.claim.load(Ordering::Relaxed) == NONE {
-            return true;
-        }
-        self.end_poll_claimed(s)
+        self.hot
+            .poll
+            .compare_exchange(s, s.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// The poll the owner is inside, if any: its sequence number, for
@@ -283,70 +230,58 @@ impl Slot {
     pub(crate) fn current_poll(&self) -> Option<u64> {
         // Acquire: pairs with `begin_poll`.
         let s = self.hot.poll.load(Ordering::Acquire);
-        (s % 2 == 1 && !self.is_retaken()).then_some(s)
+        (s % 2 == 1 && s != RETAKEN).then_some(s)
     }
 
     /// `true` while a thread runs a poll on this slot: its owner, or a
     /// thread handed off from it that has not left yet.
     pub(crate) fn is_polling(&self) -> bool {
         // Acquire: pairs with `begin_poll`.
-        self.hot.poll.load(Ordering::Acquire) % 2 == 1 || self.is_retaken()
+        self.hot.poll.load(Ordering::Acquire) % 2 == 1
     }
 
-    /// `true` once the monitor retook the slot, until the thread it took
-    /// it from leaves.
-    #[inline]
+    /// `true` once the monitor retook the slot (for the models).
+    #[cfg(all(test, loom))]
     pub(crate) fn is_retaken(&self) -> bool {
-        // Acquire: pairs with the verdict's Release store.
-        self.claim.load(Ordering::Acquire) == RETAKEN
+        // Relaxed: the owner reads its own slot; a stale `false` only sends
+        // one more task to the LIFO, which the owner hands on as it leaves.
+        self.hot.poll.load(Ordering::Relaxed) == RETAKEN
     }
 
-    /// The owner, inside a poll, has just queued tasks (the LIFO slot, the
-    /// local queue): `true` if the monitor may be taking the slot's work
-    /// (a claim or a retake), in which case the caller takes back what it
-    /// can and hands it to the injector. Otherwise the monitor, if it
-    /// retakes this poll later, sees what was queued (see the module docs).
+    /// The owner, inside a poll, has just pushed to the LIFO slot: `true`
+    /// if the monitor retook the slot meanwhile, in which case the caller
+    /// takes back what it can and hands it to the injector. Otherwise the
+    /// monitor, if it retakes this poll later, finds what was pushed (see
+    /// the module docs).
     #[inline]
-    pub(crate) fn claimed_after_push(&self) -> bool {
-        barrier::light();
-        // Relaxed: ordered by the barrier.
-        self.claim.load(Ordering::Relaxed) != NONE
+    pub(crate) fn retaken_after_push(&self) -> bool {
+        seq_cst_order_for_loom();
+        // SeqCst: after the push's SeqCst swap, against `retake`'s SeqCst
+        // CAS and the monitor's SeqCst take (see the module docs).
+        self.hot.poll.load(Ordering::SeqCst) == RETAKEN
     }
 
     /// The monitor takes the slot from an owner stuck in poll `seen`.
-    /// `false` if that poll has ended meanwhile. Only the monitor calls it,
-    /// under its lock, one slot at a time.
+    /// `false` if that poll has ended meanwhile.
     #[must_use = "`true` means the monitor now owns the slot's work"]
     pub(crate) fn retake(&self, seen: u64) -> bool {
         debug_assert!(seen % 2 == 1);
-        // Relaxed: ordered by the barrier.
-        self.claim.store(seen, Ordering::Relaxed);
-        // The monitor's half of the Dekker pair (see the module docs).
-        if !barrier::heavy() {
-            // No barrier, no decision: withdraw (an owner waiting on the
-            // verdict keeps the slot).
-            self.claim.store(NONE, Ordering::Release);
-            return false;
-        }
-        // Acquire: pairs with `end_poll`'s Release store.
-        let won = self.hot.poll.load(Ordering::Acquire) == seen;
-        // Release: an owner waiting on the verdict sees it, and what the
-        // monitor did before.
-        self.claim
-            .store(if won { RETAKEN } else { NONE }, Ordering::Release);
+        // SeqCst: pairs with `end_poll` (AcqRel would do) and orders the
+        // take that follows against the owner's push and look (see
+        // `retaken_after_push`).
+        let won = self
+            .hot
+            .poll
+            .compare_exchange(seen, RETAKEN, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok();
+        seq_cst_order_for_loom();
         won
     }
 
-    /// Puts `task` in the LIFO slot; returns the task it displaced. Only
-    /// the owner calls it.
+    /// Puts `task` in the LIFO slot; returns the task it displaced.
     #[inline]
     pub(crate) fn push_lifo(&self, task: Notified) -> Option<Notified> {
-        if self.hot.lifo.is_some() {
-            self.hot.lifo.swap(Some(task))
-        } else {
-            self.hot.lifo.put(task);
-            None
-        }
+        self.hot.lifo.swap(Some(task))
     }
 
     /// Takes the LIFO slot's task.
@@ -365,95 +300,17 @@ impl Slot {
     }
 }
 
-/// Spins, then yields, while the monitor finishes a retake.
-fn wait_a_little(spins: &mut u32) {
-    *spins += 1;
+/// Nothing, except under loom: a `SeqCst` fence. The push-then-look
+/// argument rests on the single order of `SeqCst` operations (a swap and
+/// a load on one side, a CAS and a load on the other: the store-buffering
+/// outcome is forbidden), which loom does not model for accesses (it
+/// treats them as acquire/release) but does for fences. A fence after each
+/// side's store stands for that order in the model; the real code needs
+/// none.
+#[inline(always)]
+fn seq_cst_order_for_loom() {
     #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(loom))]
-    if *spins < 64 {
-        std::hint::spin_loop();
-    } else {
-        // The monitor's thread may have been switched out between its
-        // two stores.
-        std::thread::yield_now();
-    }
-}
-
-/// The asymmetric barrier of the hand-shake: [`light`] on the owner's
-/// every poll, [`heavy`] on the monitor's rare retake.
-mod barrier {
-    /// `membarrier(2)` commands (`linux/membarrier.h`).
-    #[cfg(not(loom))]
-    const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
-    #[cfg(not(loom))]
-    const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
-
-    /// Whether the heavy half is `membarrier`: decided once, before the
-    /// first slot exists, so before any worker starts (a thread's start
-    /// orders this store before everything it reads).
-    #[cfg(not(loom))]
-    static EXPEDITED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    #[cfg(not(loom))]
-    static INIT: std::sync::Once = std::sync::Once::new();
-
-    /// Registers the process for expedited private barriers, once.
-    pub(super) fn init() {
-        #[cfg(not(loom))]
-        INIT.call_once(|| {
-            let registered = membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED);
-            // Relaxed: published by `call_once` and by the thread starts
-            // that follow it.
-            EXPEDITED.store(registered, std::sync::atomic::Ordering::Relaxed);
-        });
-    }
-
-    #[cfg(not(loom))]
-    fn expedited() -> bool {
-        // Relaxed: stored once before any reader existed (see `EXPEDITED`).
-        EXPEDITED.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    #[cfg(not(loom))]
-    fn membarrier(cmd: libc::c_int) -> bool {
-        // SAFETY: `membarrier` takes two integers and touches no memory of
-        // ours; an unknown command or a refusal is an error return.
-        unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0, 0) == 0 }
-    }
-
-    /// The owner's half: keeps the compiler from moving the owner's load
-    /// above its store; the heavy half orders them in the processor.
-    #[inline(always)]
-    pub(super) fn light() {
-        #[cfg(not(loom))]
-        if expedited() {
-            std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        } else {
-            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        }
-        #[cfg(loom)]
-        loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// The monitor's half: a full barrier on every running thread of the
-    /// process, this one included. `false` if the kernel refused it (it
-    /// cannot once the process registered, but nothing on the netpoll
-    /// thread may panic): the caller then decides nothing.
-    #[must_use]
-    pub(super) fn heavy() -> bool {
-        #[cfg(not(loom))]
-        {
-            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-            let ok = !expedited() || membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
-            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-            ok
-        }
-        #[cfg(loom)]
-        {
-            loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
-            true
-        }
-    }
+    crate::loom::fence(Ordering::SeqCst);
 }
 
 /// One task, in an atomic pointer.
@@ -467,32 +324,25 @@ impl Lifo {
     #[inline]
     fn swap(&self, task: Option<Notified>) -> Option<Notified> {
         let new = task.map_or(ptr::null_mut(), |t| t.into_ptr().as_ptr());
-        // AcqRel: the task's state written before the push is visible to
-        // whoever takes it.
-        let old = self.0.swap(new, Ordering::AcqRel);
+        // SeqCst: the task's state written before the push is visible to
+        // whoever takes it (AcqRel would do), and the owner's push and the
+        // monitor's take are ordered against the retake (see the module
+        // docs).
+        let old = self.0.swap(new, Ordering::SeqCst);
         // SAFETY: a non-null value here was put by `swap` from a
         // `Notified` whose reference it carries, and the swap just took
         // it out, so this is its only owner.
         NonNull::new(old).map(|p| unsafe { Notified::from_ptr(p) })
     }
 
-    /// Puts `task` in the empty slot with a plain store. Only the owner,
-    /// the slot's one pusher, may: it saw the slot empty, and nobody else
-    /// makes it non-empty, so the store replaces nothing. A taker's swap
-    /// racing with it finds either nothing or `task`, never both.
-    #[inline]
-    fn put(&self, task: Notified) {
-        // Release: pairs with the taker's swap (AcqRel), so the task's
-        // state written before the push is visible to whoever takes it.
-        self.0.store(task.into_ptr().as_ptr(), Ordering::Release);
-    }
-
     #[inline]
     fn is_some(&self) -> bool {
-        // Relaxed: the owner is the only thread that pushes, so it sees its
-        // own pushes; a task the monitor took meanwhile makes the swap that
-        // follows find nothing, which it reports.
-        !self.0.load(Ordering::Relaxed).is_null()
+        // SeqCst: the monitor's look after a retake must see a push that
+        // came before the owner's look at the sequence (see the module
+        // docs); on the owner's side, it sees its own pushes, and a task
+        // the monitor took meanwhile makes the swap that follows find
+        // nothing, which it reports.
+        !self.0.load(Ordering::SeqCst).is_null()
     }
 }
 

@@ -167,12 +167,29 @@ fn schedule_on_worker(
         if spawned {
             cx.pending_spawns.set(cx.pending_spawns.get() + 1);
         }
-        let mut notify = if is_yield {
+        let notify = if is_yield {
+            // Queued as its poll returns: if the slot was retaken
+            // meanwhile, `end_poll` says so next and the thread hands its
+            // queue on as it leaves.
             core.push_back(shared, task);
             core.check_injector = true;
             true
         } else {
-            match slot.push_lifo(task) {
+            let prev = slot.push_lifo(task);
+            // Pushed first, then a look at the sequence (see `slot.rs`): a
+            // monitor retaking this very poll may already have emptied the
+            // slot, and the task would wait for the stuck poll to return.
+            // Hand it to the injector instead, with the task it displaced.
+            if slot.retaken_after_push() {
+                let mut tasks: Vec<Notified> = slot.take_lifo().into_iter().chain(prev).collect();
+                if !tasks.is_empty() {
+                    shared.injector.push_batch(&mut tasks);
+                    drop(core);
+                    shared.notify_parked();
+                }
+                return;
+            }
+            match prev {
                 Some(prev) => {
                     core.push_back(shared, prev);
                     true
@@ -180,20 +197,6 @@ fn schedule_on_worker(
                 None => false,
             }
         };
-        // Pushed first, then a look at the monitor (see `slot.rs`): a
-        // monitor retaking this very poll may already have emptied the
-        // queues, and what was just queued would wait for the stuck poll
-        // to return. Hand it to the injector instead.
-        if slot.claimed_after_push() {
-            let mut tasks: Vec<Notified> = slot.take_lifo().into_iter().collect();
-            while let Some(t) = core.local.pop() {
-                tasks.push(t);
-            }
-            if !tasks.is_empty() {
-                shared.injector.push_batch(&mut tasks);
-                notify = true;
-            }
-        }
         drop(core);
         if notify {
             shared.notify_parked();
