@@ -192,6 +192,18 @@ fn schedule_on_worker(
             match prev {
                 Some(prev) => {
                     core.push_back(shared, prev);
+                    // The displaced task went to the local queue, whose
+                    // push is no `SeqCst` store: with a fence, look again,
+                    // so that a retake since the first look (whose steal
+                    // may have missed it) does not strand it either.
+                    crate::loom::fence(crate::loom::Ordering::SeqCst);
+                    if slot.retaken_after_push() {
+                        let mut tasks: Vec<Notified> = slot.take_lifo().into_iter().collect();
+                        while let Some(t) = core.local.pop() {
+                            tasks.push(t);
+                        }
+                        shared.injector.push_batch(&mut tasks);
+                    }
                     true
                 }
                 None => false,
