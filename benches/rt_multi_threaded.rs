@@ -37,6 +37,11 @@
 //! stopped (and joined) after every timed iteration, so the other runtime
 //! never runs while the busy tasks of one are spinning.
 //!
+//! `GOPARK_BENCH_ONLY=gopark` (or `tokio`) runs one runtime alone: with a
+//! fixed iteration count, that is what `valgrind --tool=callgrind` counts
+//! (instructions per spawn or per poll: the difference between two
+//! iteration counts, divided by the tasks of the extra iterations).
+//!
 //! ```text
 //! cargo bench --bench rt_multi_threaded            # every workload
 //! cargo bench --bench rt_multi_threaded -- ping    # names containing "ping"
@@ -299,24 +304,52 @@ macro_rules! case {
 /// Builds both runtimes, warms them up and times `iters` interleaved
 /// iterations of each. Returns the medians (gopark, tokio).
 fn run_case(case: &Case, workers: usize, iters: usize) -> (Duration, Duration) {
-    let g = Gopark::build(workers);
-    let t = Tokio::build(workers);
-    for _ in 0..WARMUP_ITERS {
-        (case.gopark)(&g, workers);
-        (case.tokio)(&t, workers);
-    }
+    // `GOPARK_BENCH_ONLY=gopark` (or `tokio`) runs one runtime alone, e.g.
+    // under `valgrind --tool=callgrind`; the other's figure is then zero.
+    let only = std::env::var("GOPARK_BENCH_ONLY").unwrap_or_default();
+    let (run_g, run_t) = match only.as_str() {
+        "" => (true, true),
+        "gopark" => (true, false),
+        "tokio" => (false, true),
+        other => panic!("GOPARK_BENCH_ONLY must be gopark or tokio, got {other:?}"),
+    };
+    let g = run_g.then(|| Gopark::build(workers));
+    let t = run_t.then(|| Tokio::build(workers));
+    let run_g = |gs: &mut Vec<Duration>| {
+        if let Some(g) = &g {
+            gs.push((case.gopark)(g, workers));
+        }
+    };
+    let run_t = |ts: &mut Vec<Duration>| {
+        if let Some(t) = &t {
+            ts.push((case.tokio)(t, workers));
+        }
+    };
     let mut gs = Vec::with_capacity(iters);
     let mut ts = Vec::with_capacity(iters);
+    for _ in 0..WARMUP_ITERS {
+        run_g(&mut gs);
+        run_t(&mut ts);
+    }
+    gs.clear();
+    ts.clear();
     for i in 0..iters {
         if i % 2 == 0 {
-            gs.push((case.gopark)(&g, workers));
-            ts.push((case.tokio)(&t, workers));
+            run_g(&mut gs);
+            run_t(&mut ts);
         } else {
-            ts.push((case.tokio)(&t, workers));
-            gs.push((case.gopark)(&g, workers));
+            run_t(&mut ts);
+            run_g(&mut gs);
         }
     }
-    (median(gs), median(ts))
+    let med = |v: Vec<Duration>| {
+        if v.is_empty() {
+            Duration::ZERO
+        } else {
+            median(v)
+        }
+    };
+    (med(gs), med(ts))
 }
 
 fn main() {
@@ -359,10 +392,11 @@ fn main() {
         let (g, t) = run_case(case, workers, iters);
         let g_us = g.as_secs_f64() * 1e6;
         let t_us = t.as_secs_f64() * 1e6;
-        println!(
-            "| {} | {g_us:.1} | {t_us:.1} | {:.2} |",
-            case.name,
-            g_us / t_us
-        );
+        let ratio = if t_us > 0.0 {
+            format!("{:.2}", g_us / t_us)
+        } else {
+            "-".to_string()
+        };
+        println!("| {} | {g_us:.1} | {t_us:.1} | {ratio} |", case.name);
     }
 }

@@ -185,10 +185,16 @@ fn install_sigquit(handle: &Handle) -> Option<(Arc<AtomicBool>, signal_hook_regi
 }
 
 /// One schedtrace line: gauges as they are, counters since `last`.
+///
+/// It runs on the netpoll thread, where nothing may panic, so no figure
+/// here can overflow: every difference saturates at 0 (a counter read as
+/// an older value than the line before it would otherwise underflow) and
+/// every sum saturates at `u64::MAX`.
 fn line(age: Duration, now: &MetricsSnapshot, last: &MetricsSnapshot) -> String {
     let sum = |s: &MetricsSnapshot, f: fn(&super::WorkerSnapshot) -> u64| -> u64 {
-        s.workers.iter().map(f).sum()
+        s.workers.iter().map(f).fold(0, u64::saturating_add)
     };
+    let since = |now: u64, last: u64| now.saturating_sub(last);
     let localq: Vec<String> = now
         .workers
         .iter()
@@ -201,29 +207,64 @@ fn line(age: Duration, now: &MetricsSnapshot, last: &MetricsSnapshot) -> String 
          by_workers=+{} standby={}ms fds={} timers: armed=+{} fired=+{} cancelled=+{} \
          deadlines=+{} blocking={}/{}",
         age.as_millis(),
-        workers - now.parked_workers.min(workers),
+        workers.saturating_sub(now.parked_workers),
         now.parked_workers,
         now.searching_workers,
-        now.blocked_worker_handoffs - last.blocked_worker_handoffs,
+        since(now.blocked_worker_handoffs, last.blocked_worker_handoffs),
         now.global_queue_depth,
         localq.join(" "),
         now.alive_tasks,
-        now.spawned_tasks - last.spawned_tasks,
-        sum(now, |w| w.polls) - sum(last, |w| w.polls),
-        sum(now, |w| w.steals) - sum(last, |w| w.steals),
-        sum(now, |w| w.parks) - sum(last, |w| w.parks),
-        now.netpoll_wakeups - last.netpoll_wakeups,
-        now.netpoll_events - last.netpoll_events,
-        now.netpoll_polls_by_workers - last.netpoll_polls_by_workers,
+        since(now.spawned_tasks, last.spawned_tasks),
+        since(sum(now, |w| w.polls), sum(last, |w| w.polls)),
+        since(sum(now, |w| w.steals), sum(last, |w| w.steals)),
+        since(sum(now, |w| w.parks), sum(last, |w| w.parks)),
+        since(now.netpoll_wakeups, last.netpoll_wakeups),
+        since(now.netpoll_events, last.netpoll_events),
+        since(now.netpoll_polls_by_workers, last.netpoll_polls_by_workers),
         now.netpoll_standby
             .saturating_sub(last.netpoll_standby)
             .as_millis(),
         now.registered_fds,
-        now.timers_armed - last.timers_armed,
-        now.timers_fired - last.timers_fired,
-        now.timers_cancelled - last.timers_cancelled,
-        now.deadlines_expired - last.deadlines_expired,
+        since(now.timers_armed, last.timers_armed),
+        since(now.timers_fired, last.timers_fired),
+        since(now.timers_cancelled, last.timers_cancelled),
+        since(now.deadlines_expired, last.deadlines_expired),
         now.blocking_threads,
         now.blocking_idle,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A counter that reads lower than on the line before (a lost update,
+    /// or a worker's figures read mid-hand-off) must not panic the netpoll
+    /// thread: the line says `+0`.
+    #[test]
+    fn a_counter_going_backwards_prints_zero() {
+        let last = MetricsSnapshot {
+            spawned_tasks: 10,
+            netpoll_wakeups: 5,
+            workers: vec![
+                super::super::WorkerSnapshot {
+                    polls: 7,
+                    ..Default::default()
+                };
+                2
+            ],
+            ..Default::default()
+        };
+        let now = MetricsSnapshot {
+            spawned_tasks: 9,
+            workers: vec![Default::default(); 2],
+            parked_workers: 3,
+            ..Default::default()
+        };
+        let text = line(Duration::from_millis(1), &now, &last);
+        assert!(text.contains("spawned=+0"), "{text}");
+        assert!(text.contains("polls=+0"), "{text}");
+        assert!(text.contains("wakeups=+0"), "{text}");
+        assert!(text.contains("running=0"), "{text}");
+    }
 }

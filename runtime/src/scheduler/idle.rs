@@ -107,6 +107,14 @@ impl Idle {
         Some(worker)
     }
 
+    /// `true` if a worker may need waking: a plain look, without the
+    /// fence of [`worker_to_wake`](Self::worker_to_wake), for a caller
+    /// that falls back on that fenced look when this says no.
+    #[inline]
+    pub(crate) fn may_wake(&self) -> bool {
+        self.should_wake()
+    }
+
     #[inline]
     fn should_wake(&self) -> bool {
         let s = self.state.load(Ordering::SeqCst);

@@ -241,3 +241,80 @@ fn a_task_handed_off_to_a_parking_worker_is_run_once() {
         assert!(!parker.has_task());
     });
 }
+
+// A task queued inside the poll that the monitor is retaking (bug: it
+// waited in the stuck slot until the poll returned). The owner pushes to
+// the LIFO slot and then looks at the claim (`schedule_local`); the
+// monitor retakes and empties the slot (`move_queued`). Whatever the
+// interleaving, once both are done the task is not left in the slot of a
+// retaken owner that is still stuck in its poll.
+// ---------------------------------------------------------------------
+
+/// The injector, reduced to what was pushed to it.
+type Injector = crate::loom::Mutex<Vec<Notified>>;
+
+/// The owner's `schedule_local` inside a poll, as it is now: push, then
+/// look; if the monitor retook the slot, take the task back and hand it to
+/// the injector.
+fn push_then_look(slot: &Slot, injector: &Injector) {
+    assert!(slot.push_lifo(a_task()).is_none());
+    if slot.retaken_after_push() {
+        injector.lock().extend(slot.take_lifo());
+    }
+}
+
+/// The first `schedule_local`: a look at the slot, then the push.
+fn look_then_push(slot: &Slot, injector: &Injector) {
+    if slot.is_retaken() {
+        injector.lock().push(a_task());
+        return;
+    }
+    assert!(slot.push_lifo(a_task()).is_none());
+}
+
+fn queued_during_a_retake(schedule: fn(&Slot, &Injector)) {
+    loom::model(move || {
+        let local = Worker::new_fifo();
+        let slot = Arc::new(Slot::new(&local));
+        let injector = Arc::new(Injector::new(Vec::new()));
+        slot.begin_poll(0);
+        let seen = slot.current_poll().expect("inside a poll");
+
+        let monitor = {
+            let (slot, injector) = (slot.clone(), injector.clone());
+            thread::spawn(move || {
+                let won = slot.retake(seen);
+                if won {
+                    // `move_queued`: the LIFO slot to the injector.
+                    injector.lock().extend(slot.take_lifo());
+                }
+                won
+            })
+        };
+        // The owner, stuck in its poll, wakes a task onto its worker.
+        schedule(&slot, &injector);
+        let retaken = monitor.join().unwrap();
+
+        // The poll has not returned: the slot's LIFO is the stuck owner's.
+        let stuck = usize::from(slot.has_lifo());
+        let handed_on = injector.lock().len();
+        assert!(retaken, "the owner is inside the poll: the retake wins");
+        assert_eq!(stuck + handed_on, 1, "the task was lost or doubled");
+        assert_eq!(stuck, 0, "the task waits in a retaken slot");
+        // The owner's poll returns: it learns it lost the slot.
+        assert!(!slot.end_poll());
+    });
+}
+
+#[test]
+fn a_task_queued_during_a_retake_is_handed_on() {
+    queued_during_a_retake(push_then_look);
+}
+
+/// The model catches the bug it was written for: looking before the push
+/// leaves the task in the retaken slot.
+#[test]
+#[should_panic(expected = "the task waits in a retaken slot")]
+fn seeded_bug_look_then_push_strands_the_task() {
+    queued_during_a_retake(look_then_push);
+}

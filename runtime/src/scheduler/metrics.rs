@@ -5,9 +5,17 @@
 //! (no locked instruction, no cache line shared with another writer), and
 //! a reader on another thread sees each counter as some recent value. The
 //! counters only grow. A worker handed off while stuck in a poll stops
-//! counting the moment its slot is retaken; the thread that takes its
-//! place goes on in the same `WorkerMetrics`, so a worker's figures are
-//! its own across hand-offs.
+//! counting when its slot is retaken; the thread that takes its place goes
+//! on in the same `WorkerMetrics`, so a worker's figures are its own across
+//! hand-offs.
+//!
+//! One writer at a time is what makes a plain store exact, so a thread
+//! writes its worker's counters only where it knows it owns the slot:
+//! between polls, after `end_poll` said so. What it counts *inside* a poll
+//! (spawns) waits in the thread until the poll ends: the stuck thread
+//! cannot know that a replacement writes the same counters meanwhile, and
+//! after a retake its pending spawns go to the spawns from outside (an
+//! atomic add) instead. So `spawned_tasks` never goes backwards.
 
 use crate::counter::Counter;
 

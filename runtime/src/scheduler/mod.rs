@@ -15,7 +15,9 @@
 //! * A task woken *from outside* (the netpoll thread, a `std::thread`, a
 //!   blocking thread) is handed straight to one parked worker, or pushed to
 //!   the injector when no worker needs waking (see [`idle`] and
-//!   `Shared::hand_off`).
+//!   `Shared::hand_off`). A task *spawned* from outside goes to the
+//!   injector, and wakes a worker only if none is searching
+//!   (`Shared::inject`).
 //! * A local queue past [`LOCAL_QUEUE_CAPACITY`] moves half of its tasks to
 //!   the injector, where any worker can take them.
 //! * Every [`GLOBAL_POLL_INTERVAL`] ticks a worker looks at the injector
@@ -168,11 +170,6 @@ impl Shared {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        if !worker::count_spawn(self) {
-            // Relaxed: a counter; off the workers, spawning is rare.
-            self.remote_spawns
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
         let (notified, owned_ref, join) = task::new_task(future, self.clone(), spawned_at);
         if let Err(owned_ref) = self.owned.bind(owned_ref) {
             // Shut down: the task is cancelled before it ever runs.
@@ -180,8 +177,37 @@ impl Shared {
             owned_ref.drop_reference();
             return join;
         }
-        self.schedule_task(notified, false);
+        // On a worker, queued there and counted as its spawn.
+        let Err(task) = worker::schedule_spawned(self, notified) else {
+            return join;
+        };
+        // Relaxed: a counter; off the workers, spawning is rare.
+        self.remote_spawns
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        task.note_spawn_time();
+        if let Err(task) = batch::push(self, task) {
+            self.inject(task);
+        }
         join
+    }
+
+    /// Queues a task spawned off the workers in the injector and wakes a
+    /// worker if none is searching. Not handed straight to a parked worker
+    /// (`hand_off`): a thread that spawns many tasks would wake a worker
+    /// for each one that finds a worker parked, where a worker woken for
+    /// the injector takes a batch.
+    fn inject(&self, task: Notified) {
+        if self.is_shutdown() {
+            // As in `hand_off`.
+            drop(task);
+            return;
+        }
+        self.injector.push(task);
+        self.notify_parked();
+        if self.shutdown.load(Ordering::SeqCst) {
+            // As in `hand_off`.
+            self.drain_injector();
+        }
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -189,12 +215,7 @@ impl Shared {
     }
 
     fn schedule_task(self: &Arc<Self>, task: Notified, is_yield: bool) {
-        let Err(task) = worker::schedule_local(self, task, is_yield) else {
-            return;
-        };
-        // On the netpoll thread, delivering a batch: queue it with the rest
-        // (the delivering thread holds the scheduler alive).
-        let Err(task) = batch::push(self, task) else {
+        let Err(task) = self.schedule_here(task, is_yield) else {
             return;
         };
         // Off this runtime's workers (which hold the scheduler alive), the
@@ -203,6 +224,17 @@ impl Shared {
         // one of our own meanwhile.
         let shared = Arc::clone(self);
         shared.hand_off(task, &mut Vec::new());
+    }
+
+    /// Queues `task` on this thread's worker, or in the netpoll thread's
+    /// delivery batch (the delivering thread holds the scheduler alive);
+    /// gives it back on any other thread.
+    #[inline]
+    fn schedule_here(&self, task: Notified, is_yield: bool) -> Result<(), Notified> {
+        let Err(task) = worker::schedule_local(self, task, is_yield) else {
+            return Ok(());
+        };
+        batch::push(self, task)
     }
 
     /// Schedules tasks woken off the workers: `first` goes straight to one
@@ -230,7 +262,15 @@ impl Shared {
             // Pushed before the idle check below (the Dekker pair of `idle`).
             self.injector.push_batch(rest);
         }
-        if let Some(w) = self.idle.worker_to_wake(true) {
+        // A plain look first: under load no worker is parked, and the
+        // fenced look of `worker_to_wake` would only repeat the one of
+        // `notify_parked` below.
+        if let Some(w) = self
+            .idle
+            .may_wake()
+            .then(|| self.idle.worker_to_wake(true))
+            .flatten()
+        {
             self.slots[w].parker.unpark_with(first);
             self.io.worker_unparked();
         } else {

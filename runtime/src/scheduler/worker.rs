@@ -53,20 +53,20 @@ pub(crate) fn is_worker_of(shared: &Shared) -> bool {
     with_worker_of(shared, |_| ()).is_some()
 }
 
-/// Counts a spawn in this thread's worker metrics, if it is a worker of
-/// `shared` that still owns its slot. Returns `false` otherwise (the
-/// caller counts it as a spawn from outside): a stuck thread whose slot
-/// was retaken must not write the counters its replacement now owns.
+/// Schedules a task just spawned on this thread, if it is a worker of
+/// `shared`, and counts the spawn as the worker's; gives the task back
+/// otherwise (the caller counts it as a spawn from outside).
+///
+/// A spawn happens inside a poll, and inside a poll a thread cannot know
+/// whether the monitor is retaking its slot: if it is, the thread that
+/// takes its place writes the same worker's counters. So the spawn is
+/// counted in the thread's own `pending_spawns` and added to the worker's
+/// counters after the poll, once `end_poll` said the thread still owns the
+/// slot ([`WorkerCtx::poll`]); a thread that lost its slot adds them to the
+/// spawns from outside as it leaves. Each counter keeps one writer.
 #[inline]
-pub(crate) fn count_spawn(shared: &Shared) -> bool {
-    with_worker_of(shared, |cx| {
-        let owned = !cx.slot().is_retaken();
-        if owned {
-            cx.metrics().spawns.add(1);
-        }
-        owned
-    })
-    .unwrap_or(false)
+pub(crate) fn schedule_spawned(shared: &Shared, task: Notified) -> Result<(), Notified> {
+    schedule_on_worker(shared, task, false, true)
 }
 
 /// Returns `true` on any runtime's worker thread.
@@ -89,6 +89,8 @@ pub(crate) struct WorkerCtx {
     busy_since: std::cell::Cell<std::time::Instant>,
     /// Set when the monitor retook the slot: the thread leaves.
     retaken: std::cell::Cell<bool>,
+    /// Spawns made since the last poll ended (see [`count_spawn`]).
+    pending_spawns: std::cell::Cell<u64>,
     /// Never borrowed across a task poll: a task that wakes another task on
     /// this worker borrows it to push.
     core: RefCell<Core>,
@@ -135,33 +137,73 @@ impl Core {
 
 /// Schedules `task` on this thread's worker if it is a worker of `shared`.
 /// Gives the task back otherwise.
+#[inline]
 pub(crate) fn schedule_local(
     shared: &Shared,
     task: Notified,
     is_yield: bool,
+) -> Result<(), Notified> {
+    schedule_on_worker(shared, task, is_yield, false)
+}
+
+/// `schedule_local`, counting a spawn if `spawned` (one look at the
+/// thread-local worker for both).
+#[inline]
+fn schedule_on_worker(
+    shared: &Shared,
+    task: Notified,
+    is_yield: bool,
+    spawned: bool,
 ) -> Result<(), Notified> {
     // The task is taken out of `task` only if this thread is one of the
     // runtime's workers and can reach its queues; otherwise it is handed back.
     let mut task = Some(task);
     with_worker_of(shared, |cx| {
         let slot = cx.slot();
-        if slot.is_retaken() {
-            // Stuck and handed off: whatever this worker queues now would
-            // wait for its poll to return.
-            return;
-        }
         let Ok(mut core) = cx.core.try_borrow_mut() else {
             return;
         };
         let task = task.take().expect("task scheduled twice");
+        if spawned {
+            cx.pending_spawns.set(cx.pending_spawns.get() + 1);
+        }
         let notify = if is_yield {
+            // Queued as its poll returns: if the slot was retaken
+            // meanwhile, `end_poll` says so next and the thread hands its
+            // queue on as it leaves.
             core.push_back(shared, task);
             core.check_injector = true;
             true
         } else {
-            match slot.push_lifo(task) {
+            let prev = slot.push_lifo(task);
+            // Pushed first, then a look at the sequence (see `slot.rs`): a
+            // monitor retaking this very poll may already have emptied the
+            // slot, and the task would wait for the stuck poll to return.
+            // Hand it to the injector instead, with the task it displaced.
+            if slot.retaken_after_push() {
+                let mut tasks: Vec<Notified> = slot.take_lifo().into_iter().chain(prev).collect();
+                if !tasks.is_empty() {
+                    shared.injector.push_batch(&mut tasks);
+                    drop(core);
+                    shared.notify_parked();
+                }
+                return;
+            }
+            match prev {
                 Some(prev) => {
                     core.push_back(shared, prev);
+                    // The displaced task went to the local queue, whose
+                    // push is no `SeqCst` store: with a fence, look again,
+                    // so that a retake since the first look (whose steal
+                    // may have missed it) does not strand it either.
+                    crate::loom::fence(crate::loom::Ordering::SeqCst);
+                    if slot.retaken_after_push() {
+                        let mut tasks: Vec<Notified> = slot.take_lifo().into_iter().collect();
+                        while let Some(t) = core.local.pop() {
+                            tasks.push(t);
+                        }
+                        shared.injector.push_batch(&mut tasks);
+                    }
                     true
                 }
                 None => false,
@@ -189,6 +231,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, start: Start, local: Worker<Notifi
         index,
         busy_since: std::cell::Cell::new(std::time::Instant::now()),
         retaken: std::cell::Cell::new(false),
+        pending_spawns: std::cell::Cell::new(0),
         core: RefCell::new(Core {
             local,
             tick: 0,
@@ -199,11 +242,13 @@ pub(crate) fn run_worker(shared: Arc<Shared>, start: Start, local: Worker<Notifi
         io_wakers: RefCell::new(Vec::new()),
     });
     WORKER.with(|w| *w.borrow_mut() = Some(cx.clone()));
+    crate::task::refresh_clock();
     cx.run();
     WORKER.with(|w| *w.borrow_mut() = None);
     if cx.retaken.get() {
         cx.leave();
     } else {
+        cx.count_pending_spawns();
         cx.drain();
     }
 }
@@ -282,6 +327,8 @@ impl WorkerCtx {
         core.tick = core.tick.wrapping_add(1);
         if core.tick % GLOBAL_POLL_INTERVAL == 0 {
             drop(core);
+            // The time that spawns and parks note, for the task dump.
+            crate::task::refresh_clock();
             self.poll_io();
             core = self.core.borrow_mut();
             if let Some(task) = self.pop_injector(&core) {
@@ -409,10 +456,20 @@ impl WorkerCtx {
         slot.begin_poll(task.addr());
         task.run();
         if slot.end_poll() {
+            // Still the owner: the spawns of the poll are this worker's.
+            if self.pending_spawns.get() != 0 {
+                self.count_pending_spawns();
+            }
             return true;
         }
         self.retaken.set(true);
         false
+    }
+
+    /// Adds the spawns counted since the last poll to the worker's
+    /// counters. Only while this thread owns the slot.
+    fn count_pending_spawns(&self) {
+        self.metrics().spawns.add(self.pending_spawns.replace(0));
     }
 
     fn park(&self) {
@@ -443,6 +500,7 @@ impl WorkerCtx {
         }
         let wakeup = self.slot().parker.park();
         self.busy_since.set(std::time::Instant::now());
+        crate::task::refresh_clock();
         let mut core = self.core.borrow_mut();
         // A task handed to us runs first; at shutdown `drain` drops it.
         if let Some(task) = wakeup.task {
@@ -470,6 +528,12 @@ impl WorkerCtx {
     /// spare, and lets the thread exit. The thread that took its place
     /// counts as the running worker, so nothing in `Idle` changes.
     fn leave(&self) {
+        // The worker's counters are its replacement's now: the spawns of
+        // the stuck poll count as spawns from outside. Relaxed: a counter.
+        self.shared.remote_spawns.fetch_add(
+            self.pending_spawns.replace(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let mut tasks = self.take_all();
         if !tasks.is_empty() {
             self.shared.injector.push_batch(&mut tasks);
@@ -487,5 +551,66 @@ impl WorkerCtx {
             tasks.push(t);
         }
         tasks
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    /// A task stuck in one poll (past the monitor's 10 ms) that spawns all
+    /// the while, beside its replacement spawning too: every spawn is
+    /// counted exactly once, by the worker that still owned the slot or as
+    /// a spawn from outside, and the total never goes backwards.
+    #[test]
+    fn spawns_of_a_stuck_poll_are_counted_once() {
+        let rt = crate::Builder::new()
+            .worker_threads(1)
+            .build()
+            .expect("runtime");
+        let metrics = rt.handle().metrics();
+        let before = metrics.spawned_tasks_count();
+        let (stuck, beside) = rt.block_on(async {
+            let stuck = crate::spawn(async {
+                let start = Instant::now();
+                let mut n = 0u64;
+                // Blocks its worker for 60 ms, spawning every 100 µs.
+                while start.elapsed() < Duration::from_millis(60) {
+                    drop(crate::spawn(async {}));
+                    n += 1;
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                n
+            });
+            // Spawned from `block_on` (outside), runs on the replacement.
+            let beside = crate::spawn(async {
+                let mut n = 0u64;
+                for _ in 0..200 {
+                    drop(crate::spawn(async {}));
+                    n += 1;
+                    crate::yield_now().await;
+                }
+                n
+            });
+            (stuck.await.expect("stuck"), beside.await.expect("beside"))
+        });
+        let mut last = before;
+        // The stuck thread counts its spawns when it leaves: wait for it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let want = before + 2 + stuck + beside;
+        loop {
+            let now = metrics.spawned_tasks_count();
+            assert!(now >= last, "spawned_tasks went back: {last} -> {now}");
+            last = now;
+            if now == want || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            metrics.blocked_worker_handoffs() >= 1,
+            "the stuck worker was handed off"
+        );
+        assert_eq!(last, want, "every spawn counted once");
     }
 }

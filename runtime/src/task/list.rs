@@ -13,14 +13,30 @@ const SHARD_BITS: usize = 5;
 const SHARDS: usize = 1 << SHARD_BITS;
 
 pub(crate) struct OwnedTasks {
-    shards: Box<[Mutex<Slab<RawTask>>]>,
+    shards: Box<[Shard]>,
     closed: AtomicBool,
+}
+
+/// One shard, on cache lines of its own: every spawn and every completion
+/// takes a shard's lock, and two workers doing so on neighbouring shards
+/// must not pass one line back and forth.
+#[repr(align(128))]
+struct Shard(Mutex<Slab<RawTask>>);
+
+impl std::ops::Deref for Shard {
+    type Target = Mutex<Slab<RawTask>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl OwnedTasks {
     pub(crate) fn new() -> OwnedTasks {
         OwnedTasks {
-            shards: (0..SHARDS).map(|_| Mutex::new(Slab::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Shard(Mutex::new(Slab::new())))
+                .collect(),
             closed: AtomicBool::new(false),
         }
     }

@@ -60,7 +60,7 @@ use std::future::Future;
 pub use join::{JoinError, JoinHandle};
 pub(crate) use list::OwnedTasks;
 pub(crate) use raw::{Header, RawTask};
-pub(crate) use trace::{record_wait, TaskInfo, Wait};
+pub(crate) use trace::{record_wait, refresh_clock, TaskInfo, Wait};
 
 /// What a task needs from whoever runs it.
 pub(crate) trait Schedule: Send + Sync + 'static {
@@ -96,6 +96,13 @@ impl Notified {
     /// The task's address: its identity while it lives.
     pub(crate) fn addr(&self) -> usize {
         self.0.addr()
+    }
+
+    /// Notes now, on the coarse clock, as the task's spawn time: for a
+    /// spawn off the workers, where the time they last read may be old
+    /// (see `trace.rs`).
+    pub(crate) fn note_spawn_time(&self) {
+        self.0.header().trace.note_spawn_time();
     }
 
     /// The task's pointer, carrying this reference (for a slot that keeps
@@ -134,6 +141,7 @@ impl Drop for Notified {
 
 /// Allocates a task spawned at `spawned_at`. Returns the first `Notified`,
 /// the reference for the owned-task list, and the `JoinHandle`.
+#[inline]
 pub(crate) fn new_task<F, S>(
     future: F,
     scheduler: S,

@@ -80,6 +80,7 @@ impl RawTask {
     /// owned-task list's, the first `Notified`'s and the `JoinHandle`'s);
     /// this returns the first, and [`duplicate`](RawTask::duplicate) makes
     /// the other two.
+    #[inline]
     pub(crate) fn new<F, S>(
         future: F,
         scheduler: S,

@@ -10,10 +10,17 @@
 //! * when the poll returns `Pending`, an empty record becomes "something
 //!   else" (a channel, a lock…).
 //!
-//! Each park notes the time, on the kernel's coarse clock (a few
-//! nanoseconds to read, good to its tick), so the dump can say how long a
-//! task has waited; the start of a poll reads no clock (a per-poll clock
-//! read was measured at a tenth of a yield's cost). All of it is relaxed
+//! Each spawn and each park notes the time, so the dump can say how long a
+//! task has waited. Not from a clock: a clock read costs a spawn or a park
+//! a few percent (about 30 instructions through the vDSO, against some 900
+//! for a whole spawn), and the dump prints ages in milliseconds. The
+//! workers read the kernel's coarse clock when they wake and every
+//! `GLOBAL_POLL_INTERVAL` polls, with their look at the injector, and
+//! publish it ([`refresh_clock`]); a spawn or a park on a worker copies the
+//! last value, which lags the coarse clock by at most that interval of
+//! polls (the other workers keep it fresh while one is stuck in a poll). A
+//! spawn off the workers, which they may have slept through, reads the
+//! clock itself. The start of a poll notes nothing. All of it is relaxed
 //! stores to the task's own header; nothing is recorded for a waker that
 //! is not a gopark task's (a future polled by another executor, or through
 //! a combinator with wakers of its own): the dump then says "idle".
@@ -66,13 +73,21 @@ pub(crate) struct Trace {
 }
 
 impl Trace {
+    #[inline]
     pub(crate) fn new(spawned_at: &'static Location<'static>) -> Trace {
         Trace {
             spawned_at,
             wait: AtomicU64::new(NONE),
             arg: AtomicU64::new(0),
-            since: AtomicU64::new(coarse_now()),
+            since: AtomicU64::new(recent_now()),
         }
+    }
+
+    /// The task was spawned off the workers: its spawn time is read from
+    /// the clock rather than copied.
+    pub(crate) fn note_spawn_time(&self) {
+        // Relaxed: as every field of the record.
+        self.since.store(coarse_now(), Ordering::Relaxed);
     }
 
     /// A poll starts: the record is about this poll only. (No clock is
@@ -90,7 +105,7 @@ impl Trace {
         if self.wait.load(Ordering::Relaxed) == NONE {
             self.wait.store(OTHER, Ordering::Relaxed);
         }
-        self.since.store(coarse_now(), Ordering::Relaxed);
+        self.since.store(recent_now(), Ordering::Relaxed);
     }
 
     fn record(&self, wait: Wait) {
@@ -159,6 +174,32 @@ fn encode_instant(at: Instant) -> u64 {
 
 fn decode_instant(v: u64) -> Option<Instant> {
     (v != 0).then(|| epoch() + Duration::from_nanos(v - 1))
+}
+
+/// The coarse clock as a worker last read it; 0 before any did.
+static RECENT: AtomicU64 = AtomicU64::new(0);
+
+/// Reads the coarse clock for [`recent_now`]: workers call it when they
+/// wake and every few dozen polls.
+pub(crate) fn refresh_clock() {
+    let now = coarse_now();
+    // Relaxed: a timestamp, published by nothing; a reader that sees an
+    // older one only reports an age a little longer. Stored only when the
+    // coarse clock moved (every few milliseconds): a store takes the line
+    // from every core that reads it at each spawn and park.
+    if RECENT.load(Ordering::Relaxed) != now {
+        RECENT.store(now, Ordering::Relaxed);
+    }
+}
+
+/// The coarse clock, as of the last [`refresh_clock`] (or read now, if
+/// no worker has run yet).
+#[inline]
+fn recent_now() -> u64 {
+    match RECENT.load(Ordering::Relaxed) {
+        0 => coarse_now(),
+        t => t,
+    }
 }
 
 /// `CLOCK_MONOTONIC_COARSE` in nanoseconds: a few nanoseconds to read,
