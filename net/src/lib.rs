@@ -30,6 +30,16 @@
 //! })
 //! .unwrap();
 //! ```
+//!
+//! # tokio's I/O traits
+//!
+//! The streams implement the futures-io traits always. With the feature
+//! `tokio-io`, [`TcpStream`], [`UnixStream`] and their owned halves also
+//! implement `tokio::io::AsyncRead` and `AsyncWrite`, with tokio as a
+//! trait-only dependency (no default features: no runtime, reactor or
+//! clock), so crates written against tokio's traits (tokio-util's codecs,
+//! tokio-rustls, tokio-postgres) run on gopark's netpoller. Shutting down
+//! through `poll_shutdown` shuts down the write direction.
 #![warn(missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -38,6 +48,8 @@ mod split;
 mod stream;
 mod sys;
 pub mod tcp;
+#[cfg(feature = "tokio-io")]
+mod tokio_io;
 mod udp;
 pub mod unix;
 
