@@ -489,8 +489,20 @@ impl tokio::io::AsyncSeek for File {
     }
 
     fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
-        // With no seek started, "where are we": a seek by 0 from here.
-        self.poll_seek_inner(cx, SeekFrom::Current(0))
+        let mut st = self.shared.lock();
+        if st.poll_idle(cx).is_pending() {
+            return Poll::Pending;
+        }
+        if let Some(res) = st.seek.take() {
+            return Poll::Ready(res);
+        }
+        // No seek started (tokio's `seek` asks this first, to let the
+        // operation in flight end): the position, with no trip to the
+        // pool. `lseek(fd, 0, SEEK_CUR)` reads the open file's offset and
+        // never waits for the disk; the caller stands behind it by the
+        // bytes read ahead.
+        let ahead = (st.end - st.pos) as u64;
+        Poll::Ready((&self.shared.std).stream_position().map(|p| p - ahead))
     }
 }
 

@@ -1,4 +1,4 @@
-//! Files and directories, with tokio's names: [`read`], [`write`],
+//! Files and directories, with tokio's names: [`read()`], [`write()`],
 //! [`read_dir`], [`File`], [`OpenOptions`]…
 //!
 //! # Why the blocking pool
@@ -25,7 +25,7 @@
 //!
 //! The cost is a thread hop per operation: a queue push, a pool thread's
 //! wake-up and the task's wake-up, some microseconds. Operations are made
-//! large to amortize it: [`read`] and [`write`] of a whole file are one
+//! large to amortize it: [`read()`] and [`write()`] of a whole file are one
 //! hop each, and [`File`] moves up to 2 MiB per hop. `benches/fs.rs`
 //! measures this against `tokio::fs`, which pays the same hop.
 //!
