@@ -19,6 +19,10 @@
 //! position; a write, a seek or `set_len` first moves the position back
 //! over them, so the file reads and writes exactly where the caller
 //! expects.
+//!
+//! As with tokio's `File`, a seek whose future is dropped before it ends
+//! leaves its result for the next seek to collect: seek to an absolute
+//! position after cancelling one.
 
 use std::fmt;
 use std::future::poll_fn;
