@@ -144,6 +144,24 @@ rt_test! {
 }
 
 rt_test! {
+    async fn a_cancelled_seek_does_not_answer_for_the_next_one() -> io::Result<()> {
+        let path = TempPath::new("cancelseek");
+        fs::write(&path, b"0123456789").await?;
+        let mut file = File::open(&path).await?;
+        {
+            let mut seek = file.seek(SeekFrom::Start(5));
+            assert!(poll_once(&mut seek).is_pending(), "the seek went to the pool");
+        }
+        // Another target: a seek of its own, not the first one's answer.
+        assert_eq!(file.seek(SeekFrom::Start(7)).await?, 7);
+        let mut rest = Vec::new();
+        file.read_to_end(&mut rest).await?;
+        assert_eq!(rest, b"789");
+        Ok(())
+    }
+}
+
+rt_test! {
     async fn a_failing_write_reports_on_flush() -> io::Result<()> {
         // /dev/full accepts the open and fails every write with ENOSPC. The
         // write returns at once; the error comes back from flush.

@@ -20,9 +20,11 @@
 //! over them, so the file reads and writes exactly where the caller
 //! expects.
 //!
-//! As with tokio's `File`, a seek whose future is dropped before it ends
-//! leaves its result for the next seek to collect: seek to an absolute
-//! position after cancelling one.
+//! A seek whose future is dropped before it ends leaves its result, with
+//! its target, for the next seek: a seek to the same target collects it
+//! (the file is there already), one to another target starts afresh. So
+//! after cancelling a *relative* seek, repeating it moves the file once,
+//! not twice, as with tokio's `File`.
 
 use std::fmt;
 use std::future::poll_fn;
@@ -102,8 +104,8 @@ struct State {
     /// The error of a write that returned early, for the next write,
     /// flush or sync.
     write_err: Option<io::Error>,
-    /// The outcome of the last seek started.
-    seek: Option<io::Result<u64>>,
+    /// The target and outcome of the last seek started.
+    seek: Option<(SeekFrom, io::Result<u64>)>,
     /// Tasks waiting for the operation in flight to end.
     waiters: Vec<Waker>,
 }
@@ -375,11 +377,11 @@ impl File {
         Poll::Ready(st.write_err.take().map_or(Ok(()), Err))
     }
 
-    /// Starts a seek on the pool; the file must be idle.
-    fn start_seek_locked(&self, mut st: MutexGuard<'_, State>, pos: SeekFrom) {
+    /// Starts a seek to `target` on the pool; the file must be idle.
+    fn start_seek_locked(&self, mut st: MutexGuard<'_, State>, target: SeekFrom) {
         let ahead = st.discard_read_ahead();
         // The caller's position is `ahead` bytes behind the kernel's.
-        let pos = match pos {
+        let pos = match target {
             SeekFrom::Current(off) => SeekFrom::Current(off - ahead),
             pos => pos,
         };
@@ -388,22 +390,23 @@ impl File {
         let shared = self.shared.clone();
         spawn_blocking(move || {
             let res = (&shared.std).seek(pos);
-            shared.finish(|st| st.seek = Some(res));
+            shared.finish(|st| st.seek = Some((target, res)));
         });
     }
 
-    /// Waits for the seek in flight and returns where it went; with no seek
-    /// started, starts `or_start`.
-    fn poll_seek_inner(&self, cx: &mut Context<'_>, or_start: SeekFrom) -> Poll<io::Result<u64>> {
+    /// Seeks to `target`: waits for the operation in flight, collects the
+    /// result of a seek to `target` already made, or starts one.
+    fn poll_seek_inner(&self, cx: &mut Context<'_>, target: SeekFrom) -> Poll<io::Result<u64>> {
         let mut st = self.shared.lock();
         if st.poll_idle(cx).is_pending() {
             return Poll::Pending;
         }
-        if let Some(res) = st.seek.take() {
-            return Poll::Ready(res);
+        match st.seek.take() {
+            Some((done, res)) if done == target => return Poll::Ready(res),
+            _ => {}
         }
         st.waiters.push(cx.waker().clone());
-        self.start_seek_locked(st, or_start);
+        self.start_seek_locked(st, target);
         Poll::Pending
     }
 }
@@ -497,7 +500,7 @@ impl tokio::io::AsyncSeek for File {
         if st.poll_idle(cx).is_pending() {
             return Poll::Pending;
         }
-        if let Some(res) = st.seek.take() {
+        if let Some((_, res)) = st.seek.take() {
             return Poll::Ready(res);
         }
         // No seek started (tokio's `seek` asks this first, to let the
