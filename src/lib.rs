@@ -57,6 +57,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod fs;
 pub mod guide;
 #[cfg(feature = "hyper")]
 pub mod hyper;

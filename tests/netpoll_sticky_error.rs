@@ -68,7 +68,7 @@ fn udp_connected_recv_after_icmp_error_parks() {
     const NAME: &str = "udpconn";
     run(NAME, || async {
         let sock = UdpSocket::bind("127.0.0.1:0")?;
-        sock.connect(closed_udp_port()?)?;
+        sock.connect(closed_udp_port()?).await?;
         sock.send(b"anyone?").await?;
         // The port-unreachable error arrives as EPOLLERR; the next receive
         // reports it, once.

@@ -67,8 +67,8 @@ rt_test! {
         let a = UdpSocket::bind("127.0.0.1:0")?;
         let b = UdpSocket::bind("127.0.0.1:0")?;
         let stranger = UdpSocket::bind("127.0.0.1:0")?;
-        a.connect(b.local_addr()?)?;
-        b.connect(a.local_addr()?)?;
+        a.connect(b.local_addr()?).await?;
+        b.connect(a.local_addr()?).await?;
         assert_eq!(a.peer_addr()?, b.local_addr()?);
         assert_eq!(a.send(b"ping").await?, 4);
         let mut buf = [0u8; 64];
@@ -93,7 +93,7 @@ rt_test! {
         // the connected socket's receive fails with ConnectionRefused
         // (an EPOLLERR edge must wake the parked receiver).
         let a = Arc::new(UdpSocket::bind("127.0.0.1:0")?);
-        a.connect(closed_udp_port()?)?;
+        a.connect(closed_udp_port()?).await?;
         let a2 = a.clone();
         let (recv, parked) = signal_pending(async move { a2.recv(&mut [0u8; 16]).await });
         let receiver = runtime::spawn(recv);
@@ -143,7 +143,7 @@ rt_test! {
             .map(|i| {
                 runtime::spawn(async move {
                     let sock = UdpSocket::bind("127.0.0.1:0")?;
-                    sock.connect(addr)?;
+                    sock.connect(addr).await?;
                     let mut buf = vec![0u8; 65536];
                     for r in 0..ROUND_TRIPS {
                         // One datagram of at most 1200 bytes in flight per
@@ -172,8 +172,8 @@ rt_test! {
         // Up to the IPv4 maximum (65,507 bytes), one at a time.
         let a = UdpSocket::bind("127.0.0.1:0")?;
         let b = UdpSocket::bind("127.0.0.1:0")?;
-        a.connect(b.local_addr()?)?;
-        b.connect(a.local_addr()?)?;
+        a.connect(b.local_addr()?).await?;
+        b.connect(a.local_addr()?).await?;
         let mut buf = vec![0u8; 65536];
         for (i, size) in [1, 1472, 1473, 9000, 65_507].into_iter().enumerate() {
             let msg = pattern(i as u64, size);

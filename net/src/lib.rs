@@ -30,36 +30,50 @@
 //! })
 //! .unwrap();
 //! ```
+//!
+//! # Names
+//!
+//! Host names are resolved off the workers: [`lookup_host`] and the
+//! asynchronous [`TcpStream::connect`], [`UdpSocket::connect`] and
+//! [`UdpSocket::send_to`] hand a name (`"localhost:80"`, `("example.com",
+//! 443)`) to the system resolver on the blocking pool, so a slow DNS server
+//! holds up only the task that asked. IP literals and [`std::net::SocketAddr`]s
+//! are used inline, with no thread hop. The synchronous binds
+//! ([`TcpListener::bind`], [`UdpSocket::bind`]) resolve a name on the
+//! calling thread, as std's do. Addresses are given through gopark's own
+//! [`ToSocketAddrs`], implemented for the same types as std's.
+//!
+//! # tokio's I/O traits
+//!
+//! The streams implement the futures-io traits always. With the feature
+//! `tokio-io`, [`TcpStream`], [`UnixStream`] and their owned halves also
+//! implement `tokio::io::AsyncRead` and `AsyncWrite`, with tokio as a
+//! trait-only dependency (no default features: no runtime, reactor or
+//! clock), so crates written against tokio's traits (tokio-util's codecs,
+//! tokio-rustls, tokio-postgres) run on gopark's netpoller. Shutting down
+//! through `poll_shutdown` shuts down the write direction.
 #![warn(missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod addr;
 mod split;
 mod stream;
 mod sys;
 pub mod tcp;
+#[cfg(feature = "tokio-io")]
+mod tokio_io;
 mod udp;
 pub mod unix;
 
+pub use addr::{lookup_host, ToSocketAddrs};
 pub use std::net::Shutdown;
 pub use tcp::{ListenOptions, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
-
-/// Resolves `addr`, failing with `InvalidInput` if it names no address.
-pub(crate) fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
-    if addrs.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "could not resolve to any address",
-        ));
-    }
-    Ok(addrs)
-}
+use std::net::SocketAddr;
 
 /// Tries `f` on each address in turn; returns the first success or the
 /// last error.

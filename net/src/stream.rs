@@ -112,6 +112,25 @@ impl StreamSocket {
         self.check_reset(res, true)
     }
 
+    /// [`poll_read`](StreamSocket::poll_read) into memory that may be
+    /// uninitialized: tokio's `ReadBuf` hands out such memory, and zeroing
+    /// it first would cost a pass over every buffer.
+    #[cfg(feature = "tokio-io")]
+    pub(crate) fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let len = buf.len();
+        let res = self
+            .pd
+            .poll_stream_io(cx, Direction::Read, len, |fd| sys::recv_uninit(fd, buf, 0));
+        self.check_reset(res, true)
+    }
+
     pub(crate) async fn read_exact(&self, mut buf: &mut [u8]) -> io::Result<()> {
         while !buf.is_empty() {
             match self.read(buf).await? {

@@ -25,6 +25,20 @@ pub(crate) fn recv(fd: &OwnedFd, buf: &mut [u8], flags: libc::c_int) -> io::Resu
         .map(|n| n as usize)
 }
 
+/// `recv` into memory that may be uninitialized (tokio's `ReadBuf`).
+#[cfg(feature = "tokio-io")]
+pub(crate) fn recv_uninit(
+    fd: &OwnedFd,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    // SAFETY: `buf` is live and writable for `buf.len()` bytes; the kernel
+    // only writes to it, so uninitialized bytes are fine; it checks the
+    // descriptor.
+    cvt(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) })
+        .map(|n| n as usize)
+}
+
 /// `send` with `MSG_NOSIGNAL`: a write to a reset connection fails with
 /// `EPIPE` instead of raising `SIGPIPE`.
 pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {

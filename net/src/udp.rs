@@ -1,15 +1,15 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
 
 use gopark_runtime::{Direction, PollDesc};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::sys;
 use crate::tcp::sock_addr_of as sock_addr;
+use crate::{sys, ToSocketAddrs};
 
 /// A UDP socket.
 ///
@@ -33,8 +33,12 @@ pub struct UdpSocket {
 
 impl UdpSocket {
     /// Binds a socket to the first address of `addr` that works.
+    ///
+    /// Synchronous, like std's: a host name is resolved on the calling
+    /// thread (see [`TcpListener::bind`](crate::TcpListener::bind)); an IP
+    /// literal is parsed inline.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        let addrs = crate::resolve(addr)?;
+        let addrs = crate::addr::resolve_inline(addr)?;
         crate::each_addr(&addrs, |a| {
             let ty = Type::DGRAM.nonblocking().cloexec();
             let socket = Socket::new(Domain::for_address(*a), ty, Some(Protocol::UDP))?;
@@ -53,16 +57,19 @@ impl UdpSocket {
     }
 
     /// Sets the default peer for [`send`](UdpSocket::send) and filters what
-    /// [`recv`](UdpSocket::recv) receives (sync, like `std`).
-    pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
-        let addrs = crate::resolve(addr)?;
+    /// [`recv`](UdpSocket::recv) receives. Async, as tokio's is: a host
+    /// name is resolved on the blocking pool (an IP literal inline), and
+    /// the first address that `connect(2)` accepts is taken.
+    pub async fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
+        let addrs = crate::addr::resolve(addr).await?;
         let sock = SockRef::from(self.pd.fd());
         crate::each_addr(&addrs, |a| sock.connect(&(*a).into()))
     }
 
-    /// Sends one datagram to `target`.
+    /// Sends one datagram to `target` (its first address). A host name is
+    /// resolved on the blocking pool, an IP literal inline.
     pub async fn send_to(&self, buf: &[u8], target: impl ToSocketAddrs) -> io::Result<usize> {
-        let target = crate::resolve(target)?[0];
+        let target = crate::addr::resolve(target).await?[0];
         self.pd
             .io(Direction::Write, |fd| sys::send_to(fd, buf, &target))
             .await

@@ -1,7 +1,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
 
@@ -9,7 +9,7 @@ use gopark_runtime::{Direction, PollDesc};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::TcpStream;
-use crate::sys;
+use crate::{sys, ToSocketAddrs};
 
 /// A TCP socket server, listening for connections.
 ///
@@ -88,9 +88,11 @@ impl ListenOptions {
         self
     }
 
-    /// Binds a listener to the first address of `addr` that works.
+    /// Binds a listener to the first address of `addr` that works. A host
+    /// name is resolved on the calling thread, as std does (see
+    /// [`TcpListener::bind`]).
     pub fn bind(&self, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        let addrs = crate::resolve(addr)?;
+        let addrs = crate::addr::resolve_inline(addr)?;
         crate::each_addr(&addrs, |a| self.bind_one(a))
     }
 
@@ -115,6 +117,14 @@ impl TcpListener {
     /// with `SO_REUSEADDR` on and the system's default backlog. Bind to port
     /// 0 for an ephemeral port and read it back with
     /// [`local_addr`](TcpListener::local_addr).
+    ///
+    /// Like std's, `bind` is synchronous, so it cannot wait for the
+    /// blocking pool: an IP literal is parsed inline, and a host name
+    /// (`"localhost:0"`) goes to the system resolver on the calling thread.
+    /// If that ever takes long, the runtime's monitor hands the worker's
+    /// other tasks to a replacement thread after about 10 ms. To resolve a
+    /// remote name off the workers first, use
+    /// [`lookup_host`](crate::lookup_host) and bind the address it gives.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         ListenOptions::new().bind(addr)
     }

@@ -1,6 +1,6 @@
 use std::fmt;
 use std::io::{self, IoSlice};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use super::listener::sock_addr;
 use super::split::{split_owned, OwnedReadHalf, OwnedWriteHalf};
 use crate::stream::{impl_async_io, StreamSocket};
+use crate::ToSocketAddrs;
 
 /// A TCP connection.
 ///
@@ -45,10 +46,12 @@ impl TcpStream {
     /// and returning the last error if none accepts. A closed port fails
     /// with `ConnectionRefused`.
     ///
-    /// Resolving a host name (not an IP literal) calls the system resolver
-    /// on the calling thread.
+    /// A host name (`"localhost:8080"`, `("example.com", 443)`) is
+    /// resolved on the blocking pool, so a slow resolver holds up only this
+    /// task; an IP literal or a [`SocketAddr`] is used as is, with no
+    /// thread hop (see [`lookup_host`](crate::lookup_host)).
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        let addrs = crate::resolve(addr)?;
+        let addrs = crate::addr::resolve(addr).await?;
         let mut last = None;
         for a in &addrs {
             match TcpStream::connect_one(*a).await {
@@ -273,6 +276,12 @@ impl TcpStream {
     pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.set_read_deadline(deadline)?;
         self.set_write_deadline(deadline)
+    }
+
+    /// The socket under the stream, for the trait implementations.
+    #[cfg(feature = "tokio-io")]
+    pub(crate) fn socket(&self) -> &StreamSocket {
+        &self.io
     }
 
     /// The underlying [`PollDesc`].

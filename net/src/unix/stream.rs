@@ -310,6 +310,12 @@ impl UnixStream {
         self.set_write_deadline(deadline)
     }
 
+    /// The socket under the stream, for the trait implementations.
+    #[cfg(feature = "tokio-io")]
+    pub(crate) fn socket(&self) -> &StreamSocket {
+        &self.io
+    }
+
     /// The underlying [`PollDesc`].
     pub fn poll_desc(&self) -> &PollDesc {
         self.io.poll_desc()
