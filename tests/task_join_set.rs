@@ -355,7 +355,10 @@ fn join_next_does_not_scan_the_set() {
         // A scan of every handle per call would be 2e8 handle polls: far
         // beyond this bound even in a release build; the ready list takes
         // a few milliseconds.
-        assert!(took < Duration::from_secs(10), "{JOINS} joins took {took:?}");
+        assert!(
+            took < Duration::from_secs(10),
+            "{JOINS} joins took {took:?}"
+        );
         assert_eq!(set.len(), IDLE);
         set.shutdown().await;
         assert!(set.is_empty());

@@ -96,65 +96,68 @@ fn a_wake_from_another_thread_runs_the_task_here() {
 
 #[test]
 fn dropping_the_set_drops_pending_futures_on_its_thread() {
-    each("dropping_the_set_drops_pending_futures_on_its_thread", |workers| {
-        let rt = runtime(workers, "lsd");
-        let here = thread::current().id();
-        let local = LocalSet::new();
-        let rc = Rc::new(());
-        let (dropped_tx, dropped_rx) = mpsc::channel();
-        let on_drop = |tx: mpsc::Sender<thread::ThreadId>| {
-            OnDrop(move || tx.send(thread::current().id()).unwrap())
-        };
-        // A task that parks on a channel whose sender another thread will
-        // hold...
-        let (parked_tx, parked_rx) = oneshot::channel::<()>();
-        let (waker_tx, waker_rx) = mpsc::channel::<std::task::Waker>();
-        let parked = local.spawn_local({
-            let (rc, on_drop) = (Rc::clone(&rc), on_drop(dropped_tx.clone()));
-            async move {
-                let _rc = rc;
-                let _on_drop = on_drop;
-                parked_tx.send(()).unwrap();
-                // Parks with its waker handed to this thread's caller, who
-                // passes it to another thread.
-                std::future::poll_fn(|cx| {
-                    let _ = waker_tx.send(cx.waker().clone());
-                    std::task::Poll::<()>::Pending
-                })
-                .await;
-                unreachable!("the set is dropped before the wake-up");
+    each(
+        "dropping_the_set_drops_pending_futures_on_its_thread",
+        |workers| {
+            let rt = runtime(workers, "lsd");
+            let here = thread::current().id();
+            let local = LocalSet::new();
+            let rc = Rc::new(());
+            let (dropped_tx, dropped_rx) = mpsc::channel();
+            let on_drop = |tx: mpsc::Sender<thread::ThreadId>| {
+                OnDrop(move || tx.send(thread::current().id()).unwrap())
+            };
+            // A task that parks on a channel whose sender another thread will
+            // hold...
+            let (parked_tx, parked_rx) = oneshot::channel::<()>();
+            let (waker_tx, waker_rx) = mpsc::channel::<std::task::Waker>();
+            let parked = local.spawn_local({
+                let (rc, on_drop) = (Rc::clone(&rc), on_drop(dropped_tx.clone()));
+                async move {
+                    let _rc = rc;
+                    let _on_drop = on_drop;
+                    parked_tx.send(()).unwrap();
+                    // Parks with its waker handed to this thread's caller, who
+                    // passes it to another thread.
+                    std::future::poll_fn(|cx| {
+                        let _ = waker_tx.send(cx.waker().clone());
+                        std::task::Poll::<()>::Pending
+                    })
+                    .await;
+                    unreachable!("the set is dropped before the wake-up");
+                }
+            });
+            // Drive the set until that task has parked, not further.
+            local.block_on(&rt, async { parked_rx.await.unwrap() });
+            // ...and one spawned into the set that never runs.
+            let never_ran = local.spawn_local({
+                let (rc, on_drop) = (Rc::clone(&rc), on_drop(dropped_tx));
+                async move {
+                    let _rc = rc;
+                    let _on_drop = on_drop;
+                }
+            });
+            assert_eq!(Rc::strong_count(&rc), 3);
+            drop(local);
+            assert_eq!(Rc::strong_count(&rc), 1, "every future was dropped");
+            for _ in 0..2 {
+                assert_eq!(dropped_rx.recv().unwrap(), here);
             }
-        });
-        // Drive the set until that task has parked, not further.
-        local.block_on(&rt, async { parked_rx.await.unwrap() });
-        // ...and one spawned into the set that never runs.
-        let never_ran = local.spawn_local({
-            let (rc, on_drop) = (Rc::clone(&rc), on_drop(dropped_tx));
-            async move {
-                let _rc = rc;
-                let _on_drop = on_drop;
-            }
-        });
-        assert_eq!(Rc::strong_count(&rc), 3);
-        drop(local);
-        assert_eq!(Rc::strong_count(&rc), 1, "every future was dropped");
-        for _ in 0..2 {
-            assert_eq!(dropped_rx.recv().unwrap(), here);
-        }
-        // A late wake-up from another thread finds the set gone and does
-        // nothing (the task's memory may go there; its future is gone).
-        let waker = waker_rx.recv().unwrap();
-        thread::spawn(move || {
-            waker.wake_by_ref();
-            waker.wake();
-        })
-        .join()
-        .unwrap();
-        rt.block_on(async {
-            assert!(parked.await.unwrap_err().is_cancelled());
-            assert!(never_ran.await.unwrap_err().is_cancelled());
-        });
-    });
+            // A late wake-up from another thread finds the set gone and does
+            // nothing (the task's memory may go there; its future is gone).
+            let waker = waker_rx.recv().unwrap();
+            thread::spawn(move || {
+                waker.wake_by_ref();
+                waker.wake();
+            })
+            .join()
+            .unwrap();
+            rt.block_on(async {
+                assert!(parked.await.unwrap_err().is_cancelled());
+                assert!(never_ran.await.unwrap_err().is_cancelled());
+            });
+        },
+    );
 }
 
 #[test]
@@ -171,28 +174,31 @@ fn spawn_local_outside_a_local_set_panics() {
 
 #[test]
 fn run_until_returns_with_its_future_and_leaves_the_rest() {
-    each("run_until_returns_with_its_future_and_leaves_the_rest", |workers| {
-        let rt = runtime(workers, "lsr");
-        let local = LocalSet::new();
-        let (go_tx, go_rx) = oneshot::channel::<()>();
-        let done = Rc::new(Cell::new(false));
-        let slow = local.spawn_local({
-            let done = Rc::clone(&done);
-            async move {
-                go_rx.await.unwrap();
-                done.set(true);
-            }
-        });
-        let v = local.block_on(&rt, async { task::spawn_local(async { 3 }).await.unwrap() });
-        assert_eq!(v, 3);
-        assert!(!done.get());
-        assert!(!slow.is_finished());
-        go_tx.send(()).unwrap();
-        // Awaiting the set runs what is left to completion.
-        rt.block_on(local);
-        assert!(done.get());
-        assert!(slow.is_finished());
-    });
+    each(
+        "run_until_returns_with_its_future_and_leaves_the_rest",
+        |workers| {
+            let rt = runtime(workers, "lsr");
+            let local = LocalSet::new();
+            let (go_tx, go_rx) = oneshot::channel::<()>();
+            let done = Rc::new(Cell::new(false));
+            let slow = local.spawn_local({
+                let done = Rc::clone(&done);
+                async move {
+                    go_rx.await.unwrap();
+                    done.set(true);
+                }
+            });
+            let v = local.block_on(&rt, async { task::spawn_local(async { 3 }).await.unwrap() });
+            assert_eq!(v, 3);
+            assert!(!done.get());
+            assert!(!slow.is_finished());
+            go_tx.send(()).unwrap();
+            // Awaiting the set runs what is left to completion.
+            rt.block_on(local);
+            assert!(done.get());
+            assert!(slow.is_finished());
+        },
+    );
 }
 
 #[test]
@@ -219,26 +225,29 @@ fn awaiting_the_set_runs_every_task_including_ones_they_spawn() {
 
 #[test]
 fn a_yielding_local_task_does_not_starve_run_until() {
-    each("a_yielding_local_task_does_not_starve_run_until", |workers| {
-        let rt = runtime(workers, "lsy");
-        let local = LocalSet::new();
-        let spins = Rc::new(Cell::new(0u64));
-        local.spawn_local({
-            let spins = Rc::clone(&spins);
-            async move {
-                loop {
-                    spins.set(spins.get() + 1);
-                    task::yield_now().await;
+    each(
+        "a_yielding_local_task_does_not_starve_run_until",
+        |workers| {
+            let rt = runtime(workers, "lsy");
+            let local = LocalSet::new();
+            let spins = Rc::new(Cell::new(0u64));
+            local.spawn_local({
+                let spins = Rc::clone(&spins);
+                async move {
+                    loop {
+                        spins.set(spins.get() + 1);
+                        task::yield_now().await;
+                    }
                 }
-            }
-        });
-        let out = local.block_on(&rt, async {
-            sleep(Duration::from_millis(20)).await;
-            "timer fired"
-        });
-        assert_eq!(out, "timer fired");
-        assert!(spins.get() > 0);
-    });
+            });
+            let out = local.block_on(&rt, async {
+                sleep(Duration::from_millis(20)).await;
+                "timer fired"
+            });
+            assert_eq!(out, "timer fired");
+            assert!(spins.get() > 0);
+        },
+    );
 }
 
 #[test]
@@ -267,7 +276,11 @@ fn abort_panic_and_ids_of_local_tasks() {
             thread::spawn(move || abort.abort()).join().unwrap();
             let err = stuck.await.unwrap_err();
             assert!(err.is_cancelled());
-            assert_eq!(dropped_rx.await.unwrap(), here, "cancelled on the set's thread");
+            assert_eq!(
+                dropped_rx.await.unwrap(),
+                here,
+                "cancelled on the set's thread"
+            );
 
             // A panic comes back as a JoinError; the set goes on.
             let err = task::spawn_local(async {

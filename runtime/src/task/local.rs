@@ -176,9 +176,8 @@ impl Shared {
         // thread, which the caller is on; dropping the `LocalSet` there
         // cancels every task it owns before the set lets them go (see the
         // module docs).
-        let (notified, owned_ref, join) = unsafe {
-            super::new_local_task(future, LocalScheduler(Arc::clone(self)), at)
-        };
+        let (notified, owned_ref, join) =
+            unsafe { super::new_local_task(future, LocalScheduler(Arc::clone(self)), at) };
         let refused = {
             let mut inner = self.inner.lock();
             if inner.closed {

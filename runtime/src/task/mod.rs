@@ -114,10 +114,10 @@ pub use abort::AbortHandle;
 pub use id::{id, try_id, Id};
 pub use join::{JoinError, JoinHandle};
 pub use join_set::JoinSet;
-pub use local::{spawn_local, LocalSet, RunUntil};
-pub use task_local::{AccessError, LocalKey, TaskLocalFuture};
 pub(crate) use list::OwnedTasks;
+pub use local::{spawn_local, LocalSet, RunUntil};
 pub(crate) use raw::{Header, RawTask};
+pub use task_local::{AccessError, LocalKey, TaskLocalFuture};
 pub(crate) use trace::{record_wait, TaskInfo, Wait};
 
 /// What a task needs from whoever runs it.

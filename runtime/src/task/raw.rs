@@ -341,7 +341,10 @@ where
             }
         },
         Err(panic) => {
-            set_stage(cell, Stage::Finished(Err(JoinError::panic(cell.header.id, panic))));
+            set_stage(
+                cell,
+                Stage::Finished(Err(JoinError::panic(cell.header.id, panic))),
+            );
             complete(cell, Some(task));
         }
     }
