@@ -50,18 +50,20 @@
 //! # Shape
 //!
 //! A task is a single allocation (`raw::Cell`) holding, in order: the
-//! header (the [state word](state), a vtable, the owned-list key), the
+//! header (the state word of `state.rs`, a vtable, the owned-list key, the
+//! dump's trace, the task [`Id`]), the
 //! scheduler handle, the *stage* — first the future, then its output — and
 //! the join waker. The rest of the runtime sees it through three handles,
 //! each standing for one reference in the state word:
 //!
-//! * [`Notified`]: "this task should be polled". At most one exists at a
+//! * `Notified`: "this task should be polled". At most one exists at a
 //!   time (the `NOTIFIED` bit guards its creation); it lives in a run queue.
 //! * [`JoinHandle`]: the caller's right to the output.
 //! * `Waker`s: created by the poll's `Context`; each clone is a reference.
 //!
 //! A fourth reference belongs to the runtime's owned-task list, so shutdown
-//! can cancel tasks that no queue holds (parked on I/O or a timer).
+//! can cancel tasks that no queue holds (parked on I/O or a timer). Each
+//! [`AbortHandle`] holds one more: it keeps the allocation, not the future.
 //!
 //! # Who touches what, and when
 //!
