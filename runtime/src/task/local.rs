@@ -28,6 +28,10 @@
 //! set closed and drops its reference; the allocation may then be freed on
 //! that thread, but it no longer holds the future.
 //!
+//! Local tasks belong to their set, not to a runtime: the runtime's
+//! [`Handle::dump`](crate::Handle::dump) and task count do not list them,
+//! and a runtime's shutdown does not cancel them (dropping the set does).
+//!
 //! # Cost
 //!
 //! One allocation for the set, and per task what a spawned task costs plus
