@@ -373,3 +373,54 @@ fn nested_run_until_of_two_sets() {
     });
     assert_eq!(out, ("outer", "inner"));
 }
+
+#[test]
+fn tasks_on_workers_hand_local_work_to_a_thread_that_owns_a_set() {
+    // tokio's pattern for `!Send` work requested from `spawn`ed tasks: a
+    // thread owns the set and takes requests over a channel.
+    each("tasks_on_workers_hand_local_work_to_a_set", |workers| {
+        struct Request {
+            n: u64,
+            reply: oneshot::Sender<u64>,
+        }
+        let (req_tx, req_rx) = async_channel::unbounded::<Request>();
+        let owner = thread::spawn(move || {
+            let local = LocalSet::new();
+            let cache = Rc::new(RefCell::new(std::collections::HashMap::new()));
+            gopark::runtime::block_on(local.run_until(async move {
+                while let Ok(req) = req_rx.recv().await {
+                    let cache = Rc::clone(&cache);
+                    task::spawn_local(async move {
+                        task::yield_now().await;
+                        let v = *cache.borrow_mut().entry(req.n).or_insert(req.n * 3);
+                        let _ = req.reply.send(v);
+                    });
+                }
+                Rc::strong_count(&cache)
+            }))
+        });
+        let rt = runtime(workers, "lso");
+        let sum = rt.block_on(async move {
+            let mut set = JoinSet::new();
+            for n in 0..50u64 {
+                let req_tx = req_tx.clone();
+                set.spawn(async move {
+                    let (reply, rx) = oneshot::channel();
+                    req_tx.send(Request { n: n % 10, reply }).await.unwrap();
+                    rx.await.unwrap()
+                });
+            }
+            drop(req_tx);
+            let mut sum = 0;
+            while let Some(v) = set.join_next().await {
+                sum += v.unwrap();
+            }
+            sum
+        });
+        assert_eq!(sum, 5 * 3 * 45);
+        // The owner's loop ends when the senders are gone; each local task
+        // finished in the poll that sent its reply, which came before, so
+        // none holds the cache any more.
+        assert_eq!(owner.join().unwrap(), 1);
+    });
+}
