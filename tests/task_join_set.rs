@@ -364,3 +364,52 @@ fn join_next_does_not_scan_the_set() {
         assert!(set.is_empty());
     });
 }
+
+rt_test! {
+    async fn many_tasks_finishing_at_once_are_each_joined_once() {
+        const N: usize = 5_000;
+        let mut set = JoinSet::new();
+        for i in 0..N {
+            set.spawn(async move {
+                for _ in 0..i % 4 {
+                    task::yield_now().await;
+                }
+                i
+            });
+        }
+        let mut seen = vec![false; N];
+        while let Some(res) = set.join_next().await {
+            let i = res.unwrap();
+            assert!(!seen[i], "{i} joined twice");
+            seen[i] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
+    }
+
+    async fn abort_all_racing_completions_accounts_for_every_task() {
+        const N: usize = 2_000;
+        let mut set = JoinSet::new();
+        for i in 0..N {
+            set.spawn(async move {
+                for _ in 0..i % 8 {
+                    task::yield_now().await;
+                }
+                i
+            });
+        }
+        // Some have finished, some are running, some never ran.
+        task::yield_now().await;
+        set.abort_all();
+        let (mut done, mut cancelled) = (HashSet::new(), 0);
+        while let Some(res) = set.join_next().await {
+            match res {
+                Ok(i) => assert!(done.insert(i)),
+                Err(e) => {
+                    assert!(e.is_cancelled(), "{e}");
+                    cancelled += 1;
+                }
+            }
+        }
+        assert_eq!(done.len() + cancelled, N);
+    }
+}

@@ -100,11 +100,12 @@ impl Wake for Notify {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        // AcqRel: the Acquire pairs with the Release store of `join_next`
-        // that took the entry off the list, so a wake-up after that poll
-        // queues it again; a wake-up before it finds `true` and stops, and
-        // that poll sees the task's completion (the task's state word
-        // orders it).
+        // AcqRel, against the AcqRel swap of `next_ready` that takes the
+        // entry off the list: one of the two swaps comes first. If this one
+        // does, it finds `true` and stops, and the other reads what it
+        // wrote: its poll then sees everything before this wake-up, the
+        // task's completion included. If that one does, this one finds
+        // `false` and queues the entry again.
         if self.queued.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -325,9 +326,11 @@ impl<T> JoinSet<T> {
                 // The entry left the set after its waker queued it.
                 continue;
             };
-            // Release: pairs with the AcqRel swap of `Notify::wake_by_ref`;
-            // a completion after this poll queues the entry again.
-            notify.queued.store(false, Ordering::Release);
+            // A swap, not a store: a wake-up that found the entry still
+            // queued must be seen by the poll below (see
+            // `Notify::wake_by_ref`); a store could be ordered after the
+            // poll's read of the task's state, and that completion lost.
+            notify.queued.swap(false, Ordering::AcqRel);
             let mut cx = Context::from_waker(&entry.waker);
             if let Poll::Ready(res) = entry.handle.poll_unbudgeted(&mut cx) {
                 let id = entry.handle.id();
@@ -460,5 +463,89 @@ where
         let mut set = JoinSet::new();
         set.extend(iter);
         set
+    }
+}
+
+/// Model tests of the ready list (run with `RUSTFLAGS="--cfg loom"`, as the
+/// task module's): a task that completes on another thread while the set
+/// polls is never lost.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use loom::thread;
+
+    use super::JoinSet;
+    use crate::loom::{AtomicBool, Ordering};
+    use crate::task::{self, Header, Notified, RawTask, Schedule};
+
+    /// A scheduler that never runs anything: the model runs the task.
+    struct Nowhere;
+
+    impl Schedule for Nowhere {
+        fn schedule(&self, task: Notified) {
+            drop(task);
+        }
+
+        fn release(&self, _task: &Header) -> Option<RawTask> {
+            None
+        }
+    }
+
+    /// The waker of whoever awaits `join_next`.
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A task completes on another thread while the set polls; with
+    /// `polled_before`, the set has left the entry's waker in the task
+    /// first (else the poll that races is the entry's first).
+    fn completion_vs_join_next(polled_before: bool) {
+        loom::model(move || {
+            let (notified, owned, join) =
+                task::new_task(async { 7u32 }, Nowhere, std::panic::Location::caller());
+            owned.drop_reference();
+            let mut set = JoinSet::new();
+            set.insert(join);
+            let flag = Arc::new(Flag(AtomicBool::new(false)));
+            let waker = Waker::from(flag.clone());
+            let mut cx = Context::from_waker(&waker);
+            if polled_before {
+                assert!(set.poll_join_next(&mut cx).is_pending());
+            }
+
+            let runner = thread::spawn(move || notified.run());
+            let first = set.poll_join_next(&mut cx);
+            runner.join().unwrap();
+            match first {
+                Poll::Ready(Some(Ok(7))) => {}
+                Poll::Pending => {
+                    // The completion woke the set, and the entry is on the
+                    // ready list for the next poll.
+                    assert!(flag.0.load(Ordering::SeqCst), "wake-up lost");
+                    assert!(matches!(
+                        set.poll_join_next(&mut cx),
+                        Poll::Ready(Some(Ok(7)))
+                    ));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            assert!(set.is_empty());
+        });
+    }
+
+    #[test]
+    fn loom_completion_vs_join_next() {
+        completion_vs_join_next(true);
+    }
+
+    #[test]
+    fn loom_completion_vs_first_join_next() {
+        completion_vs_join_next(false);
     }
 }
