@@ -1,4 +1,16 @@
 //! [`AbortHandle`]: the right to cancel a task, without its output.
+//!
+//! tokio's semantics: `abort` asks the task to stop exactly as
+//! [`JoinHandle::abort`](super::JoinHandle::abort) does (a parked task has
+//! its future dropped by the next worker that takes it, a running one when
+//! its poll returns), aborting a finished task does nothing, and the
+//! handle may be cloned, sent to any thread and kept after the task is
+//! gone. Go has no way to stop a goroutine from outside; this is the
+//! `context.CancelFunc` of a task that did not ask for one.
+//!
+//! Cost: one reference in the task's state word per handle (an atomic
+//! increment to make one, a decrement to drop it). The task's memory, not
+//! its future or output, lives until the last handle goes.
 
 use std::fmt;
 

@@ -25,7 +25,6 @@ use std::cell::RefCell;
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomPinned;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -118,7 +117,6 @@ impl<T: 'static> LocalKey<T> {
             key: self,
             slot: Some(value),
             future: Some(future),
-            _pinned: PhantomPinned,
         }
     }
 
@@ -278,11 +276,13 @@ pub struct TaskLocalFuture<T: 'static, F> {
     /// The value while the inner future is not being polled.
     slot: Option<T>,
     /// The inner future; `None` once it completed (it is dropped at once,
-    /// inside the scope).
+    /// inside the scope). Pinned whenever the wrapper is.
     future: Option<F>,
-    /// The inner future is pinned in place.
-    _pinned: PhantomPinned,
 }
+
+/// Only the inner future is pinned (the value moves in and out on every
+/// poll), so the wrapper is `Unpin` when the inner future is.
+impl<T: 'static, F: Unpin> Unpin for TaskLocalFuture<T, F> {}
 
 impl<T: 'static, F> TaskLocalFuture<T, F> {
     /// The value this future holds, if it was not taken by
