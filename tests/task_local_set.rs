@@ -424,3 +424,39 @@ fn tasks_on_workers_hand_local_work_to_a_thread_that_owns_a_set() {
         assert_eq!(owner.join().unwrap(), 1);
     });
 }
+
+#[test]
+fn enter_lets_spawn_local_queue_onto_a_set() {
+    each("enter_lets_spawn_local_queue_onto_a_set", |workers| {
+        let rt = runtime(workers, "lse");
+        let local = LocalSet::new();
+        let ran = Rc::new(Cell::new(false));
+        let handle = {
+            let _guard = local.enter();
+            let ran = Rc::clone(&ran);
+            task::spawn_local(async move { ran.set(true) })
+        };
+        // Queued, not run: nothing drives the set yet.
+        assert!(!ran.get());
+        // Outside the guard, spawn_local panics again.
+        quiet_panics();
+        assert!(catch_unwind(|| task::spawn_local(async {})).is_err());
+
+        local.block_on(&rt, handle).unwrap();
+        assert!(ran.get());
+
+        // A task spawned from beside the driver (another branch of the
+        // same `block_on`, with the set entered) wakes the driver.
+        let (tx, rx) = oneshot::channel::<u32>();
+        let v = rt.block_on(async {
+            let driver = local.run_until(async { rx.await.unwrap() });
+            let spawner = async {
+                task::yield_now().await;
+                let _guard = local.enter();
+                task::spawn_local(async move { tx.send(5).unwrap() });
+            };
+            futures::join!(driver, spawner).0
+        });
+        assert_eq!(v, 5);
+    });
+}

@@ -38,7 +38,7 @@
 //! one uncontended lock per wake-up. The driver runs at most
 //! [`TICK`] tasks per poll before it yields to its own executor.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -58,8 +58,13 @@ use crate::Runtime;
 const TICK: usize = 61;
 
 thread_local! {
-    /// The set whose tasks this thread is running (or dropping), if any.
+    /// The set that `spawn_local` on this thread spawns onto: the one being
+    /// driven or dropped here, or entered with [`LocalSet::enter`].
     static CURRENT: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
+    /// The address of the set whose run loop is on this thread's stack (0
+    /// for none): a wake-up of one of its tasks only queues, as the loop
+    /// will find it.
+    static DRIVING: Cell<usize> = const { Cell::new(0) };
 }
 
 /// A set of `!Send` tasks that run on the thread that drives the set.
@@ -159,9 +164,8 @@ impl Schedule for LocalScheduler {
 impl Shared {
     /// Whether this thread is inside this set's run loop (or drop).
     fn is_current(self: &Arc<Self>) -> bool {
-        CURRENT
-            .try_with(|c| c.borrow().as_ref().is_some_and(|s| Arc::ptr_eq(s, self)))
-            .unwrap_or(false)
+        let me = Arc::as_ptr(self) as usize;
+        DRIVING.try_with(|d| d.get() == me).unwrap_or(false)
     }
 
     /// Adds a task to the set.
@@ -234,18 +238,57 @@ fn enter(shared: &Arc<Shared>) -> Entered {
         .try_with(|c| c.replace(Some(Arc::clone(shared))))
         .ok()
         .flatten();
-    Entered { prev }
+    Entered {
+        prev,
+        _not_send: PhantomData,
+    }
 }
 
-/// Restores the previous current set.
+/// Restores the previous current set (on the thread that entered it).
 struct Entered {
     prev: Option<Arc<Shared>>,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
         let prev = self.prev.take();
         let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
+    }
+}
+
+/// Enters `shared` and marks its run loop as on this thread's stack.
+fn drive(shared: &Arc<Shared>) -> Driving {
+    let entered = enter(shared);
+    let me = Arc::as_ptr(shared) as usize;
+    let prev = DRIVING.try_with(|d| d.replace(me)).unwrap_or(0);
+    Driving {
+        prev,
+        _entered: entered,
+    }
+}
+
+/// Restores the previous run loop, then (dropped after) the current set.
+struct Driving {
+    prev: usize,
+    _entered: Entered,
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        let _ = DRIVING.try_with(|d| d.set(self.prev));
+    }
+}
+
+/// The guard [`LocalSet::enter`] returns: while it lives, `spawn_local` on
+/// this thread spawns onto that set.
+pub struct LocalEnterGuard {
+    _entered: Entered,
+}
+
+impl fmt::Debug for LocalEnterGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalEnterGuard").finish_non_exhaustive()
     }
 }
 
@@ -323,6 +366,27 @@ impl LocalSet {
         }
     }
 
+    /// Makes this set the one [`spawn_local`] spawns onto, on this thread,
+    /// until the guard drops. The tasks run when the set is next driven.
+    ///
+    /// ```
+    /// use gopark_runtime::task::{self, LocalSet};
+    ///
+    /// let rt = gopark_runtime::Runtime::new().unwrap();
+    /// let local = LocalSet::new();
+    /// let handle = {
+    ///     let _guard = local.enter();
+    ///     task::spawn_local(async { std::rc::Rc::new(3) })
+    /// };
+    /// let three = local.block_on(&rt, handle).unwrap();
+    /// assert_eq!(*three, 3);
+    /// ```
+    pub fn enter(&self) -> LocalEnterGuard {
+        LocalEnterGuard {
+            _entered: enter(&self.shared),
+        }
+    }
+
     /// Runs `future` and the set's tasks on the calling thread with `rt`'s
     /// `block_on`: `rt.block_on(self.run_until(future))`.
     ///
@@ -358,7 +422,7 @@ impl Future for LocalSet {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let shared = &self.shared;
         shared.register(cx.waker());
-        let _entered = enter(shared);
+        let _driving = drive(shared);
         if shared.tick() {
             cx.waker().wake_by_ref();
             return Poll::Pending;
@@ -375,7 +439,7 @@ impl Drop for LocalSet {
     fn drop(&mut self) {
         // Entered, so that a future dropped here may still call
         // `spawn_local` (the task is refused and cancelled at once).
-        let _entered = enter(&self.shared);
+        let _driving = drive(&self.shared);
         let queued = {
             let mut inner = self.shared.inner.lock();
             inner.closed = true;
@@ -418,7 +482,7 @@ impl<F: Future> Future for RunUntil<'_, F> {
         let this = unsafe { self.get_unchecked_mut() };
         let shared = &this.local.shared;
         shared.register(cx.waker());
-        let _entered = enter(shared);
+        let _driving = drive(shared);
         // SAFETY: as above.
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
         if let Poll::Ready(out) = future.poll(cx) {

@@ -117,7 +117,7 @@ pub use id::{id, try_id, Id};
 pub use join::{JoinError, JoinHandle};
 pub use join_set::JoinSet;
 pub(crate) use list::OwnedTasks;
-pub use local::{spawn_local, LocalSet, RunUntil};
+pub use local::{spawn_local, LocalEnterGuard, LocalSet, RunUntil};
 pub(crate) use raw::{Header, RawTask};
 pub use task_local::{AccessError, LocalKey, TaskLocalFuture};
 pub(crate) use trace::{record_wait, TaskInfo, Wait};
