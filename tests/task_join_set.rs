@@ -413,3 +413,31 @@ rt_test! {
         assert_eq!(done.len() + cancelled, N);
     }
 }
+
+rt_test! {
+    async fn dropping_an_abort_handle_does_not_abort() {
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = task::spawn(async move {
+            rx.await.unwrap();
+            "ran to the end"
+        });
+        drop(handle.abort_handle());
+        tx.send(()).unwrap();
+        assert_eq!(handle.await.unwrap(), "ran to the end");
+    }
+
+    async fn a_running_blocking_task_cannot_be_aborted() {
+        let (started_tx, started_rx) = oneshot::channel::<()>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let mut set = JoinSet::new();
+        let abort = set.spawn_blocking(move || {
+            started_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            11u32
+        });
+        started_rx.await.unwrap();
+        abort.abort();
+        go_tx.send(()).unwrap();
+        assert_eq!(set.join_next().await.unwrap().unwrap(), 11);
+    }
+}
