@@ -68,6 +68,7 @@ pub mod signal;
 pub use gopark_net as net;
 pub use gopark_runtime as runtime;
 pub use gopark_runtime::time;
+pub use gopark_runtime::{spawn, task, task_local};
 
 #[doc(inline)]
 pub use gopark_macros::{main, test};

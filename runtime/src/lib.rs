@@ -4,7 +4,10 @@
 //! Underneath:
 //!
 //! * **Tasks** ([`spawn`], [`JoinHandle`]) are single allocations whose
-//!   transitions an atomic state word decides (see the `task` module).
+//!   transitions an atomic state word decides. The [`task`] module holds
+//!   tokio's toolbox around them: [`JoinSet`](task::JoinSet),
+//!   [`AbortHandle`](task::AbortHandle), task [`Id`](task::Id)s,
+//!   [`task_local!`] and [`LocalSet`](task::LocalSet) for `!Send` futures.
 //! * **Workers** (one per core, or `GOPARK_WORKERS`) run tasks from local
 //!   queues, a LIFO slot and a global injector, steal from each other when
 //!   idle, and park when there is nothing to do.
@@ -112,6 +115,9 @@
 
 // The layers, top to bottom; each imports only from the ones below it:
 // rt > scheduler > blocking > netpoll > time > task > coop, counter, loom.
+// The `task` module's public face (`JoinSet`, `LocalSet`, and the
+// re-exported `spawn`) sits on top of `rt` and spawns through it; the task
+// machinery beneath it (raw, state, join, list) stays at the bottom.
 mod blocking;
 mod coop;
 mod counter;
@@ -119,7 +125,7 @@ mod loom;
 mod netpoll;
 mod rt;
 mod scheduler;
-mod task;
+pub mod task;
 pub mod time;
 
 pub use netpoll::{Direction, PollDesc, ReadyEvent};

@@ -51,21 +51,15 @@ pub enum TaskState {
     Idle,
 }
 
-/// A task's identity while it lives (its address, shown in hex).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId(pub usize);
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#x}", self.0)
-    }
-}
+/// A task's id in a dump: its [`task::Id`](crate::task::Id), unique for
+/// the life of the process.
+pub type TaskId = crate::task::Id;
 
 /// One task in a [`Dump`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct TaskDump {
-    /// Its identity while it lives.
+    /// Its id.
     pub id: TaskId,
     /// Where it was spawned.
     pub spawned_at: &'static Location<'static>,
@@ -131,7 +125,7 @@ impl fmt::Display for TaskDump {
 ///     std::thread::yield_now();
 /// };
 /// assert!(dump.tasks()[0].spawned_at.file().ends_with(".rs"));
-/// println!("{dump}"); // task 0x… sleeping, 60.0s left for 0ns, spawned at …
+/// println!("{dump}"); // task 12 sleeping, 60.0s left for 0ns, spawned at …
 /// sleeper.abort();
 /// ```
 #[derive(Clone, Debug)]
@@ -190,7 +184,7 @@ impl Handle {
         let mut tasks: Vec<TaskDump> = infos
             .into_iter()
             .map(|info| TaskDump {
-                id: TaskId(info.addr),
+                id: info.id,
                 spawned_at: info.spawned_at,
                 state: state_of(&info, &running, now),
                 age: info.age,
@@ -233,7 +227,7 @@ fn state_of(info: &TaskInfo, running: &[(usize, usize)], now: Instant) -> TaskSt
         Some(Wait::Sleep { until }) => TaskState::Sleeping {
             remaining: until.saturating_duration_since(now),
         },
-        Some(Wait::Join { task }) => TaskState::Joining { task: TaskId(task) },
+        Some(Wait::Join { task }) => TaskState::Joining { task },
         Some(Wait::Other) | None => TaskState::Idle,
     }
 }

@@ -1,4 +1,11 @@
 //! `JoinHandle` and `JoinError`: the caller's side of a task.
+//!
+//! A `JoinError` is `Send + Sync + Error + 'static`, so `?` carries it into
+//! `anyhow::Error` or `Box<dyn Error + Send + Sync>`. The panic payload it
+//! may hold (`Box<dyn Any + Send>`) is not `Sync`; it sits in a
+//! [`PanicPayload`] that gives shared access to nothing but the payload's
+//! type and, for the two `Sync` payload types a `panic!` makes (`&str`,
+//! `String`), its message.
 
 use std::fmt;
 use std::future::Future;
@@ -7,6 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::raw::{Panic, RawTask};
+use super::{AbortHandle, Id};
 
 /// An owned permission to await a task's output.
 ///
@@ -62,15 +70,40 @@ impl<T> JoinHandle<T> {
     pub fn is_finished(&self) -> bool {
         self.raw.header().state.load().is_complete()
     }
-}
 
-impl<T> Future for JoinHandle<T> {
-    type Output = Result<T, JoinError>;
+    /// The task's id.
+    ///
+    /// ```
+    /// # gopark_runtime::block_on(async {
+    /// let handle = gopark_runtime::spawn(async { gopark_runtime::task::id() });
+    /// let id = handle.id();
+    /// assert_eq!(handle.await.unwrap(), id);
+    /// # });
+    /// ```
+    pub fn id(&self) -> Id {
+        self.raw.header().id
+    }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if !crate::coop::poll_proceed(cx) {
-            return Poll::Pending;
-        }
+    /// A handle that can abort the task but not await it; it can be cloned
+    /// and kept after this `JoinHandle` is awaited or dropped.
+    ///
+    /// ```
+    /// # gopark_runtime::block_on(async {
+    /// let handle = gopark_runtime::spawn(std::future::pending::<()>());
+    /// let abort = handle.abort_handle();
+    /// abort.abort();
+    /// assert!(handle.await.unwrap_err().is_cancelled());
+    /// assert!(abort.is_finished());
+    /// # });
+    /// ```
+    pub fn abort_handle(&self) -> AbortHandle {
+        AbortHandle::new(&self.raw)
+    }
+
+    /// Polls for the output without spending the cooperative budget (the
+    /// caller has spent it, once for a batch of handles) and without
+    /// recording a wait for the dump.
+    pub(crate) fn poll_unbudgeted(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
         let mut out: Poll<Result<T, JoinError>> = Poll::Pending;
         // SAFETY: `out` has the task's output type `T`, and this handle
         // holds the join interest.
@@ -80,8 +113,20 @@ impl<T> Future for JoinHandle<T> {
                 cx.waker(),
             )
         };
+        out
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if !crate::coop::poll_proceed(cx) {
+            return Poll::Pending;
+        }
+        let out = self.poll_unbudgeted(cx);
         if out.is_pending() {
-            let task = self.raw.addr();
+            let task = self.id();
             super::record_wait(cx.waker(), || super::Wait::Join { task });
         }
         out
@@ -99,32 +144,75 @@ impl<T> Drop for JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("task", &(self.raw.addr() as *const ()))
+            .field("id", &self.id())
             .field("finished", &self.is_finished())
             .finish()
     }
 }
 
-/// Why a task did not return its output.
+/// Why a task did not return its output: it was cancelled (aborted, or
+/// its runtime shut down first), or it panicked.
+///
+/// `Send + Sync + Error + 'static`, so `?` turns it into an `anyhow::Error`
+/// or a `Box<dyn Error + Send + Sync>`; it also converts into an
+/// `io::Error`.
+///
+/// ```
+/// # gopark_runtime::block_on(async {
+/// let err = gopark_runtime::spawn(async { panic!("boom") }).await.unwrap_err();
+/// assert!(err.is_panic());
+/// assert_eq!(err.to_string(), format!("task {} panicked with message \"boom\"", err.id()));
+/// let payload = err.into_panic();
+/// assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+/// # });
+/// ```
 pub struct JoinError {
     repr: Repr,
+    id: Id,
 }
 
 enum Repr {
     Cancelled,
-    Panic(Panic),
+    Panic(PanicPayload),
+}
+
+/// A panic payload that may be shared between threads: `&PanicPayload`
+/// reaches nothing but the payload's type and payloads that are themselves
+/// `Sync`. Only an owner (by value) gets the `Box` back.
+struct PanicPayload(Panic);
+
+// SAFETY: through a shared reference the payload is only asked its type id
+// (which reads no data: `Any::type_id` ignores `self`'s contents) and, when
+// it is `Sync`, borrowed as that type (`downcast_sync`). Everything else
+// needs `PanicPayload` by value, which a `&JoinError` cannot give.
+unsafe impl Sync for PanicPayload {}
+
+impl PanicPayload {
+    /// The payload as `T`, for a `T` that may be shared between threads.
+    fn downcast_sync<T: std::any::Any + Sync>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+
+    /// The message of a `panic!` with a literal or a formatted string.
+    fn message(&self) -> Option<&str> {
+        self.downcast_sync::<&'static str>()
+            .copied()
+            .or_else(|| self.downcast_sync::<String>().map(String::as_str))
+    }
 }
 
 impl JoinError {
-    pub(crate) fn cancelled() -> JoinError {
+    pub(crate) fn cancelled(id: Id) -> JoinError {
         JoinError {
             repr: Repr::Cancelled,
+            id,
         }
     }
 
-    pub(crate) fn panic(payload: Panic) -> JoinError {
+    pub(crate) fn panic(id: Id, payload: Panic) -> JoinError {
         JoinError {
-            repr: Repr::Panic(payload),
+            repr: Repr::Panic(PanicPayload(payload)),
+            id,
         }
     }
 
@@ -138,12 +226,19 @@ impl JoinError {
         matches!(self.repr, Repr::Panic(_))
     }
 
-    /// Returns the panic payload.
+    /// The id of the task that failed.
+    pub fn id(&self) -> Id {
+        self.id
+    }
+
+    /// Returns the panic payload, to inspect it or to resume the panic with
+    /// [`std::panic::resume_unwind`].
     ///
     /// # Panics
     ///
     /// Panics if the task was cancelled rather than panicking; see
     /// [`try_into_panic`](JoinError::try_into_panic).
+    #[track_caller]
     pub fn into_panic(self) -> Box<dyn std::any::Any + Send + 'static> {
         self.try_into_panic()
             .expect("`JoinError::into_panic` called on a cancelled task")
@@ -153,27 +248,20 @@ impl JoinError {
     /// cancelled.
     pub fn try_into_panic(self) -> Result<Box<dyn std::any::Any + Send + 'static>, JoinError> {
         match self.repr {
-            Repr::Panic(p) => Ok(p),
+            Repr::Panic(p) => Ok(p.0),
             Repr::Cancelled => Err(self),
         }
-    }
-}
-
-fn panic_message(p: &Panic) -> &str {
-    if let Some(s) = p.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s
-    } else {
-        "..."
     }
 }
 
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Cancelled => f.write_str("task was cancelled"),
-            Repr::Panic(p) => write!(f, "task panicked: {}", panic_message(p)),
+            Repr::Cancelled => write!(f, "task {} was cancelled", self.id),
+            Repr::Panic(p) => match p.message() {
+                Some(msg) => write!(f, "task {} panicked with message {msg:?}", self.id),
+                None => write!(f, "task {} panicked", self.id),
+            },
         }
     }
 }
@@ -181,8 +269,11 @@ impl fmt::Display for JoinError {
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
-            Repr::Panic(p) => write!(f, "JoinError::Panic({:?})", panic_message(p)),
+            Repr::Cancelled => write!(f, "JoinError::Cancelled({:?})", self.id),
+            Repr::Panic(p) => match p.message() {
+                Some(msg) => write!(f, "JoinError::Panic({:?}, {msg:?}, ..)", self.id),
+                None => write!(f, "JoinError::Panic({:?}, ..)", self.id),
+            },
         }
     }
 }
@@ -191,6 +282,6 @@ impl std::error::Error for JoinError {}
 
 impl From<JoinError> for std::io::Error {
     fn from(e: JoinError) -> std::io::Error {
-        std::io::Error::other(e.to_string())
+        std::io::Error::other(e)
     }
 }

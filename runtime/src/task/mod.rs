@@ -1,20 +1,69 @@
-//! Tasks: one heap allocation per spawned future.
+//! Tasks: spawning, joining, aborting, task ids, task-local values and
+//! tasks that stay on one thread — tokio's `task` module, on gopark.
+//!
+//! # The public face
+//!
+//! Everything here has tokio's name and tokio's documented behaviour, so a
+//! service moving over changes its `use` lines and nothing else:
+//!
+//! * [`spawn`], [`spawn_blocking`], [`yield_now`], [`JoinHandle`] and
+//!   [`JoinError`] — the runtime's own, gathered here. Like Go's `go f()`,
+//!   [`spawn`] always works: outside a runtime it uses the default one.
+//! * [`JoinSet`]: a set of tasks awaited in the order they finish (Go's
+//!   `errgroup`, or a `sync.WaitGroup` that also collects results). Dropping
+//!   the set aborts its tasks. Each task's completion puts it on a ready
+//!   list through a waker of its own, so [`JoinSet::join_next`] costs the
+//!   same with ten tasks in the set or a hundred thousand.
+//! * [`AbortHandle`]: cancel a task without owning its output.
+//! * [`Id`], [`id()`], [`try_id()`]: ids unique for the life of the
+//!   process (not addresses, which a later task reuses); the task dump
+//!   ([`Handle::dump`](crate::Handle::dump)) names tasks by them. They cost
+//!   eight bytes per task and no shared atomic per spawn (see [`Id`]).
+//! * [`task_local!`](crate::task_local) and [`LocalKey`]: a value scoped to
+//!   a future (a request id), kept across every `.await` on whichever
+//!   worker the task resumes. It lives in the future that
+//!   [`LocalKey::scope`] returns, which moves it into a thread-local around
+//!   each poll: tasks that use no task-local pay nothing.
+//! * [`LocalSet`] and [`spawn_local`]: `!Send` futures (state in an `Rc`)
+//!   that all run on the thread that drives the set, while their wakers
+//!   may be called from any thread. Go has no counterpart: every goroutine
+//!   may move between threads.
+//!
+//! ```
+//! use gopark_runtime::task::JoinSet;
+//!
+//! # gopark_runtime::block_on(async {
+//! let mut set = JoinSet::new();
+//! for i in 0..10u64 {
+//!     set.spawn(async move { i * i });
+//! }
+//! let mut sum = 0;
+//! while let Some(res) = set.join_next().await {
+//!     sum += res.unwrap();
+//! }
+//! assert_eq!(sum, 285);
+//! # });
+//! ```
+//!
+//! The rest of this page is how a task is built underneath.
 //!
 //! # Shape
 //!
 //! A task is a single allocation (`raw::Cell`) holding, in order: the
-//! header (the [state word](state), a vtable, the owned-list key), the
+//! header (the state word of `state.rs`, a vtable, the owned-list key, the
+//! dump's trace, the task [`Id`]), the
 //! scheduler handle, the *stage* — first the future, then its output — and
 //! the join waker. The rest of the runtime sees it through three handles,
 //! each standing for one reference in the state word:
 //!
-//! * [`Notified`]: "this task should be polled". At most one exists at a
+//! * `Notified`: "this task should be polled". At most one exists at a
 //!   time (the `NOTIFIED` bit guards its creation); it lives in a run queue.
 //! * [`JoinHandle`]: the caller's right to the output.
 //! * `Waker`s: created by the poll's `Context`; each clone is a reference.
 //!
 //! A fourth reference belongs to the runtime's owned-task list, so shutdown
-//! can cancel tasks that no queue holds (parked on I/O or a timer).
+//! can cancel tasks that no queue holds (parked on I/O or a timer). Each
+//! [`AbortHandle`] holds one more: it keeps the allocation, not the future.
 //!
 //! # Who touches what, and when
 //!
@@ -46,10 +95,15 @@
 //! `poll`, or in the future's destructor, are caught and stored as the
 //! task's [`JoinError`]; they never unwind into a worker.
 
+mod abort;
+mod id;
 mod join;
+mod join_set;
 mod list;
+mod local;
 mod raw;
 mod state;
+mod task_local;
 mod trace;
 
 #[cfg(all(test, loom))]
@@ -57,9 +111,15 @@ mod loom_tests;
 
 use std::future::Future;
 
+pub use crate::rt::{spawn, spawn_blocking, yield_now};
+pub use abort::AbortHandle;
+pub use id::{id, try_id, Id};
 pub use join::{JoinError, JoinHandle};
+pub use join_set::JoinSet;
 pub(crate) use list::OwnedTasks;
+pub use local::{spawn_local, LocalEnterGuard, LocalSet, RunUntil};
 pub(crate) use raw::{Header, RawTask};
+pub use task_local::{AccessError, LocalKey, TaskLocalFuture};
 pub(crate) use trace::{record_wait, refresh_clock, TaskInfo, Wait};
 
 /// What a task needs from whoever runs it.
@@ -152,9 +212,33 @@ where
     F::Output: Send + 'static,
     S: Schedule,
 {
-    let raw = RawTask::new(future, scheduler, spawned_at);
+    // SAFETY: the future and its output are `Send`.
+    let raw = unsafe { RawTask::new(future, scheduler, spawned_at) };
     // SAFETY: a new task's state counts three references (see
     // `RawTask::new`); these stand for the list's and the JoinHandle's.
+    let (owned, join) = unsafe { (raw.duplicate(), raw.duplicate()) };
+    (Notified(raw), owned, JoinHandle::new(join))
+}
+
+/// [`new_task`] for a future that need not be `Send` (a `LocalSet`'s).
+///
+/// # Safety
+///
+/// As for [`RawTask::new`]: `scheduler` runs and cancels the task only on
+/// the calling thread, and cancels it there before that thread lets it go.
+pub(crate) unsafe fn new_local_task<F, S>(
+    future: F,
+    scheduler: S,
+    spawned_at: &'static std::panic::Location<'static>,
+) -> (Notified, RawTask, JoinHandle<F::Output>)
+where
+    F: Future + 'static,
+    F::Output: 'static,
+    S: Schedule,
+{
+    // SAFETY: forwarded from the caller.
+    let raw = unsafe { RawTask::new(future, scheduler, spawned_at) };
+    // SAFETY: as in `new_task`.
     let (owned, join) = unsafe { (raw.duplicate(), raw.duplicate()) };
     (Notified(raw), owned, JoinHandle::new(join))
 }

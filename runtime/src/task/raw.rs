@@ -35,6 +35,8 @@ pub(crate) struct Header {
     pub(crate) owned_key: AtomicUsize,
     /// Where it was spawned and what it last parked on, for the dump.
     pub(crate) trace: super::trace::Trace,
+    /// The task's id, unique for the life of the process.
+    pub(crate) id: super::Id,
 }
 
 struct Vtable {
@@ -70,7 +72,8 @@ pub(crate) struct RawTask {
 }
 
 // SAFETY: every access to the task goes through the atomic state word or is
-// made exclusive by it; the future and the output are `Send`.
+// made exclusive by it; the future and the output are `Send`, or only
+// touched on one thread (see `RawTask::new`).
 unsafe impl Send for RawTask {}
 // SAFETY: as above; shared access only touches the atomic header.
 unsafe impl Sync for RawTask {}
@@ -80,15 +83,22 @@ impl RawTask {
     /// owned-task list's, the first `Notified`'s and the `JoinHandle`'s);
     /// this returns the first, and [`duplicate`](RawTask::duplicate) makes
     /// the other two.
+    ///
+    /// # Safety
+    ///
+    /// If `F` or `F::Output` is not `Send` (a `LocalSet`'s task), `scheduler`
+    /// runs and cancels the task only on the calling thread, and cancels it
+    /// there before that thread lets it go, so that the future and an
+    /// unclaimed output are only ever touched and dropped there.
     #[inline]
-    pub(crate) fn new<F, S>(
+    pub(crate) unsafe fn new<F, S>(
         future: F,
         scheduler: S,
         spawned_at: &'static std::panic::Location<'static>,
     ) -> RawTask
     where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
+        F: Future + 'static,
+        F::Output: 'static,
         S: Schedule,
     {
         let cell = Box::new(Cell {
@@ -97,6 +107,7 @@ impl RawTask {
                 vtable: vtable::<F, S>(),
                 owned_key: AtomicUsize::new(usize::MAX),
                 trace: super::trace::Trace::new(spawned_at),
+                id: super::Id::next(),
             },
             scheduler,
             stage: UnsafeCell::new(Stage::Running(future)),
@@ -225,8 +236,8 @@ impl RawTask {
 
 fn vtable<F, S>() -> &'static Vtable
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + 'static,
+    F::Output: 'static,
     S: Schedule,
 {
     &Vtable {
@@ -300,6 +311,7 @@ where
     let mut cx = Context::from_waker(&waker);
     cell.header.trace.begin_poll();
     let res = panic::catch_unwind(AssertUnwindSafe(|| {
+        let _current = super::id::enter(cell.header.id);
         cell.stage.with_mut(|stage| {
             // SAFETY: RUNNING is set, so this thread owns the stage, and the
             // cell is never moved while the task is alive.
@@ -330,7 +342,10 @@ where
             }
         },
         Err(panic) => {
-            set_stage(cell, Stage::Finished(Err(JoinError::panic(panic))));
+            set_stage(
+                cell,
+                Stage::Finished(Err(JoinError::panic(cell.header.id, panic))),
+            );
             complete(cell, Some(task));
         }
     }
@@ -376,8 +391,8 @@ fn cancel_future<F: Future, S>(cell: &Cell<F, S>) {
         unsafe { std::mem::replace(&mut *stage, Stage::Consumed) }
     });
     let err = match panic::catch_unwind(AssertUnwindSafe(|| drop(old))) {
-        Ok(()) => JoinError::cancelled(),
-        Err(panic) => JoinError::panic(panic),
+        Ok(()) => JoinError::cancelled(cell.header.id),
+        Err(panic) => JoinError::panic(cell.header.id, panic),
     };
     set_stage(cell, Stage::Finished(Err(err)));
 }

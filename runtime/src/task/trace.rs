@@ -53,8 +53,8 @@ pub(crate) enum Wait {
     },
     /// A timer.
     Sleep { until: Instant },
-    /// Another task's completion (the address of its header).
-    Join { task: usize },
+    /// Another task's completion.
+    Join { task: super::Id },
     /// Something the runtime does not know (a channel, a lock…).
     Other,
 }
@@ -65,7 +65,7 @@ pub(crate) struct Trace {
     /// Kind, direction and descriptor.
     wait: AtomicU64,
     /// A deadline (nanoseconds past [`epoch`], plus one; 0 for none) or a
-    /// joined task's address.
+    /// joined task's id.
     arg: AtomicU64,
     /// When the task last parked (or was spawned), on the coarse clock
     /// ([`coarse_now`]).
@@ -119,7 +119,7 @@ impl Trace {
                 deadline.map_or(0, encode_instant),
             ),
             Wait::Sleep { until } => (SLEEP, encode_instant(until)),
-            Wait::Join { task } => (JOIN, task as u64),
+            Wait::Join { task } => (JOIN, task.as_u64()),
             Wait::Other => (OTHER, 0),
         };
         self.arg.store(arg, Ordering::Relaxed);
@@ -140,7 +140,7 @@ impl Trace {
             SLEEP => Some(Wait::Sleep {
                 until: decode_instant(arg).unwrap_or_else(epoch),
             }),
-            JOIN => Some(Wait::Join { task: arg as usize }),
+            JOIN => super::Id::from_u64(arg).map(|task| Wait::Join { task }),
             OTHER => Some(Wait::Other),
             _ => None,
         }
@@ -217,8 +217,10 @@ fn coarse_now() -> u64 {
 /// One task as the dump sees it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TaskInfo {
-    /// The header's address: the task's identity while it lives.
+    /// The header's address: which task a worker is polling.
     pub(crate) addr: usize,
+    /// The task's id.
+    pub(crate) id: super::Id,
     pub(crate) spawned_at: &'static Location<'static>,
     /// Inside a poll now.
     pub(crate) running: bool,
@@ -235,6 +237,7 @@ impl TaskInfo {
         let state = header.state.load();
         TaskInfo {
             addr: header.addr(),
+            id: header.id,
             spawned_at: header.trace.spawned_at,
             running: state.is_running(),
             queued: state.is_notified() && !state.is_running(),
