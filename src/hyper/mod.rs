@@ -204,8 +204,10 @@
 
 mod executor;
 mod io;
+pub mod serve;
 mod timer;
 
 pub use executor::Executor;
 pub use io::Io;
+pub use serve::serve;
 pub use timer::Timer;
