@@ -197,12 +197,18 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
         assert_eq!(a.poll_phase(&mut cx, Phase::Serving), Poll::Pending);
         drain.advance(Phase::Graceful);
-        assert_eq!(a.poll_phase(&mut cx, Phase::Serving), Poll::Ready(Phase::Graceful));
+        assert_eq!(
+            a.poll_phase(&mut cx, Phase::Serving),
+            Poll::Ready(Phase::Graceful)
+        );
         assert_eq!(a.poll_phase(&mut cx, Phase::Graceful), Poll::Pending);
         drain.advance(Phase::Forced);
         // A late phase never moves back.
         drain.advance(Phase::Graceful);
-        assert_eq!(b.poll_phase(&mut cx, Phase::Serving), Poll::Ready(Phase::Forced));
+        assert_eq!(
+            b.poll_phase(&mut cx, Phase::Serving),
+            Poll::Ready(Phase::Forced)
+        );
         drop(a);
         assert_eq!(drain.open(), 1);
         drop(b);
