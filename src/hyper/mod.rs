@@ -218,6 +218,8 @@ mod executor;
 mod io;
 pub mod serve;
 mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use executor::Executor;
 pub use io::Io;
