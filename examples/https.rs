@@ -130,9 +130,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, Strin
         }
     }
     match (&config.cert, &config.key, &config.write_ca) {
-        (Some(_), None, _) | (None, Some(_), _) => {
-            Err("--cert and --key go together".to_string())
-        }
+        (Some(_), None, _) | (None, Some(_), _) => Err("--cert and --key go together".to_string()),
         (Some(_), Some(_), Some(_)) => {
             Err("--write-ca is for a certificate made at start, not with --cert".to_string())
         }
@@ -161,7 +159,9 @@ fn tls_config(config: &Config) -> Result<Arc<ServerConfig>, String> {
 /// A CA, and a server certificate it signs for the loopback names: the CA
 /// certificate, the server's certificate and the server's key, in PEM.
 fn make_certificate() -> Result<(String, String, String), rcgen::Error> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
 
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
@@ -175,7 +175,8 @@ fn make_certificate() -> Result<(String, String, String), rcgen::Error> {
     let key = KeyPair::generate()?;
     let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
     let mut leaf = CertificateParams::new(names)?;
-    leaf.distinguished_name.push(DnType::CommonName, "localhost");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
     let cert = leaf.signed_by(&key, &issuer)?;
     Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
 }
@@ -256,7 +257,9 @@ async fn serve_until_signal(addr: &str, tls: Arc<ServerConfig>) -> io::Result<u6
         })
         .on_shutdown(move |open| {
             let signal = said.get().map_or("signal".to_string(), |s| s.to_string());
-            println!("{signal}: shutting down: no new connections, finishing {open} open connection(s)");
+            println!(
+                "{signal}: shutting down: no new connections, finishing {open} open connection(s)"
+            );
         })
         .shutdown_timeout(GRACE);
     let exit_now = async move {
