@@ -214,6 +214,7 @@
 //! its `service` feature are runtime-free and work on gopark; its `tokio`
 //! feature and `client-legacy` (which needs tokio's sockets) are not.
 
+pub mod client;
 mod executor;
 mod io;
 pub mod serve;
@@ -221,6 +222,7 @@ mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
 
+pub use client::Client;
 pub use executor::Executor;
 pub use io::Io;
 pub use serve::serve;

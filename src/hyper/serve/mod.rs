@@ -55,6 +55,7 @@
 //!
 //! ```
 //! use std::convert::Infallible;
+//! use std::future::IntoFuture;
 //! use std::time::Duration;
 //!
 //! use bytes::Bytes;
