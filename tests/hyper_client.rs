@@ -2,7 +2,9 @@
 //! servers on loopback: keep-alive reuse counted by the server, a connect
 //! timeout against a listener whose queue is full, a server that closes
 //! idle connections, names resolved on the blocking pool, and the errors
-//! of bad URIs and refused connections.
+//! of bad URIs and refused connections, and no descriptor or task left
+//! behind. The tests take turns (`serial`): one of them counts the
+//! process's descriptors.
 
 mod support;
 
@@ -26,7 +28,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, Uri};
-use support::rt::{run_io, LIMIT};
+use support::rt::{run_io, serial, LIMIT};
 
 /// A TCP listener that counts the connections it accepted.
 struct Counting {
@@ -92,6 +94,7 @@ async fn body(resp: Response<client::Body>) -> io::Result<Bytes> {
 
 #[test]
 fn requests_in_turn_share_one_connection() {
+    let _serial = serial();
     run_io(2, "client-reuse", LIMIT, || async {
         let (addr, accepted) = counting_server()?;
         let client: Client<Empty<Bytes>> = Client::new();
@@ -113,6 +116,7 @@ fn requests_in_turn_share_one_connection() {
 
 #[test]
 fn concurrent_requests_open_connections_that_are_then_reused() {
+    let _serial = serial();
     run_io(2, "client-concurrent", LIMIT, || async {
         let (addr, accepted) = counting_server()?;
         let client: Client<Empty<Bytes>> = Client::new();
@@ -135,6 +139,7 @@ fn concurrent_requests_open_connections_that_are_then_reused() {
 
 #[test]
 fn a_body_dropped_half_read_closes_its_connection() {
+    let _serial = serial();
     run_io(2, "client-drop-body", LIMIT, || async {
         let (addr, accepted) = counting_server()?;
         let client: Client<Empty<Bytes>> = Client::new();
@@ -153,6 +158,7 @@ fn a_body_dropped_half_read_closes_its_connection() {
 
 #[test]
 fn a_connect_to_a_full_queue_times_out() {
+    let _serial = serial();
     run_io(2, "client-connect-timeout", LIMIT, || async {
         // Backlog 0: the kernel queues one connection (backlog + 1) and
         // drops the SYNs after it, so a connect hangs in SYN retries. The
@@ -216,6 +222,7 @@ async fn closing_server(listener: TcpListener, closed: mpsc::UnboundedSender<()>
 
 #[test]
 fn a_server_that_closes_idle_connections_is_reconnected_to() {
+    let _serial = serial();
     run_io(2, "client-reconnect", LIMIT, || async {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
@@ -241,6 +248,7 @@ fn a_server_that_closes_idle_connections_is_reconnected_to() {
 
 #[test]
 fn names_are_resolved_and_bad_uris_are_refused() {
+    let _serial = serial();
     run_io(2, "client-names", LIMIT, || async {
         let (addr, _) = counting_server()?;
         let client: Client<Empty<Bytes>> = Client::new();
@@ -268,6 +276,38 @@ fn names_are_resolved_and_bad_uris_are_refused() {
         drop(closed);
         let err = client.get(uri(closed_addr, "/")).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn nothing_is_left_behind_once_client_and_server_are_gone() {
+    let _serial = serial();
+    run_io(2, "client-census", LIMIT, || async {
+        let census = support::leak::Census::take();
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let hello = service_fn(|_: Request<Incoming>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("hello"))))
+        });
+        let (stop, stopped) = futures_channel::oneshot::channel::<()>();
+        let server = runtime::spawn(
+            serve::serve(listener, hello)
+                .with_graceful_shutdown(stopped)
+                .into_future(),
+        );
+        let client: Client<Empty<Bytes>> = Client::new();
+        // Two connections (the first body held while the second request
+        // goes), one body dropped unread, the rest read.
+        let held = client.get(uri(addr, "/")).await?;
+        assert_eq!(body(client.get(uri(addr, "/")).await?).await?, "hello");
+        drop(held);
+        drop(client);
+        stop.send(()).unwrap();
+        support::rt::join(server).await?;
+        census
+            .assert_back("the client and the server are gone")
+            .await;
         Ok(())
     });
 }

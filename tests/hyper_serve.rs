@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::future::{Future, IntoFuture};
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,6 @@ use gopark::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use gopark::runtime::{self, time::timeout};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
 use support::leak::Census;
 use support::net::read_to_end;
@@ -45,31 +45,37 @@ struct Gate {
 
 /// A hyper service: `/wait` answers `done` once released, anything else
 /// `hello` at once.
-fn gated() -> (
-    impl hyper::service::Service<
-            Request<Incoming>,
-            Response = Response<Full<Bytes>>,
-            Error = Infallible,
-            Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send,
-        > + Clone
-        + Send
-        + 'static,
-    Gate,
-) {
-    let (started_tx, started) = mpsc::unbounded();
-    let (release, released) = async_channel::unbounded::<()>();
-    let service = service_fn(move |req: Request<Incoming>| {
-        let started = started_tx.clone();
-        let released = released.clone();
-        async move {
+#[derive(Clone)]
+struct Gated {
+    started: mpsc::UnboundedSender<()>,
+    released: async_channel::Receiver<()>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Gated {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let Gated { started, released } = self.clone();
+        Box::pin(async move {
             if req.uri().path() == "/wait" {
                 let _ = started.unbounded_send(());
                 let _ = released.recv().await;
                 return Ok(Response::new(Full::new(Bytes::from("done"))));
             }
             Ok(Response::new(Full::new(Bytes::from("hello"))))
-        }
-    });
+        })
+    }
+}
+
+fn gated() -> (Gated, Gate) {
+    let (started_tx, started) = mpsc::unbounded();
+    let (release, released) = async_channel::unbounded::<()>();
+    let service = Gated {
+        started: started_tx,
+        released,
+    };
     (service, Gate { started, release })
 }
 

@@ -185,7 +185,7 @@
 //! .unwrap();
 //! ```
 //!
-//! # A server in one call: [`serve`]
+//! # A server in one call: [`serve`](serve())
 //!
 //! The accept loops above are what [`serve(listener, service)`](serve())
 //! writes for you, with what a service needs beside them: HTTP/1.1 and

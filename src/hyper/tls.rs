@@ -111,8 +111,11 @@ pub struct TlsListener<L: Listener> {
     inner: L,
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
-    done: Arc<Done<(TlsStream<L::Io>, L::Addr)>>,
+    done: Arc<Done<Accepted<L>>>,
 }
+
+/// A connection whose handshake has finished, and its peer.
+type Accepted<L> = (TlsStream<<L as Listener>::Io>, <L as Listener>::Addr);
 
 impl<L: Listener + fmt::Debug> fmt::Debug for TlsListener<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -25,8 +25,8 @@
 //!
 //! It speaks HTTP/1.1 over TCP, `http://` URIs only. hyper's
 //! `client::conn::http2` with [`Executor`](super::Executor) and an
-//! [`Io`](super::Io) stream gives HTTP/2 on one connection, and
-//! [`tls`](super::tls) with a client-side rustls connector gives TLS.
+//! [`Io`] stream gives HTTP/2 on one connection, and
+//! futures-rustls's client connector over a [`Connector`] stream gives TLS.
 //!
 //! # Costs
 //!

@@ -6,9 +6,8 @@ use std::task::{Context, Poll};
 use gopark_net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 /// A source of connections for [`serve`](super::serve()): gopark's
-/// [`TcpListener`] and [`UnixListener`], a
-/// [`TlsListener`](super::super::tls::TlsListener) (with the `tls`
-/// feature), or a type of your own. axum 0.8's `serve::Listener`, in
+/// [`TcpListener`] and [`UnixListener`], a `TlsListener` (the `tls`
+/// feature's `gopark::hyper::tls`), or a type of your own. axum 0.8's `serve::Listener`, in
 /// poll form.
 ///
 /// `poll_accept` is called from one task, the accept loop; a connection it

@@ -47,7 +47,7 @@
 //! # Costs
 //!
 //! One task per connection, plus the tasks HTTP/2 spawns per stream
-//! (through [`Executor`](super::Executor)); the shutdown's bookkeeping is
+//! (through [`Executor`]); the shutdown's bookkeeping is
 //! one atomic load per poll of a connection, and a lock at its start and
 //! end.
 //!
