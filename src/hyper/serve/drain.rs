@@ -78,6 +78,9 @@ pub(crate) struct Watch {
     inner: Arc<Inner>,
     id: u64,
     slot: Arc<Slot>,
+    /// A clone of the waker last left in `slot`, kept here so that a poll
+    /// under the same waker touches no lock.
+    registered: Option<Waker>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -106,6 +109,7 @@ impl Drain {
             inner: self.inner.clone(),
             id,
             slot,
+            registered: None,
         }
     }
 
@@ -145,23 +149,37 @@ impl Drain {
 
 impl Watch {
     /// Ready with the phase once it is past `seen`.
-    pub(crate) fn poll_phase(&self, cx: &mut Context<'_>, seen: Phase) -> Poll<Phase> {
-        let phase = Phase::from_u8(self.inner.phase.load(Ordering::SeqCst));
-        if phase > seen {
+    pub(crate) fn poll_phase(&mut self, cx: &mut Context<'_>, seen: Phase) -> Poll<Phase> {
+        if let Some(phase) = self.moved_past(seen) {
             return Poll::Ready(phase);
         }
+        if !self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
         {
-            let mut waker = lock(&self.slot.waker);
-            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *waker = Some(cx.waker().clone());
-            }
+            let waker = cx.waker().clone();
+            *lock(&self.slot.waker) = Some(waker.clone());
+            self.registered = Some(waker);
         }
-        // SeqCst: the second read of the Dekker pair.
+        // The second read of the Dekker pair.
+        match self.moved_past(seen) {
+            Some(phase) => Poll::Ready(phase),
+            None => Poll::Pending,
+        }
+    }
+
+    /// The phase, if it is past `seen`.
+    fn moved_past(&mut self, seen: Phase) -> Option<Phase> {
+        // SeqCst: paired with `advance`'s write (see the module's opening).
         let phase = Phase::from_u8(self.inner.phase.load(Ordering::SeqCst));
         if phase > seen {
-            Poll::Ready(phase)
+            // `advance` took the waker out of the slot as it woke this
+            // task: the next wait must leave one again.
+            self.registered = None;
+            Some(phase)
         } else {
-            Poll::Pending
+            None
         }
     }
 }
@@ -191,8 +209,8 @@ mod tests {
     #[test]
     fn a_watch_sees_each_phase_once_and_the_last_drop_ends_the_wait() {
         let drain = Drain::new();
-        let a = drain.watch();
-        let b = drain.watch();
+        let mut a = drain.watch();
+        let mut b = drain.watch();
         assert_eq!(drain.open(), 2);
         let mut cx = Context::from_waker(Waker::noop());
         assert_eq!(a.poll_phase(&mut cx, Phase::Serving), Poll::Pending);
@@ -202,6 +220,10 @@ mod tests {
             Poll::Ready(Phase::Graceful)
         );
         assert_eq!(a.poll_phase(&mut cx, Phase::Graceful), Poll::Pending);
+        assert!(
+            lock(&a.slot.waker).is_some(),
+            "after a phase change, the next wait leaves its waker again"
+        );
         drain.advance(Phase::Forced);
         // A late phase never moves back.
         drain.advance(Phase::Graceful);

@@ -382,28 +382,29 @@ where
 
 /// One connection's task: serve it until it ends, shut it down gracefully
 /// when the phase says so, drop it when forced.
-async fn connection<C>(conn: C, watch: Watch)
+async fn connection<C>(conn: C, mut watch: Watch)
 where
     C: Future + GracefulConnection,
 {
     let mut conn = pin!(conn);
     let mut seen = Phase::Serving;
-    poll_fn(|cx| loop {
-        // A client that resets its connection, or sends garbage, is its own
-        // problem: the connection's result is not reported.
-        if conn.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(());
-        }
-        match watch.poll_phase(cx, seen) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Phase::Forced) => return Poll::Ready(()),
-            Poll::Ready(phase) => {
-                seen = phase;
-                // hyper finishes the requests in flight, then closes; poll
-                // the connection again so that it acts on it.
-                conn.as_mut().graceful_shutdown();
+    poll_fn(|cx| {
+        // The phase first: once a shutdown has begun, a response written
+        // in this poll already says `Connection: close`.
+        loop {
+            match watch.poll_phase(cx, seen) {
+                Poll::Pending => break,
+                Poll::Ready(Phase::Forced) => return Poll::Ready(()),
+                Poll::Ready(phase) => {
+                    seen = phase;
+                    // hyper finishes the requests in flight, then closes.
+                    conn.as_mut().graceful_shutdown();
+                }
             }
         }
+        // A client that resets its connection, or sends garbage, is its own
+        // problem: the connection's result is not reported.
+        conn.as_mut().poll(cx).map(drop)
     })
     .await;
     drop(watch);
