@@ -15,7 +15,15 @@
 //!
 //! Everything else — hyper's server and client builders, hyper-util's
 //! `auto` builder and `TowerToHyperService`, axum's `Router` — runs
-//! unchanged. In `Cargo.toml`:
+//! unchanged. On top of them, what a service needs beside its routes:
+//!
+//! | need | tokio's world | gopark |
+//! |---|---|---|
+//! | an accept loop, HTTP/1.1 and HTTP/2, graceful shutdown | `axum::serve`, hyper-util's `GracefulShutdown` | [`serve(listener, service)`](serve()) |
+//! | a pooled client | hyper-util's `client::legacy::Client` | [`Client`] |
+//! | TLS (the `tls` feature) | `tokio-rustls`, `axum-server` | `tls::TlsListener` with `serve` |
+//!
+//! In `Cargo.toml`:
 //!
 //! ```toml
 //! gopark = { version = "0.1", features = ["hyper"] }
@@ -28,7 +36,7 @@
 //!
 //! hyper itself depends on tokio for its runtime-free `sync` module only;
 //! axum's `tokio` feature (on by default, hence `default-features = false`)
-//! would bring tokio's reactor and `axum::serve`, which gopark's accept loop
+//! would bring tokio's reactor and `axum::serve`, which [`serve`](serve())
 //! replaces.
 //!
 //! # An HTTP/1.1 server and client
