@@ -18,7 +18,8 @@
 //! and `poll_accept` returns the connections whose handshake is done, in
 //! the order they finish. A client that sends garbage, or nothing, costs a
 //! task until its handshake fails or times out; its connection is then
-//! closed, and it holds up no one else. Failed handshakes are not
+//! closed, and it holds up no one else. Dropping the listener (as `serve`
+//! does when a shutdown begins) stops the handshakes in flight. Failed handshakes are not
 //! reported: they are the client's problem, and logging them would let
 //! any client fill the log.
 //!
@@ -59,7 +60,7 @@ use futures_rustls::rustls::pki_types::pem::PemObject;
 use futures_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use futures_rustls::rustls::ServerConfig;
 use futures_rustls::TlsAcceptor;
-use gopark_runtime::time;
+use gopark_runtime::{time, JoinHandle};
 
 use super::serve::Listener;
 
@@ -112,6 +113,9 @@ pub struct TlsListener<L: Listener> {
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
     done: Arc<Done<Accepted<L>>>,
+    /// The handshake tasks, aborted when the listener is dropped; the
+    /// finished ones are weeded out whenever the vector is full.
+    handshakes: Vec<JoinHandle<()>>,
 }
 
 /// A connection whose handshake has finished, and its peer.
@@ -149,6 +153,7 @@ impl<L: Listener> TlsListener<L> {
             done: Arc::new(Done {
                 state: Mutex::new((VecDeque::new(), None)),
             }),
+            handshakes: Vec::new(),
         }
     }
 
@@ -165,18 +170,31 @@ impl<L: Listener> TlsListener<L> {
     }
 
     /// Starts the handshake of a new connection on a task of its own.
-    fn handshake(&self, io: L::Io, addr: L::Addr) {
+    fn handshake(&mut self, io: L::Io, addr: L::Addr) {
         let accept = self.acceptor.accept(io);
         let timeout = self.handshake_timeout;
         // Weak: once the listener is gone, a finished handshake has no one
         // to go to, and its connection is dropped (closed) at once.
         let done = Arc::downgrade(&self.done);
-        drop(gopark_runtime::spawn(async move {
+        let task = gopark_runtime::spawn(async move {
             let Ok(Ok(stream)) = time::timeout(timeout, accept).await else {
                 return;
             };
             push(&done, (stream, addr));
-        }));
+        });
+        if self.handshakes.len() == self.handshakes.capacity() {
+            self.handshakes.retain(|h| !h.is_finished());
+        }
+        self.handshakes.push(task);
+    }
+}
+
+impl<L: Listener> Drop for TlsListener<L> {
+    /// Stops the handshakes in flight: their connections are closed.
+    fn drop(&mut self) {
+        for task in &self.handshakes {
+            task.abort();
+        }
     }
 }
 
