@@ -33,9 +33,10 @@
 //! SIGINT (Ctrl-C) or SIGTERM: stop accepting, and tell every connection to
 //! shut down gracefully (`serve`'s `with_graceful_shutdown`): a request in
 //! flight is finished and answered (with `Connection: close` on HTTP/1.1,
-//! after a GOAWAY on HTTP/2), idle connections close at once. The server exits with status 0 when the last
-//! connection is done, or after 30 s even if some client never finishes. A
-//! second signal exits at once, with status 130.
+//! after a GOAWAY on HTTP/2), idle connections close at once. The server
+//! exits with status 0 when the last connection is done, or after 30 s
+//! (closing what is left) even if some client never finishes. A second
+//! signal exits at once, with status 130.
 
 mod service;
 
