@@ -7,8 +7,8 @@
 //!
 //! The same service (`examples/hyper/service.rs`, included as it is), the
 //! same hyper-util `auto` builder with the same settings (a 10 s header
-//! timeout, HTTP/2 with the runtime's timer), the same graceful-shutdown
-//! bookkeeping (`examples/support/graceful.rs`), and the listener, accept
+//! timeout, HTTP/2 with the runtime's timer), a graceful shutdown through
+//! hyper-util's `GracefulShutdown`, and the listener, accept
 //! back-off and runtime of the other tokio twins
 //! (`benches/servers/common.rs`). Where
 //! the gopark example has `gopark::hyper::{Io, Executor, Timer}`, this has
@@ -16,27 +16,23 @@
 
 #[path = "../servers/common.rs"]
 mod common;
-#[path = "../../examples/support/graceful.rs"]
-mod graceful;
 #[path = "../../examples/support/nofile.rs"]
 mod nofile;
 #[path = "../../examples/hyper/service.rs"]
 mod service;
 
 use std::io;
-use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::{select, Either};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::signal::unix::{signal, SignalKind};
 
-use graceful::Graceful;
+use hyper_util::server::graceful::GracefulShutdown;
 
 const GRACE: Duration = Duration::from_secs(30);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,7 +83,7 @@ async fn serve(addr: &str) -> io::Result<u64> {
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
     builder.http2().timer(TokioTimer::new());
-    let graceful = Graceful::new();
+    let graceful = GracefulShutdown::new();
     let served = Arc::new(AtomicU64::new(0));
     let mut delay = None;
 
@@ -118,20 +114,15 @@ async fn serve(addr: &str) -> io::Result<u64> {
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
-        let (stop, guard) = graceful.watch();
+        let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let mut conn = pin!(conn);
-            if let Either::Right(_) = select(conn.as_mut(), stop).await {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
-            }
-            drop(guard);
+            let _ = conn.await;
         });
     }
     drop(listener);
     println!(
         "shutting down: no new connections, finishing {} open connection(s)",
-        graceful.open()
+        graceful.count()
     );
     let _ = tokio::time::timeout(GRACE, graceful.shutdown()).await;
     Ok(served.load(Ordering::Relaxed))

@@ -17,11 +17,10 @@
 //! The application (`app.rs`) is plain axum: a JSON route, a path
 //! parameter, shared state (`with_state`: a counter and a user table) and a
 //! streamed body (`Body::from_stream` of chunks a gopark task produces).
-//! axum's own `axum::serve` runs on tokio; here each accepted
-//! `gopark::net::TcpStream` goes to hyper-util's `auto` builder (HTTP/1.1
-//! and HTTP/2 on one port) with the router as a hyper service, through
-//! hyper-util's `TowerToHyperService`. axum is built without its `tokio`
-//! feature, so gopark's netpoller is the only reactor in the process.
+//! axum's own `axum::serve` runs on tokio; here `gopark::hyper::serve`
+//! serves the router (a tower service) on gopark, HTTP/1.1 and HTTP/2 on
+//! one port. axum is built without its `tokio` feature, so gopark's
+//! netpoller is the only reactor in the process.
 //!
 //! On stdout it prints `listening on http://ADDR` once bound, a line when a
 //! shutdown begins and `served N requests` on exit. SIGINT or SIGTERM shuts
@@ -30,34 +29,26 @@
 
 mod app;
 
-#[path = "../support/backoff.rs"]
-mod backoff;
-#[path = "../support/graceful.rs"]
-mod graceful;
 #[path = "../support/nofile.rs"]
 mod nofile;
 #[path = "../support/signals.rs"]
 mod signals;
 
+use std::future::IntoFuture;
 use std::io;
 use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::middleware;
 use axum::response::Response;
 use futures_util::future::{select, Either};
-use gopark::hyper::{Executor, Io, Timer};
+use gopark::hyper::serve;
 use gopark::net::TcpListener;
-use gopark::runtime::{self, time::timeout, Builder};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
+use gopark::runtime::Builder;
 use signals::Signals;
-
-use backoff::Backoff;
-use graceful::Graceful;
 
 /// How long a shutdown waits for connections to finish.
 const GRACE: Duration = Duration::from_secs(30);
@@ -141,7 +132,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(serve(&config.addr)) {
+    match rt.block_on(serve_until_signal(&config.addr)) {
         Ok(served) => {
             println!("served {served} requests");
             ExitCode::SUCCESS
@@ -155,8 +146,11 @@ fn main() -> ExitCode {
 
 /// Serves the app until a signal, then drains; returns how many requests
 /// were answered.
-async fn serve(addr: &str) -> io::Result<u64> {
-    let mut signals = Signals::new()?;
+async fn serve_until_signal(addr: &str) -> io::Result<u64> {
+    // The first set of listeners starts the shutdown; the second sees the
+    // same signal, and exits on the one after it.
+    let mut first = Signals::new()?;
+    let mut second = Signals::new()?;
     let listener = TcpListener::bind(addr)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     println!("listening on http://{}", listener.local_addr()?);
@@ -170,64 +164,35 @@ async fn serve(addr: &str) -> io::Result<u64> {
         std::future::ready(resp)
     }));
 
-    let mut builder = auto::Builder::new(Executor::new());
-    builder
-        .http1()
-        .timer(Timer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    builder.http2().timer(Timer::new());
-    let graceful = Graceful::new();
-
-    let mut backoff = Backoff::default();
-    let signal = {
-        let mut stop = pin!(signals.recv());
-        loop {
-            let (stream, _peer) = match select(pin!(listener.accept()), stop.as_mut()).await {
-                Either::Left((Ok(conn), _)) => conn,
-                Either::Left((Err(e), _)) => {
-                    backoff.wait(e).await?;
-                    continue;
-                }
-                Either::Right((signal, _)) => break signal,
-            };
-            backoff.reset();
-            // axum's Router is a tower service; TowerToHyperService makes
-            // it the hyper service the connection calls per request.
-            let service = TowerToHyperService::new(app.clone());
-            let conn = builder
-                .serve_connection(Io::new(stream), service)
-                .into_owned();
-            let (stop, guard) = graceful.watch();
-            runtime::spawn(async move {
-                let mut conn = pin!(conn);
-                // A client that resets its connection, or sends garbage, is
-                // its own problem: the results are not reported.
-                if let Either::Right(_) = select(conn.as_mut(), stop).await {
-                    // hyper finishes the request in flight, then closes.
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-                drop(guard);
-            });
-        }
+    let which = Arc::new(OnceLock::new());
+    let said = which.clone();
+    let server = serve(listener, app)
+        .configure(|b| {
+            b.http1().header_read_timeout(HEADER_TIMEOUT);
+        })
+        .with_graceful_shutdown(async move {
+            let _ = which.set(first.recv().await);
+        })
+        .on_shutdown(move |open| {
+            let signal = said.get().map_or("signal".to_string(), |s| s.to_string());
+            println!(
+                "{signal}: shutting down: no new connections, finishing {open} open connection(s)"
+            );
+        })
+        .shutdown_timeout(GRACE);
+    let exit_now = async move {
+        second.recv().await;
+        let signal = second.recv().await;
+        eprintln!("{signal}: exiting now");
+        std::process::exit(130)
     };
-    drop(listener);
-    let open = graceful.open();
-    println!("{signal}: shutting down: no new connections, finishing {open} open connection(s)");
-    match select(
-        pin!(timeout(GRACE, graceful.shutdown())),
-        pin!(signals.recv()),
-    )
-    .await
-    {
+    match select(pin!(server.into_future()), pin!(exit_now)).await {
         Either::Left((Ok(()), _)) => {}
-        Either::Left((Err(_), _)) => {
-            eprintln!("axum: connections still open after {GRACE:?}; exiting anyway")
+        Either::Left((Err(e), _)) if e.kind() == io::ErrorKind::TimedOut => {
+            eprintln!("axum: {e}; exiting anyway")
         }
-        Either::Right((signal, _)) => {
-            eprintln!("{signal}: exiting now");
-            std::process::exit(130);
-        }
+        Either::Left((Err(e), _)) => return Err(e),
+        Either::Right(((), _)) => unreachable!("a second signal exits the process"),
     }
     Ok(served.load(Ordering::Relaxed))
 }

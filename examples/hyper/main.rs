@@ -17,12 +17,11 @@
 //! a small JSON document, `POST /echo` streams the request body back;
 //! another method gets 405, another path 404.
 //!
-//! gopark's accept loop hands each connection to hyper-util's `auto`
-//! builder, which speaks HTTP/2 to a client that opens with the HTTP/2
-//! preface and HTTP/1.1 to the others. `gopark::hyper::Io` makes the
-//! `TcpStream` a hyper stream, `Executor` runs HTTP/2's streams as gopark
-//! tasks, and `Timer` gives hyper gopark's timers (a client gets 10 s to
-//! send a request's headers).
+//! `gopark::hyper::serve` runs the accept loop: each connection goes to
+//! hyper-util's `auto` builder, which speaks HTTP/2 to a client that opens
+//! with the HTTP/2 preface and HTTP/1.1 to the others, on a gopark task of
+//! its own (a client gets 10 s to send a request's headers). This file is
+//! the command line and the signals; the routes are in `service.rs`.
 //!
 //! On stdout it prints `listening on http://ADDR` once bound (the real port
 //! when ADDR asked for port 0), a line when a shutdown begins, and `served N
@@ -32,42 +31,34 @@
 //! # Shutdown
 //!
 //! SIGINT (Ctrl-C) or SIGTERM: stop accepting, and tell every connection to
-//! shut down gracefully (hyper's `graceful_shutdown`; the bookkeeping is in
-//! `examples/support/graceful.rs`): a request in flight is finished and
-//! answered (with
-//! `Connection: close` on HTTP/1.1, after a GOAWAY on HTTP/2), idle
-//! connections close at once. The server exits with status 0 when the last
-//! connection is done, or after 30 s even if some client never finishes. A
-//! second signal exits at once, with status 130.
+//! shut down gracefully (`serve`'s `with_graceful_shutdown`): a request in
+//! flight is finished and answered (with `Connection: close` on HTTP/1.1,
+//! after a GOAWAY on HTTP/2), idle connections close at once. The server
+//! exits with status 0 when the last connection is done, or after 30 s
+//! (closing what is left) even if some client never finishes. A second
+//! signal exits at once, with status 130.
 
 mod service;
 
-#[path = "../support/backoff.rs"]
-mod backoff;
-#[path = "../support/graceful.rs"]
-mod graceful;
 #[path = "../support/nofile.rs"]
 mod nofile;
 #[path = "../support/signals.rs"]
 mod signals;
 
+use std::future::IntoFuture;
 use std::io;
 use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use gopark::hyper::{Executor, Io, Timer};
+use gopark::hyper::serve;
 use gopark::net::TcpListener;
-use gopark::runtime::{self, time::timeout, Builder};
+use gopark::runtime::Builder;
 use hyper::service::service_fn;
-use hyper_util::server::conn::auto;
 use signals::Signals;
-
-use backoff::Backoff;
-use graceful::Graceful;
 
 /// How long a shutdown waits for connections to finish.
 const GRACE: Duration = Duration::from_secs(30);
@@ -151,7 +142,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(serve(&config.addr)) {
+    match rt.block_on(serve_until_signal(&config.addr)) {
         Ok(served) => {
             println!("served {served} requests");
             ExitCode::SUCCESS
@@ -165,81 +156,57 @@ fn main() -> ExitCode {
 
 /// Serves until a signal, then drains; returns how many requests were
 /// answered.
-async fn serve(addr: &str) -> io::Result<u64> {
+async fn serve_until_signal(addr: &str) -> io::Result<u64> {
     // Before the server says it is listening: from then on a SIGTERM means
-    // "shut down", never the default "die".
-    let mut signals = Signals::new()?;
+    // "shut down", never the default "die". Every listener sees each
+    // signal: the first set starts the shutdown, the second exits on the
+    // signal after it.
+    let mut first = Signals::new()?;
+    let mut second = Signals::new()?;
     let listener = TcpListener::bind(addr)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     println!("listening on http://{}", listener.local_addr()?);
 
-    let mut builder = auto::Builder::new(Executor::new());
-    builder
-        .http1()
-        .timer(Timer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    builder.http2().timer(Timer::new());
-    let graceful = Graceful::new();
     let served = Arc::new(AtomicU64::new(0));
-
-    let mut backoff = Backoff::default();
-    let signal = {
-        let mut stop = pin!(signals.recv());
-        loop {
-            let (stream, _peer) = match select(pin!(listener.accept()), stop.as_mut()).await {
-                Either::Left((Ok(conn), _)) => conn,
-                Either::Left((Err(e), _)) => {
-                    backoff.wait(e).await?;
-                    continue;
-                }
-                Either::Right((signal, _)) => break signal,
-            };
-            backoff.reset();
-            let served = served.clone();
-            let service = service_fn(move |req| {
-                let served = served.clone();
-                async move {
-                    let resp = service::route(req).await;
-                    // Relaxed: a statistic, read after every connection ended.
-                    served.fetch_add(1, Ordering::Relaxed);
-                    resp
-                }
-            });
-            let conn = builder
-                .serve_connection(Io::new(stream), service)
-                .into_owned();
-            let (stop, guard) = graceful.watch();
-            runtime::spawn(async move {
-                let mut conn = pin!(conn);
-                // A client that resets its connection, or sends garbage, is
-                // its own problem: the results are not reported.
-                if let Either::Right(_) = select(conn.as_mut(), stop).await {
-                    // hyper finishes the request in flight, then closes.
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-                drop(guard);
-            });
+    let counted = served.clone();
+    let service = service_fn(move |req| {
+        let counted = counted.clone();
+        async move {
+            let resp = service::route(req).await;
+            // Relaxed: a statistic, read after every connection ended.
+            counted.fetch_add(1, Ordering::Relaxed);
+            resp
         }
+    });
+    let which = Arc::new(OnceLock::new());
+    let said = which.clone();
+    let server = serve(listener, service)
+        .configure(|b| {
+            b.http1().header_read_timeout(HEADER_TIMEOUT);
+        })
+        .with_graceful_shutdown(async move {
+            let _ = which.set(first.recv().await);
+        })
+        .on_shutdown(move |open| {
+            let signal = said.get().map_or("signal".to_string(), |s| s.to_string());
+            println!(
+                "{signal}: shutting down: no new connections, finishing {open} open connection(s)"
+            );
+        })
+        .shutdown_timeout(GRACE);
+    let exit_now = async move {
+        second.recv().await;
+        let signal = second.recv().await;
+        eprintln!("{signal}: exiting now");
+        std::process::exit(130)
     };
-    drop(listener); // new connections are refused from here on
-    let open = graceful.open();
-    println!("{signal}: shutting down: no new connections, finishing {open} open connection(s)");
-
-    match select(
-        pin!(timeout(GRACE, graceful.shutdown())),
-        pin!(signals.recv()),
-    )
-    .await
-    {
+    match select(pin!(server.into_future()), pin!(exit_now)).await {
         Either::Left((Ok(()), _)) => {}
-        Either::Left((Err(_), _)) => {
-            eprintln!("hyper: connections still open after {GRACE:?}; exiting anyway")
+        Either::Left((Err(e), _)) if e.kind() == io::ErrorKind::TimedOut => {
+            eprintln!("hyper: {e}; exiting anyway")
         }
-        Either::Right((signal, _)) => {
-            eprintln!("{signal}: exiting now");
-            std::process::exit(130);
-        }
+        Either::Left((Err(e), _)) => return Err(e),
+        Either::Right(((), _)) => unreachable!("a second signal exits the process"),
     }
     Ok(served.load(Ordering::Relaxed))
 }

@@ -36,31 +36,25 @@
 mod api;
 mod db;
 
-#[path = "../support/backoff.rs"]
-mod backoff;
-#[path = "../support/graceful.rs"]
-mod graceful;
 #[path = "../support/nofile.rs"]
 mod nofile;
 #[path = "../support/signals.rs"]
 mod signals;
 
+use std::future::IntoFuture;
 use std::io;
 use std::pin::pin;
 use std::process::ExitCode;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use gopark::hyper::{Executor, Io, Timer};
+use gopark::hyper;
 use gopark::net::TcpListener;
-use gopark::runtime::{self, time::timeout, Builder};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
+use gopark::runtime::Builder;
 
-use backoff::Backoff;
 use db::{Db, Target};
-use graceful::Graceful;
 use signals::Signals;
 
 /// How long a shutdown waits for connections to finish.
@@ -297,7 +291,10 @@ fn main() -> ExitCode {
 
 /// Serves the API until a signal, then drains.
 async fn serve(args: &Args, pg: tokio_postgres::Config, targets: Vec<Target>) -> io::Result<()> {
-    let mut signals = Signals::new()?;
+    // The first set of listeners starts the shutdown; the second sees the
+    // same signal, and exits on the one after it.
+    let mut first = Signals::new()?;
+    let mut second = Signals::new()?;
     let addr = &args.addr;
     let listener = TcpListener::bind(addr)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
@@ -309,62 +306,39 @@ async fn serve(args: &Args, pg: tokio_postgres::Config, targets: Vec<Target>) ->
     let db = Db::start(pg, targets, args.pool, args.query_timeout);
     let app = api::app(db.clone());
 
-    let mut builder = auto::Builder::new(Executor::new());
-    builder
-        .http1()
-        .timer(Timer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    builder.http2().timer(Timer::new());
-    let graceful = Graceful::new();
-
-    let mut backoff = Backoff::default();
-    let signal = {
-        let mut stop = pin!(signals.recv());
-        loop {
-            let (stream, _peer) = match select(pin!(listener.accept()), stop.as_mut()).await {
-                Either::Left((Ok(conn), _)) => conn,
-                Either::Left((Err(e), _)) => {
-                    backoff.wait(e).await?;
-                    continue;
-                }
-                Either::Right((signal, _)) => break signal,
-            };
-            backoff.reset();
-            let service = TowerToHyperService::new(app.clone());
-            let conn = builder
-                .serve_connection(Io::new(stream), service)
-                .into_owned();
-            let (stop, guard) = graceful.watch();
-            runtime::spawn(async move {
-                let mut conn = pin!(conn);
-                // A client that resets its connection, or sends garbage, is
-                // its own problem: the results are not reported.
-                if let Either::Right(_) = select(conn.as_mut(), stop).await {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-                drop(guard);
-            });
-        }
+    let which = Arc::new(OnceLock::new());
+    let said = which.clone();
+    let server = hyper::serve(listener, app)
+        .configure(|b| {
+            b.http1().header_read_timeout(HEADER_TIMEOUT);
+        })
+        .with_graceful_shutdown(async move {
+            let _ = which.set(first.recv().await);
+        })
+        .on_shutdown(move |open| {
+            let signal = said.get().map_or("signal".to_string(), |s| s.to_string());
+            println!(
+                "{signal}: shutting down: no new connections, finishing {open} open connection(s)"
+            );
+        })
+        .shutdown_timeout(GRACE);
+    let exit_now = async move {
+        second.recv().await;
+        let signal = second.recv().await;
+        eprintln!("{signal}: exiting now");
+        std::process::exit(130)
     };
-    drop(listener);
-    let open = graceful.open();
-    println!("{signal}: shutting down: no new connections, finishing {open} open connection(s)");
-    match select(
-        pin!(timeout(GRACE, graceful.shutdown())),
-        pin!(signals.recv()),
-    )
-    .await
-    {
-        Either::Left((Ok(()), _)) => {}
-        Either::Left((Err(_), _)) => {
-            eprintln!("todo: connections still open after {GRACE:?}; exiting anyway")
+    let result = match select(pin!(server.into_future()), pin!(exit_now)).await {
+        Either::Left((Ok(()), _)) => Ok(()),
+        Either::Left((Err(e), _)) if e.kind() == io::ErrorKind::TimedOut => {
+            eprintln!("todo: {e}; exiting anyway");
+            Ok(())
         }
-        Either::Right((signal, _)) => {
-            eprintln!("{signal}: exiting now");
-            std::process::exit(130);
-        }
-    }
+        Either::Left((Err(e), _)) => Err(e),
+        Either::Right(((), _)) => unreachable!("a second signal exits the process"),
+    };
+    // The pool's managers retry until told to stop: stop them before the
+    // runtime goes.
     db.close();
-    Ok(())
+    result
 }

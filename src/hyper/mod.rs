@@ -15,20 +15,28 @@
 //!
 //! Everything else — hyper's server and client builders, hyper-util's
 //! `auto` builder and `TowerToHyperService`, axum's `Router` — runs
-//! unchanged. In `Cargo.toml`:
+//! unchanged. On top of them, what a service needs beside its routes:
+//!
+//! | need | tokio's world | gopark |
+//! |---|---|---|
+//! | an accept loop, HTTP/1.1 and HTTP/2, graceful shutdown | `axum::serve`, hyper-util's `GracefulShutdown` | [`serve(listener, service)`](serve()) |
+//! | a pooled client | hyper-util's `client::legacy::Client` | [`Client`] |
+//! | TLS (the `tls` feature) | `tokio-rustls`, `axum-server` | `tls::TlsListener` with `serve` |
+//!
+//! In `Cargo.toml`:
 //!
 //! ```toml
 //! gopark = { version = "0.1", features = ["hyper"] }
 //! hyper = { version = "1", features = ["http1", "http2", "server", "client"] }
 //! # Not hyper-util's `tokio` feature, nor `client-legacy` (it needs tokio's
 //! # sockets): gopark's netpoller must stay the only reactor in the process.
-//! hyper-util = { version = "0.1", features = ["server-auto", "service"] }
+//! hyper-util = { version = "0.1", default-features = false, features = ["server-auto", "service"] }
 //! axum = { version = "0.8", default-features = false, features = ["json", "http1", "http2"] }
 //! ```
 //!
 //! hyper itself depends on tokio for its runtime-free `sync` module only;
 //! axum's `tokio` feature (on by default, hence `default-features = false`)
-//! would bring tokio's reactor and `axum::serve`, which gopark's accept loop
+//! would bring tokio's reactor and `axum::serve`, which [`serve`](serve())
 //! replaces.
 //!
 //! # An HTTP/1.1 server and client
@@ -185,27 +193,45 @@
 //! .unwrap();
 //! ```
 //!
-//! # Graceful shutdown
+//! # A server in one call: [`serve`](serve())
 //!
-//! Listen for SIGTERM with [`signal`](crate::signal) before serving. When it
-//! comes, stop accepting, and have every connection task call
-//! `graceful_shutdown()` on its connection and keep polling it: hyper
-//! finishes the request in flight, answers it with `Connection: close`
-//! (HTTP/1.1) or after a GOAWAY (HTTP/2), and closes an idle connection at
-//! once. Wait for the connection tasks with a bound
-//! ([`runtime::time::timeout`](crate::runtime::time::timeout)).
-//! `examples/hyper/` puts it together; `examples/axum/` does the same
-//! for an axum app with JSON, path parameters, state and a streamed body.
+//! The accept loops above are what [`serve(listener, service)`](serve())
+//! writes for you, with what a service needs beside them: HTTP/1.1 and
+//! HTTP/2 on one port, a hyper or a tower service (an axum `Router`), a
+//! graceful shutdown with a deadline, and a back-off when `accept` runs
+//! out of descriptors. It takes a [`TcpListener`](crate::net::TcpListener),
+//! a [`UnixListener`](crate::net::UnixListener), or any
+//! [`serve::Listener`]: axum's `axum::serve`, on gopark. `examples/hyper/`
+//! and `examples/axum/` are built on it.
 //!
-//! hyper-util's own `GracefulShutdown` does this bookkeeping too, but its
-//! `server-graceful` feature switches on hyper-util's `tokio` feature, and
-//! with it tokio's runtime; the examples keep the list with `futures`
-//! channels instead.
+//! ```
+//! use axum::{routing::get, Router};
+//! use gopark::hyper::serve;
+//! use gopark::net::TcpListener;
+//!
+//! gopark::runtime::block_on(async {
+//!     let app = Router::new().route("/", get(|| async { "Hello, World!" }));
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     // Serves until the future given here resolves: at once, in this example.
+//!     serve(listener, app).with_graceful_shutdown(async {}).await
+//! })
+//! .unwrap();
+//! ```
+//!
+//! hyper-util's `server-graceful` feature (its `GracefulShutdown`) and
+//! its `service` feature are runtime-free and work on gopark; its `tokio`
+//! feature and `client-legacy` (which needs tokio's sockets) are not.
 
+pub mod client;
 mod executor;
 mod io;
+pub mod serve;
 mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
 
+pub use client::Client;
 pub use executor::Executor;
 pub use io::Io;
+pub use serve::serve;
 pub use timer::Timer;

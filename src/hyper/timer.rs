@@ -49,6 +49,12 @@ impl hyper::rt::Timer for Timer {
         Box::pin(Sleep(time::sleep_until(deadline)))
     }
 
+    /// The runtime's clock, virtual while paused ([`time::Instant`]), so
+    /// that hyper's deadlines and gopark's timers read one clock.
+    fn now(&self) -> Instant {
+        time::now()
+    }
+
     /// Moves the deadline of a sleep this timer made in place (no new
     /// allocation); replaces any other sleep with a new one.
     fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
