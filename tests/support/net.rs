@@ -218,3 +218,69 @@ pub fn assert_err_kind<T: std::fmt::Debug>(res: io::Result<T>, kind: io::ErrorKi
         other => panic!("{what}: expected an error of kind {kind:?}, got {other:?}"),
     }
 }
+
+/// One TCP socket's queues as `/proc/net/tcp` shows them: `(bytes sent and
+/// not yet acknowledged, bytes received and not yet read)`, or `None` if
+/// no socket has these addresses (closed and gone).
+fn tcp_queues(local: SocketAddr, remote: SocketAddr) -> Option<(u64, u64)> {
+    // The kernel prints each address as the 32-bit words of its network
+    // order bytes in host order, the port as a 16-bit number.
+    fn hex(addr: SocketAddr) -> String {
+        let ip: String = match addr.ip() {
+            std::net::IpAddr::V4(ip) => format!("{:08X}", u32::from_ne_bytes(ip.octets())),
+            std::net::IpAddr::V6(ip) => ip
+                .octets()
+                .chunks(4)
+                .map(|w| format!("{:08X}", u32::from_ne_bytes(w.try_into().unwrap())))
+                .collect(),
+        };
+        format!("{ip}:{:04X}", addr.port())
+    }
+    let table = if local.is_ipv4() {
+        "/proc/net/tcp"
+    } else {
+        "/proc/net/tcp6"
+    };
+    let (local, remote) = (hex(local), hex(remote));
+    let text = std::fs::read_to_string(table).expect(table);
+    text.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 5 || f[1] != local || f[2] != remote {
+            return None;
+        }
+        let (tx, rx) = f[4].split_once(':')?;
+        Some((
+            u64::from_str_radix(tx, 16).ok()?,
+            u64::from_str_radix(rx, 16).ok()?,
+        ))
+    })
+}
+
+/// Waits (bounded by `limit`) until the peer of `stream` — another process
+/// on this machine, which `stream` only talks to — has read every byte
+/// written on `stream` so far: the kernel acknowledged them (nothing left
+/// in this side's send queue) and the peer's receive queue is empty, or
+/// the peer's socket is gone. A write after this one reaches the peer in
+/// a read of its own, however busy the machine.
+///
+/// Panics if that does not happen within `limit`, naming the queues.
+pub fn wait_peer_read(stream: &std::net::TcpStream, limit: Duration) {
+    let local = stream.local_addr().expect("local addr");
+    let peer = stream.peer_addr().expect("peer addr");
+    let start = std::time::Instant::now();
+    loop {
+        let ours = tcp_queues(local, peer);
+        let theirs = tcp_queues(peer, local);
+        let sent = matches!(ours, Some((0, _)));
+        let read = matches!(theirs, None | Some((_, 0)));
+        if sent && read {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "the peer did not read what {local} sent within {limit:?}: \
+             ours (unacked, unread) {ours:?}, theirs {theirs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
