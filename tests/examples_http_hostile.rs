@@ -72,18 +72,14 @@ const GOOD: &[u8] = b"GET /json HTTP/1.1\r\nHost: t\r\n\r\n";
 
 /// Sends `request` on a new connection, with a good request pipelined
 /// behind it, and expects exactly one reply, with `status` and
-/// `Connection: close`, then the end of the stream. `pause` splits the
-/// request into two writes at that offset, with a pause between them so
-/// that the server reads them separately.
-fn expect_refused(addr: SocketAddr, request: &[u8], status: u16, pause: Option<usize>) {
+/// `Connection: close`, then the end of the stream. `split` splits the
+/// request into two writes at that offset, the second sent once the server
+/// has read all of the first, so that the server reads them separately.
+fn expect_refused(addr: SocketAddr, request: &[u8], status: u16, split: Option<usize>) {
     let shown = String::from_utf8_lossy(&request[..request.len().min(100)]).into_owned();
     let mut c = Client::connect(addr);
-    match pause {
-        Some(at) => {
-            c.send(&request[..at]);
-            thread::sleep(Duration::from_millis(50));
-            c.send(&request[at..]);
-        }
+    match split {
+        Some(at) => c.send_split(request, at),
         None => c.send(request),
     }
     // The server may close before it reads this; a failed write is fine.

@@ -6,9 +6,14 @@
 //!
 //! The echo client runs on plain threads with blocking sockets, outside
 //! the runtime under test, so what it measures is the server's answer.
-//! The bounds separate a hand-off from its absence by orders of magnitude
-//! (a stuck worker holds its tasks for seconds), not by a benchmark's
-//! margins.
+//! The stuck task holds its worker until the client and the timers are
+//! done, so every round trip happens while a worker is stuck, however
+//! slow the machine: without a hand-off, a connection whose task is queued
+//! on the stuck worker never gets an answer. The default run's bounds
+//! separate a hand-off from its absence by orders of magnitude, not by a
+//! benchmark's margins, and hold beside a CPU hog; the `_tight` variants
+//! (`--ignored`, on a quiet machine) hold the latencies to what an idle
+//! machine gives.
 
 mod support;
 
@@ -24,8 +29,8 @@ use gopark::net::TcpListener;
 use gopark::runtime::{self, time};
 use support::{threads, Watchdog};
 
-/// How long the stuck task holds its worker.
-const STUCK_FOR: Duration = Duration::from_secs(5);
+/// The longest the stuck task holds its worker if nobody releases it.
+const STUCK_AT_MOST: Duration = Duration::from_secs(60);
 /// Echo round trips the client makes while a worker is stuck.
 const ROUND_TRIPS: usize = 10_000;
 /// Connections they are spread over.
@@ -34,29 +39,56 @@ const CONNS: usize = 10;
 /// What the stuck task does with its worker.
 #[derive(Clone, Copy)]
 enum Stuck {
-    /// `std::thread::sleep(1 s)`, five times over, in one poll.
+    /// `std::thread::sleep(50 ms)` over and over, in one poll.
     Sleeping,
-    /// A loop that spins on the clock and never awaits.
+    /// A loop that spins on a flag and never awaits.
     Spinning,
 }
 
 impl Stuck {
-    fn hold(self) {
+    /// Holds the calling thread until `release` is set (at most
+    /// [`STUCK_AT_MOST`]); returns how long it held it.
+    fn hold(self, release: &AtomicBool) -> Duration {
         let start = Instant::now();
-        match self {
-            Stuck::Sleeping => {
-                while start.elapsed() < STUCK_FOR {
-                    thread::sleep(Duration::from_secs(1));
-                }
-            }
-            Stuck::Spinning => {
-                while start.elapsed() < STUCK_FOR {
-                    std::hint::spin_loop();
-                }
+        while !release.load(Ordering::SeqCst) && start.elapsed() < STUCK_AT_MOST {
+            match self {
+                Stuck::Sleeping => thread::sleep(Duration::from_millis(50)),
+                Stuck::Spinning => std::hint::spin_loop(),
             }
         }
+        start.elapsed()
     }
 }
+
+/// What a run of [`echo_beside_a_stuck_worker`] must show.
+struct Bounds {
+    /// The 99th percentile of the round trips.
+    p99: Duration,
+    /// The slowest round trip.
+    max: Duration,
+    /// How late a 10 ms timer may fire.
+    timer: Duration,
+}
+
+/// The default run: a hand-off that never happens leaves a connection
+/// without an answer until the client's read times out (30 s), and one that
+/// happens late (a task held for as long as its worker is stuck) shows in
+/// the slowest round trip. A machine busy with other work delays a wake-up
+/// by tens of milliseconds, not by these.
+const LOOSE: Bounds = Bounds {
+    p99: Duration::from_millis(250),
+    max: Duration::from_secs(2),
+    timer: Duration::from_millis(250),
+};
+
+/// An idle machine: the stuck worker costs the others nothing that a
+/// client sees, beyond the monitor's threshold (10 ms) for the tasks queued
+/// on it when it stuck.
+const TIGHT: Bounds = Bounds {
+    p99: Duration::from_millis(20),
+    max: Duration::from_secs(1),
+    timer: Duration::from_millis(20),
+};
 
 /// Polls the inner future, and tells the test once it returned `Pending`
 /// (its task is parked).
@@ -84,10 +116,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p) as usize]
 }
 
-/// Two workers; one task holds one of them for [`STUCK_FOR`] while a
-/// client makes [`ROUND_TRIPS`] echo round trips and a task measures how
-/// late its timers fire.
-fn echo_beside_a_stuck_worker(stuck: Stuck, name: &'static str) {
+/// Two workers; one task holds one of them while a client makes
+/// [`ROUND_TRIPS`] echo round trips and a task measures how late its timers
+/// fire, and lets it go when both are done.
+fn echo_beside_a_stuck_worker(stuck: Stuck, name: &'static str, bounds: Bounds) {
     let dog = Watchdog::start(name, Duration::from_secs(120));
     let rt = support::runtime(2, name);
     let steady = threads::wait_for(name, 3).threads;
@@ -124,13 +156,16 @@ fn echo_beside_a_stuck_worker(stuck: Stuck, name: &'static str) {
         })
         .collect();
 
-    let stuck_done = Arc::new(AtomicBool::new(false));
+    let release = Arc::new(AtomicBool::new(false));
+    // A failing assertion lets the worker go too, so the runtime's drop
+    // does not wait for STUCK_AT_MOST.
+    let _release_on_panic = support::OnDrop({
+        let release = release.clone();
+        move || release.store(true, Ordering::SeqCst)
+    });
     let holder = {
-        let done = stuck_done.clone();
-        rt.spawn(async move {
-            stuck.hold();
-            done.store(true, Ordering::SeqCst);
-        })
+        let release = release.clone();
+        rt.spawn(async move { stuck.hold(&release) })
     };
     // Timers keep firing on time meanwhile.
     let lateness = rt.spawn(async {
@@ -168,11 +203,11 @@ fn echo_beside_a_stuck_worker(stuck: Stuck, name: &'static str) {
         .flat_map(|c| c.join().expect("client"))
         .collect();
     lat.sort_unstable();
-    let during = !stuck_done.load(Ordering::SeqCst);
+    let worst_timer = rt.block_on(lateness).expect("timer task");
     let threads_while_stuck = threads::usage(name).threads;
     let handoffs = rt.handle().metrics().blocked_worker_handoffs();
-    let worst_timer = rt.block_on(lateness).expect("timer task");
-    rt.block_on(holder).expect("stuck task");
+    release.store(true, Ordering::SeqCst);
+    let held = rt.block_on(holder).expect("stuck task");
 
     // Its poll returned: the stuck thread leaves, the count goes back.
     let start = Instant::now();
@@ -193,13 +228,13 @@ fn echo_beside_a_stuck_worker(stuck: Stuck, name: &'static str) {
         lat[lat.len() - 1],
     );
     println!(
-        "{name}: {ROUND_TRIPS} round trips beside a stuck worker (all while stuck: {during}): \
+        "{name}: {ROUND_TRIPS} round trips beside a worker stuck for {held:?}: \
          p50 {p50:?} p99 {p99:?} max {max:?}; timers at most {worst_timer:?} late; \
          threads {steady} -> {threads_while_stuck} while stuck -> back to {steady}"
     );
     assert!(
-        during,
-        "the round trips should all happen while a worker is stuck"
+        held < STUCK_AT_MOST,
+        "the stuck task was never released: the test hung somewhere"
     );
     assert!(
         threads_while_stuck > steady,
@@ -207,23 +242,36 @@ fn echo_beside_a_stuck_worker(stuck: Stuck, name: &'static str) {
     );
     assert!(handoffs >= 1, "the metrics count the hand-off");
     // Without the hand-off, a connection whose task was queued on the
-    // stuck worker waits for all of STUCK_FOR.
-    assert!(max < Duration::from_secs(1), "a round trip took {max:?}");
-    assert!(p99 < Duration::from_millis(20), "p99 {p99:?}");
+    // stuck worker gets no answer until the worker is released, and that
+    // waits for the client.
+    assert!(max < bounds.max, "a round trip took {max:?}");
+    assert!(p99 < bounds.p99, "p99 {p99:?}");
     assert!(
-        worst_timer < Duration::from_millis(20),
+        worst_timer < bounds.timer,
         "a timer fired {worst_timer:?} late"
     );
 }
 
 #[test]
 fn a_worker_stuck_in_a_blocking_call_is_handed_off() {
-    echo_beside_a_stuck_worker(Stuck::Sleeping, "stucksleep");
+    echo_beside_a_stuck_worker(Stuck::Sleeping, "stucksleep", LOOSE);
 }
 
 #[test]
 fn a_worker_stuck_in_a_loop_is_handed_off() {
-    echo_beside_a_stuck_worker(Stuck::Spinning, "stuckspin");
+    echo_beside_a_stuck_worker(Stuck::Spinning, "stuckspin", LOOSE);
+}
+
+#[test]
+#[ignore = "latency bounds for a quiet machine: run alone with --ignored"]
+fn a_worker_stuck_in_a_blocking_call_is_handed_off_tight() {
+    echo_beside_a_stuck_worker(Stuck::Sleeping, "tightsleep", TIGHT);
+}
+
+#[test]
+#[ignore = "latency bounds for a quiet machine: run alone with --ignored"]
+fn a_worker_stuck_in_a_loop_is_handed_off_tight() {
+    echo_beside_a_stuck_worker(Stuck::Spinning, "tightspin", TIGHT);
 }
 
 /// A task woken into the LIFO slot of a worker that then blocks runs on

@@ -25,12 +25,8 @@ const MAX_CPU: Duration = Duration::from_millis(20);
 const MAX_SWITCHES: u64 = 40;
 
 fn measure_idle(name: &str, workers: usize) {
-    let started = support::threads::wait_for(name, workers + 1);
-    assert_eq!(
-        started.threads,
-        workers + 1,
-        "workers and netpoll: {started:?}"
-    );
+    // Workers and the netpoll thread, and no other.
+    support::threads::wait_exactly(name, workers + 1);
     // The work just done leaves stragglers (a worker still parking), the
     // longer the busier the machine. Nothing to await: we want nothing to
     // happen, so wait until it does not.

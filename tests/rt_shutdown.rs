@@ -246,34 +246,61 @@ rt_test! {
 rt_test! {
     fn drop_runtime_while_foreign_threads_wake_tasks(workers: usize) {
         // Plain threads keep waking tasks while the runtime shuts down.
+        //
+        // The drop waits for a running poll to return and then drops each
+        // future, channel and backlog included, so both are kept short by
+        // construction, whatever the race between senders and receivers:
+        // a receiver takes at most `BATCH` messages per poll, and a channel
+        // holds at most `CAP`. (A receiver that drains for as long as its
+        // sender keeps up, or a backlog of millions of messages to free,
+        // would make the drop as slow as the machine is busy.)
+        const CAP: usize = 64;
+        const BATCH: usize = 64;
+        /// Messages each receiver takes before the runtime is dropped.
+        const WARM_UP: usize = 1000;
         let rt = support::runtime(workers, "shutwake");
         let drops = DropCount::new();
         let stop = Arc::new(AtomicBool::new(false));
         let mut wakers = Vec::new();
+        let mut counts = Vec::new();
         for _ in 0..2 {
-            let (tx, mut rx) = futures_channel::mpsc::unbounded::<u32>();
+            let (mut tx, mut rx) = futures_channel::mpsc::channel::<u32>(CAP);
             let g = drops.guard();
+            let received = Arc::new(AtomicUsize::new(0));
+            counts.push(received.clone());
             rt.spawn(async move {
                 let _g = g;
-                while futures_util::StreamExt::next(&mut rx).await.is_some() {}
+                loop {
+                    for _ in 0..BATCH {
+                        if futures_util::StreamExt::next(&mut rx).await.is_none() {
+                            return;
+                        }
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
+                    runtime::yield_now().await;
+                }
             });
             let stop = stop.clone();
             wakers.push(thread::spawn(move || {
                 let mut n = 0u32;
                 while !stop.load(Ordering::Relaxed) {
-                    if tx.unbounded_send(n).is_err() {
-                        break;
-                    }
-                    n = n.wrapping_add(1);
-                    if n % 64 == 0 {
-                        thread::yield_now();
+                    match tx.try_send(n) {
+                        Ok(()) => n = n.wrapping_add(1),
+                        Err(e) if e.is_disconnected() => break,
+                        Err(_) => thread::yield_now(), // full
                     }
                 }
             }));
         }
-        // Let the senders get going, then shut down under them.
+        // Let the senders get going (each receiver has been woken by its
+        // sender many times), then shut down under them.
         let start = Instant::now();
-        while start.elapsed() < Duration::from_millis(50) {
+        while counts.iter().any(|c| c.load(Ordering::Relaxed) < WARM_UP) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the receivers took {:?} messages in 10 s",
+                counts.iter().map(|c| c.load(Ordering::Relaxed)).collect::<Vec<_>>()
+            );
             thread::yield_now();
         }
         drop_timed(rt);

@@ -93,7 +93,11 @@ fn spawn_from_plain_thread_uses_default_runtime() {
             assert!(name.starts_with("gopark-worker-"), "ran on {name:?}");
             // And awaited from the plain thread through `block_on`.
             let workers = runtime::block_on(h).unwrap();
-            assert!(workers >= 1);
+            assert_eq!(
+                workers,
+                support::proc::default_workers(),
+                "the default runtime's size"
+            );
             // `spawn_blocking` works from a plain thread too.
             let v = runtime::block_on(runtime::spawn_blocking(|| 6 * 7)).unwrap();
             assert_eq!(v, 42);
@@ -247,7 +251,7 @@ rt_test! {
     async fn num_alive_tasks_counts_parked_tasks() {
         let handle = Handle::current();
         let before = handle.num_alive_tasks();
-        assert!(before >= 1, "the test body itself is alive");
+        assert_eq!(before, 1, "on a fresh runtime, the test body alone is alive");
         let mut senders = Vec::new();
         let mut tasks = Vec::new();
         for _ in 0..50 {
@@ -257,7 +261,7 @@ rt_test! {
                 let _ = rx.await;
             }));
         }
-        assert!(handle.num_alive_tasks() >= before + 50);
+        assert_eq!(handle.num_alive_tasks(), before + 50, "none of them can finish yet");
         for tx in senders {
             tx.send(()).unwrap();
         }
@@ -269,5 +273,6 @@ rt_test! {
         while handle.num_alive_tasks() > before {
             runtime::yield_now().await;
         }
+        assert_eq!(handle.num_alive_tasks(), before);
     }
 }

@@ -8,9 +8,15 @@
 //! process (the kernel picks the thread), then one to each worker and to
 //! the netpoll thread (`tgkill`): each must run the handler instead of
 //! taking the default action, and `ctrl_c()` must return each time.
+//!
+//! The child starts with SIGINT at `SIG_DFL` whatever the test process
+//! inherited: a background job of a non-interactive shell, `nohup` and
+//! some CI runners start it with SIGINT ignored, and `exec` keeps an
+//! ignored signal ignored.
 
 use std::future::Future;
-use std::io::{BufRead, BufReader};
+use std::io::{self, BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::pin::pin;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -25,15 +31,37 @@ const CHILD_ENV: &str = "GOPARK_CTRL_C_CHILD";
 /// Bound on every wait, in the parent and the child.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Starts this test binary again, running only `test` in child mode.
+/// SIGINT's disposition in this process: `SIG_DFL`, `SIG_IGN` or a handler.
+fn sigint_disposition() -> libc::sighandler_t {
+    // SAFETY: a zeroed sigaction is a valid out-parameter; a null `act`
+    // only queries.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(libc::SIGINT, std::ptr::null(), &mut old), 0);
+        old.sa_sigaction
+    }
+}
+
+/// Starts this test binary again, running only `test` in child mode, with
+/// SIGINT at its default disposition.
 fn spawn_child(test: &str, mode: &str) -> (Child, Receiver<String>) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, mode)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::inherit());
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls signal(2), which is async-signal-safe. `SIG_DFL` survives the
+    // exec; an inherited `SIG_IGN` would too.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::signal(libc::SIGINT, libc::SIG_DFL) == libc::SIG_ERR {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -75,7 +103,7 @@ fn interrupt(child: &Child, tid: libc::pid_t) {
             libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGINT) as libc::c_int
         }
     };
-    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    assert_eq!(rc, 0, "{}", io::Error::last_os_error());
 }
 
 /// The thread id of this process's thread named `name`.
@@ -116,6 +144,11 @@ const TARGETS: [&str; 4] = [
 /// The child: for each target, make a `ctrl_c()` future, poll it once
 /// (that makes the listener), print `ready ROUND TID`, and wait for it.
 fn child_main() {
+    assert_eq!(
+        sigint_disposition(),
+        libc::SIG_DFL,
+        "SIGINT reset by the parent"
+    );
     let rt = runtime::Builder::new()
         .worker_threads(2)
         .thread_name("ctrlc")
@@ -163,6 +196,11 @@ fn without_a_listener_sigint_still_terminates() {
     // The other side of the coin, and proof that the test above can fail:
     // a child that never listens dies of the SIGINT.
     if std::env::var(CHILD_ENV).as_deref() == Ok("idle") {
+        assert_eq!(
+            sigint_disposition(),
+            libc::SIG_DFL,
+            "SIGINT reset by the parent"
+        );
         runtime::block_on(async {
             println!("ready");
             runtime::time::sleep(WAIT).await;

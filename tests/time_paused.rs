@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use gopark::net::{TcpListener, TcpStream};
 use gopark::runtime::{self, time, Builder, Runtime};
+use support::future::signal_pending;
 use support::Watchdog;
 
 /// A runtime with its clock paused from the start.
@@ -116,25 +117,36 @@ fn the_clock_never_jumps_while_a_task_is_runnable() {
     rt.block_on(async {
         let start = time::now();
         let sleeper_done = Arc::new(AtomicBool::new(false));
+        let (sleep, parked) = signal_pending(time::sleep(Duration::from_secs(1)));
         let sleeper = {
             let done = sleeper_done.clone();
             runtime::spawn(async move {
-                time::sleep(Duration::from_secs(1)).await;
+                sleep.await;
                 done.store(true, Ordering::SeqCst);
             })
         };
-        let spinner = runtime::spawn(async move {
-            let real = Instant::now();
-            let mut rounds = 0u64;
-            while real.elapsed() < Duration::from_millis(300) {
-                assert_eq!(time::now(), start, "the clock moved while this task ran");
-                runtime::yield_now().await;
-                rounds += 1;
-            }
-            rounds
-        });
+        // The sleeper's timer is armed before the spinner starts: the clock
+        // has somewhere to jump to all the while.
+        parked.await.expect("the sleeper parked");
+        let spinner = {
+            let sleeper_done = sleeper_done.clone();
+            runtime::spawn(async move {
+                let real = Instant::now();
+                let mut rounds = 0u64;
+                while real.elapsed() < Duration::from_millis(300) {
+                    assert_eq!(time::now(), start, "the clock moved while this task ran");
+                    assert!(
+                        !sleeper_done.load(Ordering::SeqCst),
+                        "the sleeper woke while this task ran"
+                    );
+                    runtime::yield_now().await;
+                    rounds += 1;
+                }
+                rounds
+            })
+        };
         let rounds = spinner.await.expect("spinner");
-        assert!(rounds > 0);
+        println!("{rounds} rounds of a runnable task, the clock standing still");
         assert!(
             !sleeper_done.load(Ordering::SeqCst),
             "the sleeper woke while a task was runnable"

@@ -170,16 +170,20 @@ rt_test! {
 
         // With `Skip` (Go's ticker), a slow consumer gets the tick it
         // missed, then skips ahead instead of receiving a burst of stale
-        // ones.
+        // ones. Six ticks fell due while it slept; the one after the missed
+        // tick lies past the moment it woke, however late the machine let
+        // it run.
         let period = Duration::from_millis(5);
         let mut ticks = time::interval(period);
         ticks.set_missed_tick_behavior(time::MissedTickBehavior::Skip);
-        ticks.tick().await;
+        let t0 = ticks.tick().await;
         thread::sleep(Duration::from_millis(30)); // a consumer busy elsewhere
+        let woke = Instant::now();
         let t1 = ticks.tick().await;
-        let now = Instant::now();
+        assert_eq!(t1, t0 + period, "the missed tick comes first");
+        assert!(t1 < woke);
         let t2 = ticks.tick().await;
-        assert!(t2 >= now, "a stale tick came in a burst");
+        assert!(t2 >= woke, "a stale tick came in a burst: {:?} before waking", woke - t2);
         assert!(Instant::now() >= t2);
         assert_eq!((t2 - t1).as_nanos() % period.as_nanos(), 0);
     }

@@ -315,6 +315,16 @@ impl Client {
         self.stream.write_all(bytes).expect("write request");
     }
 
+    /// Sends `bytes` so that the server reads them in (at least) two reads
+    /// split at `at`: the first part, then, once the server has provably
+    /// read all of it (see [`wait_peer_read`](super::net::wait_peer_read)),
+    /// the rest.
+    pub fn send_split(&mut self, bytes: &[u8], at: usize) {
+        self.send(&bytes[..at]);
+        super::net::wait_peer_read(&self.stream, WAIT);
+        self.send(&bytes[at..]);
+    }
+
     /// Sends `GET path` with a Host header.
     pub fn get(&mut self, path: &str) -> Response {
         self.send(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());

@@ -218,3 +218,134 @@ pub fn assert_err_kind<T: std::fmt::Debug>(res: io::Result<T>, kind: io::ErrorKi
         other => panic!("{what}: expected an error of kind {kind:?}, got {other:?}"),
     }
 }
+
+/// One TCP socket's queues as the kernel's socket diagnostics (the netlink
+/// interface `ss` uses) report them: `(bytes sent and not yet acknowledged,
+/// bytes received and not yet read)`, or `None` if no open socket has these
+/// addresses (closed, gone or in `TIME_WAIT`). One exact lookup, however
+/// many sockets the machine holds (`/proc/net/tcp` lists them all, which
+/// takes seconds on a busy machine with thousands of them).
+fn tcp_queues(local: SocketAddr, remote: SocketAddr) -> Option<(u32, u32)> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const TCP_TIME_WAIT: u8 = 6;
+    /// `struct inet_diag_req_v2` after its `nlmsghdr`.
+    #[repr(C)]
+    struct Request {
+        len: u32,
+        kind: u16,
+        flags: u16,
+        seq: u32,
+        pid: u32,
+        family: u8,
+        protocol: u8,
+        ext: u8,
+        pad: u8,
+        states: u32,
+        sport: [u8; 2],
+        dport: [u8; 2],
+        src: [u8; 16],
+        dst: [u8; 16],
+        interface: u32,
+        cookie: [u32; 2],
+    }
+    fn ip(addr: SocketAddr) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        match addr.ip() {
+            std::net::IpAddr::V4(ip) => out[..4].copy_from_slice(&ip.octets()),
+            std::net::IpAddr::V6(ip) => out = ip.octets(),
+        }
+        out
+    }
+    let req = Request {
+        len: std::mem::size_of::<Request>() as u32,
+        kind: SOCK_DIAG_BY_FAMILY,
+        flags: libc::NLM_F_REQUEST as u16,
+        seq: 1,
+        pid: 0,
+        family: if local.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        } as u8,
+        protocol: libc::IPPROTO_TCP as u8,
+        ext: 0,
+        pad: 0,
+        states: !0,
+        sport: local.port().to_be_bytes(),
+        dport: remote.port().to_be_bytes(),
+        src: ip(local),
+        dst: ip(remote),
+        interface: 0,
+        cookie: [!0, !0], // INET_DIAG_NOCOOKIE
+    };
+    // SAFETY: socket(2) takes no pointers; a descriptor it returns is ours.
+    let fd = unsafe {
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        );
+        assert!(fd >= 0, "netlink socket: {}", io::Error::last_os_error());
+        OwnedFd::from_raw_fd(fd)
+    };
+    // SAFETY: `req` is a plain `repr(C)` value of `req.len` bytes; an
+    // unconnected netlink socket sends to the kernel.
+    let sent = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            (&req as *const Request).cast(),
+            std::mem::size_of::<Request>(),
+            0,
+        )
+    };
+    assert!(sent >= 0, "sock_diag send: {}", io::Error::last_os_error());
+    let mut buf = [0u8; 4096];
+    // SAFETY: `buf` is valid for writes of its length.
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    assert!(n >= 0, "sock_diag recv: {}", io::Error::last_os_error());
+    let reply = &buf[..n as usize];
+    let u32_at = |at: usize| u32::from_ne_bytes(reply[at..at + 4].try_into().unwrap());
+    let kind = u16::from_ne_bytes(reply[4..6].try_into().unwrap());
+    if kind == libc::NLMSG_ERROR as u16 {
+        // No such socket: ENOENT.
+        return None;
+    }
+    assert_eq!(kind, SOCK_DIAG_BY_FAMILY, "sock_diag reply");
+    // `struct inet_diag_msg` after the 16-byte header: state at 1, the
+    // 48-byte socket id at 4, then expires, rqueue, wqueue.
+    let msg = 16;
+    if reply[msg + 1] == TCP_TIME_WAIT {
+        return None;
+    }
+    Some((u32_at(msg + 60), u32_at(msg + 56)))
+}
+
+/// Waits (bounded by `limit`) until the peer of `stream` — another process
+/// on this machine, which `stream` only talks to — has read every byte
+/// written on `stream` so far: the kernel acknowledged them (nothing left
+/// in this side's send queue) and the peer's receive queue is empty, or
+/// the peer's socket is gone. A write after this one reaches the peer in
+/// a read of its own, however busy the machine.
+///
+/// Panics if that does not happen within `limit`, naming the queues.
+pub fn wait_peer_read(stream: &std::net::TcpStream, limit: Duration) {
+    let local = stream.local_addr().expect("local addr");
+    let peer = stream.peer_addr().expect("peer addr");
+    let start = std::time::Instant::now();
+    loop {
+        let ours = tcp_queues(local, peer);
+        let theirs = tcp_queues(peer, local);
+        let sent = matches!(ours, Some((0, _)));
+        let read = matches!(theirs, None | Some((_, 0)));
+        if sent && read {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "the peer did not read what {local} sent within {limit:?}: \
+             ours (unacked, unread) {ours:?}, theirs {theirs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

@@ -56,6 +56,16 @@ fn rss_of(pid: &str) -> Option<usize> {
     Some(pages * page)
 }
 
+/// The worker count of a runtime built with the defaults: `GOPARK_WORKERS`
+/// if it is a positive number, else one per core.
+pub fn default_workers() -> usize {
+    std::env::var("GOPARK_WORKERS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// The value of environment variable `key` as a number; panics if it is
 /// unset or not a number (a child process told its parameters this way).
 pub fn env_usize(key: &str) -> usize {

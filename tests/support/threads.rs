@@ -102,6 +102,26 @@ pub fn wait_for(prefix: &str, n: usize) -> Usage {
     }
 }
 
+/// Waits (bounded, 5 s) until exactly `n` threads named `prefix…` exist.
+/// Besides a thread still starting (see [`wait_for`]), a runtime that was
+/// just busy may have one more for a moment: a worker thread preempted
+/// mid-poll on a loaded machine looks stuck to the monitor, which starts a
+/// thread in its place; the old one leaves when its poll returns.
+pub fn wait_exactly(prefix: &str, n: usize) -> Usage {
+    let start = Instant::now();
+    loop {
+        let u = usage(prefix);
+        if u.threads == n {
+            return u;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{u:?}, not {n} threads named {prefix:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Waits (bounded, 5 s) until no thread named `prefix…` is left; returns
 /// how long that took. A dropped runtime joins its workers and netpoll
 /// thread, but its blocking-pool threads exit on their own a moment later,
