@@ -218,6 +218,15 @@ fn child_role() {
         }),
         "sigquit" => rt.block_on(async {
             let _parked = runtime::spawn(time::sleep(Duration::from_secs(3600)));
+            // "ready" once the task has parked on its timer: a dump taken
+            // while it is still queued would show no sleeper.
+            let handle = runtime::Handle::current();
+            for _ in 0..10_000 {
+                if handle.dump().to_string().contains("sleeping,") {
+                    break;
+                }
+                time::sleep(Duration::from_millis(1)).await;
+            }
             println!("ready");
             std::io::stdout().flush().unwrap();
             // Wait for the parent's go (a line on stdin), bounded.
