@@ -174,6 +174,22 @@ fn slow(delay_ms: u32, deadline: Option<Duration>) -> tonic::Request<pb::SlowReq
     request
 }
 
+/// Reads a `Count` stream, checking its replies are in order, until it
+/// fails; a stream that ends instead fails the test.
+async fn next_error(stream: &mut tonic::Streaming<pb::CountReply>) -> tonic::Status {
+    let mut received = 0;
+    loop {
+        match timeout(WAIT, stream.next()).await.expect("an item in time") {
+            Some(Ok(reply)) => {
+                assert_eq!(reply.i, received, "replies in order");
+                received += 1;
+            }
+            Some(Err(status)) => return status,
+            None => panic!("the stream ended after {received} replies"),
+        }
+    }
+}
+
 #[test]
 fn unary_calls_round_trip_their_bytes_on_one_connection() {
     check("unary", || async {
@@ -349,6 +365,20 @@ fn server_deadlines_reach_the_tonic_client_as_deadline_exceeded() {
             .await
             .expect("Slow under the default");
         assert_eq!(reply.into_inner().payload, b"slept");
+        // The deadline covers a whole server stream: replies 50 ms apart
+        // stop at 200 ms, with DEADLINE_EXCEEDED in the trailers.
+        let request = pb::CountRequest {
+            n: 1_000,
+            interval_ms: 50,
+        };
+        let mut stream = client
+            .count(request)
+            .await
+            .expect("Count starts")
+            .into_inner();
+        let status = next_error(&mut stream).await;
+        assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
+        assert_eq!(server.abandoned().await, "count");
         drop(client);
         server.stop().await;
 
@@ -405,19 +435,8 @@ fn the_channel_enforces_the_deadline_itself() {
             .await
             .expect("Count starts")
             .into_inner();
-        let mut received = 0;
-        let status = loop {
-            match timeout(WAIT, stream.next()).await.expect("an item in time") {
-                Some(Ok(reply)) => {
-                    assert_eq!(reply.i, received);
-                    received += 1;
-                }
-                Some(Err(status)) => break status,
-                None => panic!("the stream ended after {received} replies"),
-            }
-        };
+        let status = next_error(&mut stream).await;
         assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
-        assert!(received < 1_000, "the deadline cut the stream");
         drop(stream);
         assert_eq!(server.abandoned().await, "count");
 

@@ -24,10 +24,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use gopark::hyper::grpc::TimeoutLayer;
+use gopark::hyper::grpc::{TimeoutLayer, TimeoutService};
 use gopark::hyper::serve;
 use gopark::net::TcpListener;
 use gopark::runtime;
+use tonic::service::Routes;
 use tower_layer::Layer;
 
 use channel::GrpcChannel;
@@ -70,18 +71,8 @@ fn main() -> ExitCode {
 
 /// The service, as `serve` is given it: tonic's router around the
 /// generated server, under the deadline layer.
-pub fn app(
-    census: Arc<Census>,
-) -> impl Clone
-       + Send
-       + 'static
-       + tower_service::Service<
-    hyper::Request<hyper::body::Incoming>,
-    Response = hyper::Response<tonic::body::Body>,
-    Error = std::convert::Infallible,
-    Future: Send,
-> {
-    let routes = tonic::service::Routes::new(EchoServer::new(EchoService::new(census)));
+pub fn app(census: Arc<Census>) -> TimeoutService<Routes> {
+    let routes = Routes::new(EchoServer::new(EchoService::new(census)));
     TimeoutLayer::new()
         .default_timeout(MAX_DEADLINE)
         .layer(routes)

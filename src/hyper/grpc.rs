@@ -24,20 +24,21 @@
 //! # let _ = service;
 //! ```
 //!
-//! The semantics are those of tonic's `transport` server (and grpc-go's):
-//! the deadline is the shorter of the client's `grpc-timeout` and the
-//! server-wide default; a header that does not parse is ignored. When the
-//! deadline passes before the service has answered, the service's future
-//! is dropped — the handler stops at its next `.await` — and the client
-//! gets a *trailers-only* response: HTTP 200 with `content-type:
+//! The deadline is the shorter of the client's `grpc-timeout` and the
+//! server-wide default, as in tonic's `transport` server and grpc-go; a
+//! header that does not parse is ignored, as tonic does. When the deadline
+//! passes before the service has answered, the service's future is dropped
+//! (the handler stops at its next `.await`) and the client gets a
+//! *trailers-only* response: HTTP 200 with `content-type:
 //! application/grpc`, `grpc-status: 4` (`DEADLINE_EXCEEDED`) and an empty
-//! body. A response that has started (a server stream that has sent its
-//! headers) is not cut off, as with tonic: the deadline covers the
-//! service's answer, not the body it streams afterwards.
+//! body. When it passes while a server stream is being sent, the stream is
+//! dropped and the response ends with `grpc-status: 4` trailers. That is
+//! grpc-go's rule, a deadline for the whole call; tonic's `transport`
+//! server bounds only the wait for the response headers.
 //!
-//! It costs one gopark timer per call that has a deadline (a timer-heap
-//! entry, no thread and no allocation beyond the future itself), and
-//! nothing for a call without one.
+//! It costs one gopark timer per call that has a deadline (an entry in the
+//! timer heap, no thread, no allocation), and nothing for a call without
+//! one.
 //!
 //! [`grpc_timeout`] reads the header, for a client that enforces its own
 //! deadline locally (the tonic client writes the header but does not wait
@@ -49,7 +50,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use gopark_runtime::time::{timeout, Timeout};
+use std::time::Instant;
+
+use gopark_runtime::time::{sleep_until, timeout_at, Sleep, Timeout};
+use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response};
 use pin_project_lite::pin_project;
@@ -162,9 +166,8 @@ impl<S> TimeoutService<S> {
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for TimeoutService<S>
 where
     S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Default,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<TimeoutBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -173,15 +176,18 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let deadline = match (grpc_timeout(req.headers()), self.default) {
+        let timeout = match (grpc_timeout(req.headers()), self.default) {
             (Some(asked), Some(bound)) => Some(asked.min(bound)),
             (asked, bound) => asked.or(bound),
         };
+        // A deadline too far to represent is no deadline.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let future = self.inner.call(req);
         ResponseFuture {
             inner: match deadline {
                 Some(deadline) => Inner::Bounded {
-                    future: timeout(deadline, future),
+                    future: timeout_at(deadline, future),
+                    deadline,
                 },
                 None => Inner::Unbounded { future },
             },
@@ -200,7 +206,7 @@ pin_project! {
 pin_project! {
     #[project = InnerProj]
     enum Inner<F> {
-        Bounded { #[pin] future: Timeout<F> },
+        Bounded { #[pin] future: Timeout<F>, deadline: Instant },
         Unbounded { #[pin] future: F },
     }
 }
@@ -214,17 +220,23 @@ impl<F> fmt::Debug for ResponseFuture<F> {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    B: Default,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<TimeoutBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().inner.project() {
-            InnerProj::Unbounded { future } => future.poll(cx),
-            InnerProj::Bounded { future } => match future.poll(cx) {
-                Poll::Ready(Ok(result)) => Poll::Ready(result),
-                // `Timeout` has dropped nothing yet; the future is dropped
-                // with this one, as soon as the connection lets go of it.
+            InnerProj::Unbounded { future } => future
+                .poll(cx)
+                .map_ok(|response| response.map(|body| TimeoutBody::new(body, None))),
+            InnerProj::Bounded { future, deadline } => match future.poll(cx) {
+                Poll::Ready(Ok(result)) => {
+                    let deadline = *deadline;
+                    Poll::Ready(result.map(|response| {
+                        response.map(|body| TimeoutBody::new(body, Some(sleep_until(deadline))))
+                    }))
+                }
+                // The service's future is dropped with this one, as soon
+                // as the connection lets go of it.
                 Poll::Ready(Err(_elapsed)) => Poll::Ready(Ok(deadline_exceeded())),
                 Poll::Pending => Poll::Pending,
             },
@@ -232,16 +244,94 @@ where
     }
 }
 
-/// A trailers-only `DEADLINE_EXCEEDED` response.
-fn deadline_exceeded<B: Default>() -> Response<B> {
-    let mut response = Response::new(B::default());
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+pin_project! {
+    /// The body of a [`TimeoutService`] response: the service's, until the
+    /// deadline passes; then `DEADLINE_EXCEEDED` trailers end it and the
+    /// service's body is dropped.
+    pub struct TimeoutBody<B> {
+        #[pin]
+        inner: Option<B>,
+        deadline: Option<Sleep>,
+    }
+}
+
+impl<B> TimeoutBody<B> {
+    fn new(inner: B, deadline: Option<Sleep>) -> TimeoutBody<B> {
+        TimeoutBody {
+            inner: Some(inner),
+            deadline,
+        }
+    }
+}
+
+impl<B> fmt::Debug for TimeoutBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimeoutBody")
+            .field("ended", &self.inner.is_none())
+            .field("deadline", &self.deadline.as_ref().map(Sleep::deadline))
+            .finish()
+    }
+}
+
+impl<B: Body> Body for TimeoutBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let mut this = self.project();
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Poll::Ready(frame) = inner.poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        match this.deadline.as_mut().map(|d| Pin::new(d).poll(cx)) {
+            Some(Poll::Ready(())) => {
+                *this.deadline = None;
+                this.inner.set(None);
+                Poll::Ready(Some(Ok(Frame::trailers(deadline_exceeded_status()))))
+            }
+            _ => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            // Trailers may follow, but no data.
+            None => SizeHint::with_exact(0),
+            Some(inner) => inner.size_hint(),
+        }
+    }
+}
+
+/// `grpc-status: 4` and its message.
+fn deadline_exceeded_status() -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(2);
     headers.insert("grpc-status", HeaderValue::from_static(DEADLINE_EXCEEDED));
     headers.insert(
         "grpc-message",
         HeaderValue::from_static("deadline%20exceeded"),
     );
+    headers
+}
+
+/// A trailers-only `DEADLINE_EXCEEDED` response: the status in the
+/// headers, and a body that is already at its end.
+fn deadline_exceeded<B>() -> Response<TimeoutBody<B>> {
+    let mut response = Response::new(TimeoutBody {
+        inner: None,
+        deadline: None,
+    });
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.extend(deadline_exceeded_status());
     response
 }
 
