@@ -517,6 +517,27 @@ fn the_channel_reconnects_to_a_restarted_server() {
         assert_eq!(status.code(), Code::Unavailable, "{status}");
 
         let server = Server::start(TcpListener::bind(addr)?, Deadlines::Header).await?;
+        // Calls that find the old connection closed together make one
+        // new connection.
+        let calls: Vec<_> = (0..16u8)
+            .map(|i| {
+                let mut client = client.clone();
+                runtime::spawn(async move {
+                    let reply = client.echo(pb::EchoRequest { payload: vec![i] }).await;
+                    reply.map(|r| r.into_inner().payload == [i])
+                })
+            })
+            .collect();
+        for call in calls {
+            let same = timeout(WAIT, call)
+                .await
+                .expect("call in time")
+                .expect("task");
+            assert!(
+                same.expect("Echo after the restart"),
+                "an Echo came back different"
+            );
+        }
         let reply = client
             .echo(pb::EchoRequest {
                 payload: b"two".to_vec(),

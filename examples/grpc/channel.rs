@@ -10,17 +10,17 @@
 //!
 //! - **Reconnects.** The connection is made at the first call. A call that
 //!   finds it closed (the server went away, or sent GOAWAY) makes a new
-//!   one; a request that hyper could not send because the connection
-//!   closed under it is sent again on a new connection (it never left, so
-//!   this is safe for any method). A call that had started fails with the
-//!   connection (`UNAVAILABLE`, `CANCELLED`, or `INTERNAL`, as tonic maps
-//!   hyper's error), as with tonic's `Channel`.
-//! - **Deadlines.** tonic's `Request::set_timeout` (and `Grpc::
-//!   max_...`/interceptors that do the same) only write the `grpc-timeout`
-//!   header; the channel reads it back and holds the call to it: the
-//!   response, and then each frame of its body, must come before the
-//!   deadline, or the call fails with `DEADLINE_EXCEEDED` and the HTTP/2
-//!   stream is reset, so the server drops the handler too.
+//!   one, and calls that find it closed together wait for that one new
+//!   connection. A request that hyper could not send because the
+//!   connection closed under it is sent again on a new connection (it
+//!   never left, so this is safe for any method). A call already sent
+//!   fails with the connection, with the status tonic makes of hyper's
+//!   error: as with tonic's `Channel`, it is not retried.
+//! - **Deadlines.** tonic's `Request::set_timeout` only writes the
+//!   `grpc-timeout` header; the channel reads it back and holds the call
+//!   to it: the response, and then each frame of its body, must come
+//!   before the deadline, or the call fails with `DEADLINE_EXCEEDED` and
+//!   the HTTP/2 stream is reset, so the server drops the handler too.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -62,7 +62,11 @@ pub struct GrpcChannel {
 struct Shared {
     addr: SocketAddr,
     authority: Authority,
-    sender: Mutex<Option<SendRequest<Body>>>,
+    /// The connection, with its number (the first is 1).
+    current: Mutex<Option<(usize, SendRequest<Body>)>>,
+    /// Held while connecting: calls that find the connection closed
+    /// together make one new connection, not one each.
+    connecting: futures::lock::Mutex<()>,
     connects: AtomicUsize,
 }
 
@@ -77,7 +81,8 @@ impl GrpcChannel {
             shared: Arc::new(Shared {
                 addr,
                 authority,
-                sender: Mutex::new(None),
+                current: Mutex::new(None),
+                connecting: futures::lock::Mutex::new(()),
                 connects: AtomicUsize::new(0),
             }),
         }
@@ -90,23 +95,36 @@ impl GrpcChannel {
 }
 
 impl Shared {
-    /// The open connection, or a new one.
-    async fn sender(&self) -> Result<SendRequest<Body>, BoxError> {
-        let open = self
-            .sender
-            .lock()
-            .unwrap()
-            .clone()
-            .filter(|s| !s.is_closed());
-        if let Some(mut sender) = open {
-            if sender.ready().await.is_ok() {
-                return Ok(sender);
-            }
-        }
-        self.connect().await
+    fn current(&self) -> Option<(usize, SendRequest<Body>)> {
+        self.current.lock().unwrap().clone()
     }
 
-    async fn connect(&self) -> Result<SendRequest<Body>, BoxError> {
+    /// The open connection, or a new one.
+    async fn sender(&self) -> Result<(usize, SendRequest<Body>), BoxError> {
+        match self.current() {
+            Some((n, mut sender)) if !sender.is_closed() => {
+                if sender.ready().await.is_ok() {
+                    return Ok((n, sender));
+                }
+                self.reconnect(Some(n)).await
+            }
+            Some((n, _)) => self.reconnect(Some(n)).await,
+            None => self.reconnect(None).await,
+        }
+    }
+
+    /// A new connection in place of connection number `stale` — unless
+    /// another call has made one meanwhile.
+    async fn reconnect(
+        &self,
+        stale: Option<usize>,
+    ) -> Result<(usize, SendRequest<Body>), BoxError> {
+        let _connecting = self.connecting.lock().await;
+        if let Some((n, sender)) = self.current() {
+            if Some(n) != stale && !sender.is_closed() {
+                return Ok((n, sender));
+            }
+        }
         let unavailable = |e: &dyn std::fmt::Display| {
             Status::unavailable(format!("connect to {}: {e}", self.addr))
         };
@@ -124,18 +142,21 @@ impl Shared {
         drop(runtime::spawn(async move {
             let _ = conn.await;
         }));
-        self.connects.fetch_add(1, Ordering::SeqCst);
-        *self.sender.lock().unwrap() = Some(sender.clone());
-        Ok(sender)
+        let n = self.connects.fetch_add(1, Ordering::SeqCst) + 1;
+        *self.current.lock().unwrap() = Some((n, sender.clone()));
+        Ok((n, sender))
     }
 
     async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, BoxError> {
-        let mut sender = self.sender().await?;
+        let (n, mut sender) = self.sender().await?;
         match sender.try_send_request(req).await {
             Ok(response) => Ok(response),
             Err(mut e) => match e.take_message() {
                 // Not sent: the connection closed between `ready` and now.
-                Some(req) => Ok(self.connect().await?.send_request(req).await?),
+                Some(req) => {
+                    let (_, mut sender) = self.reconnect(Some(n)).await?;
+                    Ok(sender.send_request(req).await?)
+                }
                 None => Err(e.into_error().into()),
             },
         }
