@@ -1,6 +1,7 @@
 //! The gRPC example's service, channel and deadline layer, in process: the
 //! tonic client over `GrpcChannel` against the `echo.Echo` service served
-//! by `gopark::hyper::serve`, on a 1-worker and a 4-worker runtime.
+//! by `gopark::hyper::serve`, on a 1-worker and a 4-worker runtime; and the
+//! example's binary, server and client, as child processes.
 //!
 //! Unary calls (bytes compared), a server stream in order, deadlines
 //! enforced by the server (the client's `grpc-timeout`, and a server-wide
@@ -9,6 +10,10 @@
 //! call is given up, the server's handler must be dropped: the service's
 //! census reports every handler dropped before its end, and the tests
 //! await that report.
+//!
+//! `cargo test` builds the example before it runs the tests; a filtered
+//! run (`--test examples_grpc`) does not: run `cargo build --example grpc`
+//! first.
 
 #![allow(dead_code)]
 
@@ -43,6 +48,7 @@ use echo::client::EchoClient;
 use echo::server::EchoServer;
 use echo::{pb, Census, EchoService};
 use support::data::pattern;
+use support::example::{run as run_example, Proc};
 use support::leak::{on_each_runtime, Census as Leaks};
 use support::proc::fd_count;
 use support::rt::{eventually, serial};
@@ -552,4 +558,31 @@ fn the_channel_reconnects_to_a_restarted_server() {
         server.stop().await;
         Ok(())
     });
+}
+
+/// The example as its commands run it: the server, its own client mode
+/// against it, and a graceful shutdown on SIGTERM.
+#[test]
+fn the_example_binary_answers_its_client_and_shuts_down_on_sigterm() {
+    let _serial = serial();
+    let (mut server, addr) = Proc::server("grpc", &["--addr", "127.0.0.1:0"]);
+    let (status, out, client) = run_example("grpc", &["client", &addr.to_string()], WAIT);
+    assert!(
+        status.success(),
+        "the client failed: {status}\n{}",
+        client.log()
+    );
+    let mut expected = vec!["Echo: hello, gopark".to_string()];
+    expected.extend((0..5).map(|i| format!("Count: {i}")));
+    expected.push("Slow with a 300 ms deadline: DeadlineExceeded".into());
+    expected.push("connections made: 1".into());
+    assert_eq!(out, expected, "the client's output");
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(WAIT);
+    assert!(
+        status.success(),
+        "the server's exit: {status}\n{}",
+        server.log()
+    );
+    assert_eq!(server.rest_of_stdout(), ["shut down"]);
 }

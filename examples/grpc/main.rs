@@ -14,9 +14,16 @@
 //! sends, [`channel::GrpcChannel`] for the client's connection. The
 //! service's glue (`echo.rs`) is what `tonic-build` would generate, written
 //! out so that no `protoc` is needed.
+//!
+//! The server shuts down gracefully on SIGINT or SIGTERM: it stops
+//! accepting, and the calls in flight get up to ten seconds to finish.
+//! `interop.py` beside this file runs the example against Python's grpcio,
+//! as client and as server.
 
 mod channel;
 mod echo;
+#[path = "../support/signals.rs"]
+mod signals;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -35,12 +42,17 @@ use channel::GrpcChannel;
 use echo::client::EchoClient;
 use echo::server::EchoServer;
 use echo::{pb, Census, EchoService};
+use signals::Signals;
+
+/// How long calls in flight may run on after SIGINT or SIGTERM.
+const GRACE: Duration = Duration::from_secs(10);
 
 /// The longest any call may run, whatever its client asks.
 const MAX_DEADLINE: Duration = Duration::from_secs(60);
 
 const USAGE: &str = "\
-usage: grpc [--addr ADDR]        serve echo.Echo (default 127.0.0.1:50051)
+usage: grpc [--addr ADDR]        serve echo.Echo (default 127.0.0.1:50051);
+                                 SIGINT or SIGTERM shuts it down gracefully
        grpc client ADDR          call it: Echo, Count, and a Slow call past
                                  its deadline";
 
@@ -79,12 +91,19 @@ pub fn app(census: Arc<Census>) -> TimeoutService<Routes> {
 }
 
 async fn server(addr: &str) -> Result<(), String> {
+    let mut signals = Signals::new().map_err(|e| format!("signals: {e}"))?;
     let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening on {local}");
     serve(listener, app(Arc::default()))
+        .with_graceful_shutdown(async move {
+            signals.recv().await;
+        })
+        .shutdown_timeout(GRACE)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    println!("shut down");
+    Ok(())
 }
 
 async fn client(addr: SocketAddr) -> Result<(), String> {
