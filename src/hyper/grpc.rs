@@ -141,6 +141,69 @@ impl<S> tower_layer::Layer<S> for TimeoutLayer {
 }
 
 /// A service with gRPC deadlines enforced; made by [`TimeoutLayer`].
+///
+/// A handler that takes a minute, a client that gives it 100 ms:
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::future::{Future, IntoFuture};
+/// use std::pin::Pin;
+/// use std::task::{Context, Poll};
+/// use std::time::Duration;
+///
+/// use bytes::Bytes;
+/// use gopark::hyper::grpc::TimeoutService;
+/// use gopark::hyper::{serve, Executor, Io};
+/// use gopark::net::{TcpListener, TcpStream};
+/// use gopark::runtime::{self, time::sleep};
+/// use http_body_util::{BodyExt, Empty, Full};
+/// use hyper::{Request, Response};
+///
+/// /// A stand-in for a tonic service: answers after a minute.
+/// #[derive(Clone)]
+/// struct Slow;
+///
+/// impl<B> tower_service::Service<Request<B>> for Slow {
+///     type Response = Response<Empty<Bytes>>;
+///     type Error = Infallible;
+///     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+///
+///     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+///         Poll::Ready(Ok(()))
+///     }
+///
+///     fn call(&mut self, _: Request<B>) -> Self::Future {
+///         Box::pin(async {
+///             sleep(Duration::from_secs(60)).await;
+///             Ok(Response::new(Empty::new()))
+///         })
+///     }
+/// }
+///
+/// runtime::block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     runtime::spawn(serve(listener, TimeoutService::new(Slow)).into_future());
+///
+///     let stream = TcpStream::connect(addr).await?;
+///     let (mut sender, conn) = hyper::client::conn::http2::handshake(Executor::new(), Io::new(stream))
+///         .await
+///         .map_err(std::io::Error::other)?;
+///     runtime::spawn(conn);
+///     let req = Request::post(format!("http://{addr}/echo.Echo/Slow"))
+///         .header("content-type", "application/grpc")
+///         .header("grpc-timeout", "100m")
+///         .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+///         .unwrap();
+///     let resp = sender.send_request(req).await.map_err(std::io::Error::other)?;
+///     assert_eq!(resp.status(), 200);
+///     assert_eq!(resp.headers()["grpc-status"], "4"); // DEADLINE_EXCEEDED
+///     let body = resp.into_body().collect().await.map_err(std::io::Error::other)?;
+///     assert!(body.to_bytes().is_empty());
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
 #[derive(Clone, Debug)]
 pub struct TimeoutService<S> {
     inner: S,
