@@ -224,6 +224,7 @@
 
 pub mod client;
 mod executor;
+pub mod grpc;
 mod io;
 pub mod serve;
 mod timer;
