@@ -201,7 +201,11 @@ fn a_retry_loop_of_failing_io_and_sleeps_does_not_hold_the_drop() {
     // running when the shutdown begins would spin inside that one poll, and
     // the drop would wait for it for ever, unless the sleeps spend the
     // task's budget and make it yield.
-    let rt = Builder::new().worker_threads(1).thread_name("retry").build().unwrap();
+    let rt = Builder::new()
+        .worker_threads(1)
+        .thread_name("retry")
+        .build()
+        .unwrap();
     let closed = support::net::closed_port().unwrap();
     let (started_tx, started_rx) = mpsc::channel();
     rt.spawn(async move {
@@ -220,7 +224,9 @@ fn a_retry_loop_of_failing_io_and_sleeps_does_not_hold_the_drop() {
             runtime::time::sleep(Duration::from_millis(1)).await;
         }
     });
-    started_rx.recv_timeout(Duration::from_secs(10)).expect("the task runs");
+    started_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the task runs");
     let start = Instant::now();
     drop(rt);
     let took = start.elapsed();
