@@ -29,10 +29,15 @@ impl Wake for ThreadWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         use crate::loom::Ordering;
+        // Counted before the flag is published: the thread that sees the
+        // flag polls, and ends the count, at once; counting after the swap
+        // would let that end come first. A wake that finds the flag already
+        // set takes its count back.
+        self.shared.activity.begin();
         // Release: pairs with the Acquire swap before the next poll.
-        if !self.notified.swap(true, Ordering::Release) {
-            // Runnable from this instant, not from when the thread wakes.
-            self.shared.activity.begin();
+        if self.notified.swap(true, Ordering::Release) {
+            self.shared.activity.end();
+        } else {
             self.thread.unpark();
         }
     }
