@@ -19,7 +19,9 @@
 #
 # Environment (defaults in brackets):
 #   ROUNDS [5]  N [2000] echoes per run  CONNS [4]  GAP_US [3000]
-#   WORKERS [2]  SERVERS [gopark tokio go raw-epoll]
+#   WORKERS [2]  SERVERS [gopark tokio go raw-epoll]; `gopark-two-hops` is
+#   gopark with GOPARK_NETPOLL_INLINE=0 (every task runs on a worker woken
+#   for it), for an A/B of the inline poll
 #
 # A server that is missing (no `go`) is skipped with a note. Also counts
 # each server's thread wake-ups per request: the voluntary context switches
@@ -43,7 +45,7 @@ PROBE="target/release/examples/load"
 available=()
 for s in $SERVERS; do
     case $s in
-        gopark | tokio) available+=("$s") ;;
+        gopark | gopark-two-hops | tokio) available+=("$s") ;;
         go)
             if command -v go >/dev/null; then
                 go build -o "$WORK/echo-go" scripts/go/echo.go
@@ -72,6 +74,7 @@ trap cleanup EXIT
 start() {
     case $1 in
         gopark) GOPARK_WORKERS=$WORKERS exec target/release/examples/echo "$ADDR" ;;
+        gopark-two-hops) GOPARK_NETPOLL_INLINE=0 GOPARK_WORKERS=$WORKERS exec target/release/examples/echo "$ADDR" ;;
         tokio) exec target/release/examples/tokio_echo "$ADDR" --workers "$WORKERS" ;;
         go) exec "$WORK/echo-go" -workers "$WORKERS" "$ADDR" ;;
         raw-epoll) exec "$WORK/target/release/raw-epoll" echo "$ADDR" "$WORKERS" ;;

@@ -61,6 +61,7 @@ mod registry;
 pub(crate) mod sys;
 mod thread;
 mod wake;
+mod watch;
 
 pub(crate) use thread::Hook;
 
@@ -136,6 +137,35 @@ pub(crate) trait PollHost {
     /// workers, in `block_on`, or on the blocking pool. Decides when a
     /// paused clock may jump.
     fn is_idle(&self) -> bool;
+    /// Every worker is parked: wakes the batch's tasks, hands all but the
+    /// first to the workers as [`deliver`](Self::deliver) would, and polls
+    /// the first on this thread, on a spare slot, calling `step` with
+    /// [`InlineStep::Begin`] just before the poll and [`InlineStep::End`]
+    /// just after it. Drains `wakers`. Returns `false` if no task was
+    /// polled here (none in the batch, or no spare slot: then it was
+    /// delivered).
+    fn run_inline(&self, wakers: &mut Vec<Waker>, step: &mut dyn FnMut(InlineStep)) -> bool;
+    /// The watchdog stands in for a netpoll thread stuck in its inline
+    /// poll on slot `slot`: retakes the slot, so its queued tasks go to
+    /// the workers and the thread leaves it when the poll returns.
+    fn retake_inline(&self, slot: usize);
+}
+
+/// The two moments of an inline poll that the netpoll thread's watchdog
+/// must know of ([`PollHost::run_inline`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InlineStep {
+    /// The poll of a task on spare slot `slot` starts.
+    Begin { slot: usize },
+    /// It returned.
+    End,
+}
+
+/// What running tasks on the netpoll thread takes: the watchdog's
+/// hand-shake and its timer.
+struct Inline {
+    watch: watch::Watch,
+    timer: sys::TimerFd,
 }
 
 pub(crate) struct Netpoller {
@@ -147,6 +177,9 @@ pub(crate) struct Netpoller {
     /// The runtime's timers, which this thread fires.
     pub(crate) time: Arc<TimeDriver>,
     shutdown: AtomicBool,
+    /// Set if the thread polls the first task of a batch itself at an
+    /// idle runtime (see [`watch`]).
+    inline: Option<Inline>,
     /// Blocking, standby or awake; see [`mode`].
     mode: mode::ModeMachine,
     /// Event buffer for the workers' looks; its lock also lets only one
@@ -170,13 +203,24 @@ pub(crate) struct NetpollStats {
     pub(crate) events: crate::counter::Counter,
     /// Nanoseconds spent standing by.
     pub(crate) standby_ns: crate::counter::Counter,
+    /// Tasks the netpoll thread polled itself.
+    pub(crate) inline_polls: crate::counter::Counter,
+    /// Times the watchdog stood in for a netpoll thread stuck in a task.
+    pub(crate) stand_ins: crate::counter::Counter,
 }
 
 impl Netpoller {
-    pub(crate) fn new() -> io::Result<Arc<Netpoller>> {
+    pub(crate) fn new(inline: bool) -> io::Result<Arc<Netpoller>> {
         let epoll = sys::Epoll::new()?;
         let wake_fd = sys::EventFd::new()?;
         epoll.add_level(wake_fd.raw(), WAKE_TOKEN)?;
+        let inline = match inline {
+            true => Some(Inline {
+                watch: watch::Watch::new(),
+                timer: sys::TimerFd::new()?,
+            }),
+            false => None,
+        };
         Ok(Arc::new_cyclic(|me: &std::sync::Weak<Netpoller>| {
             Netpoller {
                 epoll,
@@ -185,6 +229,7 @@ impl Netpoller {
                 registry: Mutex::new(registry::Registry::default()),
                 time: Arc::new(TimeDriver::new(me.clone() as std::sync::Weak<dyn Unpark>)),
                 shutdown: AtomicBool::new(false),
+                inline,
                 mode: mode::ModeMachine::new(),
                 worker_events: Mutex::new(Vec::with_capacity(EVENTS)),
                 last_worker_poll: AtomicU64::new(0),
@@ -350,6 +395,11 @@ impl Netpoller {
             pd.write.close(wakers);
         }
         self.time.lock().close(wakers);
+        if let Some(inline) = &self.inline {
+            inline.watch.close();
+            // Wakes the watchdog, which then sees the watch closed.
+            inline.timer.set(Some(Duration::from_nanos(1)));
+        }
         self.wake();
     }
 }

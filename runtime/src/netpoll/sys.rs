@@ -2,6 +2,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
 use std::time::Duration;
 
 /// Turns a libc return value of `-1` into `io::Error::last_os_error()`.
@@ -143,4 +144,70 @@ pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
         cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
     }
     Ok(())
+}
+
+/// A one-shot `timerfd` on the monotonic clock: the netpoll thread's
+/// watchdog sleeps in [`TimerFd::wait`] and wakes only if the timer fires.
+pub(crate) struct TimerFd {
+    fd: OwnedFd,
+}
+
+impl TimerFd {
+    pub(crate) fn new() -> io::Result<TimerFd> {
+        // SAFETY: takes no pointers.
+        let fd = cvt(unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) })?;
+        // SAFETY: timerfd_create returned a fresh descriptor that nothing
+        // else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(TimerFd { fd })
+    }
+
+    /// Fires once, `after` from now (at least a nanosecond); `None`
+    /// disarms it.
+    pub(crate) fn set(&self, after: Option<Duration>) {
+        let value = match after {
+            // A zero `it_value` would disarm it.
+            Some(d) => libc::timespec {
+                tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+                tv_nsec: d.subsec_nanos().max(u32::from(d.as_secs() == 0)) as libc::c_long,
+            },
+            None => libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+        };
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: value,
+        };
+        // SAFETY: `spec` is a live itimerspec the kernel only reads; the
+        // old value is not asked for (null). It cannot fail on a valid
+        // timerfd with a normalised value.
+        let _ = unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, ptr::null_mut()) };
+    }
+
+    /// Blocks until the timer fires (a disarmed timer blocks until it is
+    /// armed and fires).
+    pub(crate) fn wait(&self) {
+        let mut expirations: u64 = 0;
+        loop {
+            // SAFETY: reads at most 8 bytes into a live u64.
+            let r = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    (&mut expirations as *mut u64).cast(),
+                    8,
+                )
+            };
+            // EINTR: wait again. Any other error cannot happen on a
+            // blocking timerfd read with an 8-byte buffer; returning on it
+            // only makes the caller look at its state once too often.
+            if r >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return;
+            }
+        }
+    }
 }

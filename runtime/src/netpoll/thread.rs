@@ -57,8 +57,10 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::mode::{Blocking, StandBy};
+use super::watch::{End, INLINE_LIMIT};
 use super::{
-    sys, Looker, Netpoller, PollHost, EVENTS, STANDBY_TICK_ALL, STANDBY_TICK_PARTIAL, WATCH_TICK,
+    sys, InlineStep, Looker, Netpoller, PollHost, EVENTS, STANDBY_TICK_ALL, STANDBY_TICK_PARTIAL,
+    WATCH_TICK,
 };
 use crate::loom::Ordering;
 use crate::time::virtual_time;
@@ -81,44 +83,109 @@ impl Netpoller {
     /// schedtrace line, a dump asked for by a signal) and returns when it
     /// wants to be called next.
     pub(crate) fn run(&self, host: &dyn PollHost, mut hook: Option<Hook>) {
-        let mut events: Vec<sys::Event> = Vec::with_capacity(EVENTS);
-        let mut wakers: Vec<Waker> = Vec::new();
-        let mut errors = ErrorReport::default();
-        // Set when events woke us although a worker was running: the
-        // workers can look for themselves, so stand by.
-        let mut busy = false;
-        // When to look for a stuck worker next.
-        let mut check: Option<Instant> = None;
+        let mut turns = Turns::new(self.inline.is_some());
         while !self.is_shutdown() {
-            if busy {
-                busy = self.stand_by(host, check, &mut events, &mut wakers, &mut errors);
-            } else {
-                let res = self.sleep_blocking(host, check, &mut events, &mut wakers);
-                match res {
-                    Ok(n) => busy = n > 0 && !wakers.is_empty() && host.active_workers() > 0,
-                    Err(e) => errors.report(e),
-                }
+            self.turn(host, &mut turns, hook.as_mut());
+        }
+        turns.finish(host);
+    }
+
+    /// The watchdog thread's loop (see [`watch`](super::watch)); returns
+    /// at shutdown. Sleeps on the inline timer; when it fires with the
+    /// netpoll thread still inside its poll, retakes the poll's slot and
+    /// runs the netpoll loop until the thread is back.
+    pub(crate) fn run_watchdog(&self, host: &dyn PollHost) {
+        let Some(inline) = &self.inline else {
+            return;
+        };
+        while !inline.watch.is_closed() {
+            inline.timer.wait();
+            let Some(slot) = inline.watch.take_over() else {
+                continue;
+            };
+            self.stats.stand_ins.add(1);
+            host.retake_inline(slot);
+            // Never inline itself: nobody would watch it.
+            let mut turns = Turns::new(false);
+            while !inline.watch.stand_in_done() && !self.is_shutdown() {
+                self.turn(host, &mut turns, None);
             }
-            let now = Instant::now();
-            check = host.check_blocked(now);
-            if let Some(hook) = hook.as_mut() {
-                if let Some(next) = hook(now) {
-                    check = Some(check.map_or(next, |c| c.min(next)));
-                }
-            }
-            self.time.fire(&mut wakers);
-            if wakers.is_empty() {
-                self.auto_advance(host, &mut events, &mut wakers);
-            }
-            // Standing by next: deliver now. Blocking next: the batch is
-            // delivered at the last moment before `epoll_wait` (see
-            // `sleep_blocking`).
-            if busy && !wakers.is_empty() {
-                host.deliver(&mut wakers);
+            turns.finish(host);
+            inline.watch.hand_back();
+        }
+    }
+
+    /// One turn of the loop (see the module docs).
+    fn turn(&self, host: &dyn PollHost, turns: &mut Turns, hook: Option<&mut Hook>) {
+        let Turns {
+            events,
+            wakers,
+            errors,
+            busy,
+            check,
+            inline,
+        } = turns;
+        if *busy {
+            *busy = self.stand_by(host, *check, events, wakers, errors);
+        } else {
+            let res = self.sleep_blocking(host, *check, events, wakers);
+            match res {
+                Ok(n) => *busy = n > 0 && !wakers.is_empty() && host.active_workers() > 0,
+                Err(e) => errors.report(e),
             }
         }
-        if !wakers.is_empty() {
-            host.deliver(&mut wakers);
+        let now = Instant::now();
+        *check = host.check_blocked(now);
+        if let Some(hook) = hook {
+            if let Some(next) = hook(now) {
+                *check = Some(check.map_or(next, |c| c.min(next)));
+            }
+        }
+        self.time.fire(wakers);
+        if wakers.is_empty() {
+            self.auto_advance(host, events, wakers);
+        }
+        if wakers.is_empty() {
+            return;
+        }
+        if *busy {
+            // Standing by next: deliver now.
+            host.deliver(wakers);
+        } else if *inline && host.active_workers() == 0 {
+            // Every worker parked: run the first task here (see
+            // `run_inline`).
+            self.run_inline(host, wakers);
+        }
+        // Blocking next, not inline: the batch is delivered at the last
+        // moment before `epoll_wait` (see `sleep_blocking`).
+    }
+
+    /// Runs the batch's first task on this thread, watched by the
+    /// watchdog, and hands the rest to the workers
+    /// ([`PollHost::run_inline`]). If the watchdog stood in meanwhile,
+    /// waits until it gives the loop back.
+    fn run_inline(&self, host: &dyn PollHost, wakers: &mut Vec<Waker>) {
+        let Some(inline) = &self.inline else {
+            host.deliver(wakers);
+            return;
+        };
+        let ran = host.run_inline(wakers, &mut |step| match step {
+            InlineStep::Begin { slot } => {
+                inline.watch.begin(slot);
+                inline.timer.set(Some(INLINE_LIMIT));
+            }
+            InlineStep::End => {
+                if inline.watch.end() == End::StandingIn {
+                    // The stand-in may be asleep in `epoll_wait`.
+                    self.wake();
+                    inline.watch.wait_handed_back();
+                } else {
+                    inline.timer.set(None);
+                }
+            }
+        });
+        if ran {
+            self.stats.inline_polls.add(1);
         }
     }
 
@@ -293,6 +360,43 @@ impl Netpoller {
     }
 }
 
+/// What one runner of the loop (the netpoll thread, or the watchdog
+/// standing in) keeps from turn to turn.
+struct Turns {
+    events: Vec<sys::Event>,
+    /// The batch of the last wake-up, not yet delivered.
+    wakers: Vec<Waker>,
+    errors: ErrorReport,
+    /// Set when events woke us although a worker was running: the
+    /// workers can look for themselves, so stand by.
+    busy: bool,
+    /// When to look for a stuck worker next.
+    check: Option<Instant>,
+    /// Whether this runner polls a batch's first task itself when every
+    /// worker is parked.
+    inline: bool,
+}
+
+impl Turns {
+    fn new(inline: bool) -> Turns {
+        Turns {
+            events: Vec::with_capacity(EVENTS),
+            wakers: Vec::new(),
+            errors: ErrorReport::default(),
+            busy: false,
+            check: None,
+            inline,
+        }
+    }
+
+    /// Delivers what is left of the batch as the runner leaves the loop.
+    fn finish(mut self, host: &dyn PollHost) {
+        if !self.wakers.is_empty() {
+            host.deliver(&mut self.wakers);
+        }
+    }
+}
+
 /// Reports `epoll_wait` failures on stderr without flooding it, and pauses
 /// after each so the loop never spins on a persistent error.
 #[derive(Default)]
@@ -348,6 +452,11 @@ mod tests {
         fn is_idle(&self) -> bool {
             true
         }
+        fn run_inline(&self, wakers: &mut Vec<Waker>, _: &mut dyn FnMut(InlineStep)) -> bool {
+            wakers.clear();
+            false
+        }
+        fn retake_inline(&self, _: usize) {}
     }
 
     /// Seventeen descriptors ready in epoll, in registration order:
@@ -356,7 +465,7 @@ mod tests {
     /// clock may not jump past the last.
     #[test]
     fn auto_advance_sees_the_event_behind_many_others() {
-        let np = Netpoller::new().unwrap();
+        let np = Netpoller::new(false).unwrap();
         np.time.pause();
         let t0 = np.time.now();
         let hour = Duration::from_secs(3600);

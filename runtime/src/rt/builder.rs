@@ -34,6 +34,7 @@ pub struct Builder {
     max_blocking_threads: usize,
     blocking_keep_alive: Duration,
     start_paused: bool,
+    netpoll_inline: bool,
 }
 
 impl Default for Builder {
@@ -52,6 +53,13 @@ fn default_workers() -> usize {
         .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Whether the netpoll thread runs tasks itself unless the builder says:
+/// yes, unless `GOPARK_NETPOLL_INLINE` is `0` (for A/B runs of programs
+/// that do not expose the setting).
+fn default_netpoll_inline() -> bool {
+    std::env::var("GOPARK_NETPOLL_INLINE").map_or(true, |v| v.trim() != "0")
+}
+
 impl Builder {
     /// A builder with the defaults: one worker per core (or
     /// `GOPARK_WORKERS`), threads named `gopark`, up to 512 blocking
@@ -63,6 +71,7 @@ impl Builder {
             max_blocking_threads: 512,
             blocking_keep_alive: Duration::from_secs(10),
             start_paused: false,
+            netpoll_inline: default_netpoll_inline(),
         }
     }
 
@@ -74,6 +83,31 @@ impl Builder {
     pub fn worker_threads(&mut self, n: usize) -> &mut Builder {
         assert!(n > 0, "a runtime needs at least one worker thread");
         self.worker_threads = Some(n);
+        self
+    }
+
+    /// Whether the netpoll thread, woken at an idle runtime (every worker
+    /// parked), polls the first task it made ready itself, as Go's poller
+    /// does, instead of waking a worker for it: a request that reaches an
+    /// idle server then costs one thread wake-up instead of two. The other
+    /// tasks of the same wake-up go to the workers. A task that blocks the
+    /// netpoll thread is noticed after 10 ms by a watchdog thread, which
+    /// serves I/O and timers in its place until the task returns.
+    ///
+    /// On by default (`GOPARK_NETPOLL_INLINE=0` turns the default off);
+    /// `false` keeps user code off the netpoll thread.
+    ///
+    /// ```
+    /// let rt = gopark_runtime::Builder::new()
+    ///     .worker_threads(1)
+    ///     .netpoll_inline(false)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(rt.block_on(rt.spawn(async { 7 })).unwrap(), 7);
+    /// assert_eq!(rt.handle().metrics().netpoll_inline_polls(), 0);
+    /// ```
+    pub fn netpoll_inline(&mut self, on: bool) -> &mut Builder {
+        self.netpoll_inline = on;
         self
     }
 
@@ -122,7 +156,7 @@ impl Builder {
             .worker_threads
             .unwrap_or_else(default_workers)
             .min(0xFFFF);
-        let io = Netpoller::new()?;
+        let io = Netpoller::new(self.netpoll_inline)?;
         if self.start_paused {
             io.time.pause();
         }
@@ -205,9 +239,29 @@ impl Builder {
             .name(format!("{}-netpoll", self.thread_name))
             .spawn(move || {
                 let _running = running;
-                poller.io.run(&*poller, hook)
+                // Entered: it polls tasks itself at an idle runtime.
+                let _enter = context::enter(Handle {
+                    shared: poller.clone(),
+                });
+                poller.io.run(&poller, hook)
             })?;
         rt.threads.push(t);
+        if self.netpoll_inline {
+            let watchdog = shared.clone();
+            let running = exits.start();
+            let t = thread::Builder::new()
+                .name(format!("{}-watchdog", self.thread_name))
+                .spawn(move || {
+                    let _running = running;
+                    // Entered: as the netpoll thread's stand-in it wakes
+                    // tasks, as the netpoll thread does.
+                    let _enter = context::enter(Handle {
+                        shared: watchdog.clone(),
+                    });
+                    watchdog.io.run_watchdog(&watchdog)
+                })?;
+            rt.threads.push(t);
+        }
         Ok(rt)
     }
 }

@@ -160,6 +160,34 @@ impl RuntimeMetrics {
         Duration::from_nanos(self.handle.shared.io.stats.standby_ns.get())
     }
 
+    /// Tasks the netpoll thread polled itself: woken at an idle runtime,
+    /// the first task of a wake-up runs there instead of on a worker woken
+    /// for it (see [`Builder::netpoll_inline`](crate::Builder::netpoll_inline)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = gopark_runtime::Builder::new().worker_threads(1).build().unwrap();
+    /// let task = rt.spawn(async {
+    ///     gopark_runtime::time::sleep(Duration::from_millis(5)).await;
+    /// });
+    /// rt.block_on(task).unwrap();
+    /// // Most often the timer found the worker parked, and the task ran
+    /// // on the netpoll thread; on a busy machine the worker may still
+    /// // have been awake and run it.
+    /// assert!(rt.handle().metrics().netpoll_inline_polls() <= 1);
+    /// ```
+    pub fn netpoll_inline_polls(&self) -> u64 {
+        self.handle.shared.io.stats.inline_polls.get()
+    }
+
+    /// Times the netpoll thread's watchdog stood in for it: a task the
+    /// thread polled itself had not returned after 10 ms, and the watchdog
+    /// served I/O and timers until it did.
+    pub fn netpoll_stand_ins(&self) -> u64 {
+        self.handle.shared.io.stats.stand_ins.get()
+    }
+
     /// Descriptors registered with the netpoller now (live `PollDesc`s).
     pub fn registered_fds(&self) -> usize {
         self.handle.shared.io.registered()
@@ -226,6 +254,8 @@ impl RuntimeMetrics {
             netpoll_polls_by_thread: self.netpoll_polls_by_thread(),
             netpoll_polls_by_workers: self.netpoll_polls_by_workers(),
             netpoll_standby: self.netpoll_standby_duration(),
+            netpoll_inline_polls: self.netpoll_inline_polls(),
+            netpoll_stand_ins: self.netpoll_stand_ins(),
             registered_fds: self.registered_fds(),
             blocked_worker_handoffs: self.blocked_worker_handoffs(),
             timers_armed: timers.armed,
@@ -282,6 +312,10 @@ pub struct MetricsSnapshot {
     pub netpoll_polls_by_workers: u64,
     /// Time the netpoll thread stood by.
     pub netpoll_standby: Duration,
+    /// Tasks the netpoll thread polled itself.
+    pub netpoll_inline_polls: u64,
+    /// Times the watchdog stood in for the netpoll thread.
+    pub netpoll_stand_ins: u64,
     /// Registered descriptors.
     pub registered_fds: usize,
     /// Workers handed off while stuck in a poll.
@@ -324,12 +358,14 @@ impl fmt::Display for MetricsSnapshot {
         }
         writeln!(
             f,
-            "netpoll: wakeups {} events {} polls_by_thread {} polls_by_workers {} standby {:?} fds {}",
+            "netpoll: wakeups {} events {} polls_by_thread {} polls_by_workers {} standby {:?} inline_polls {} stand_ins {} fds {}",
             self.netpoll_wakeups,
             self.netpoll_events,
             self.netpoll_polls_by_thread,
             self.netpoll_polls_by_workers,
             self.netpoll_standby,
+            self.netpoll_inline_polls,
+            self.netpoll_stand_ins,
             self.registered_fds
         )?;
         writeln!(

@@ -7,7 +7,7 @@
 //! Every `MS` milliseconds the netpoll thread writes one line to stderr:
 //!
 //! ```text
-//! gopark 1000ms: workers=2 running=1 parked=1 searching=0 handoffs=+0 globalq=0 localq=[0 3] tasks=12 spawned=+5 polls=+1020 steals=+3 parks=+40 netpoll: wakeups=+12 events=+300 by_workers=+80 standby=800ms fds=14 timers: armed=+10 fired=+8 cancelled=+2 deadlines=+0 blocking=1/1
+//! gopark 1000ms: workers=2 running=1 parked=1 searching=0 handoffs=+0 globalq=0 localq=[0 3] tasks=12 spawned=+5 polls=+1020 steals=+3 parks=+40 netpoll: wakeups=+12 events=+300 by_workers=+80 standby=800ms inline=+9 stand_ins=+0 fds=14 timers: armed=+10 fired=+8 cancelled=+2 deadlines=+0 blocking=1/1
 //! ```
 //!
 //! | field | meaning | Go's `schedtrace` |
@@ -19,6 +19,7 @@
 //! | `tasks` | live tasks | — |
 //! | `spawned`, `polls`, `steals`, `parks` | since the last line: tasks spawned, polled, stolen; worker parks | — |
 //! | `netpoll: wakeups`, `events`, `by_workers`, `standby` | since the last line: netpoll thread wake-ups, readiness events, looks at epoll taken by workers, time the thread stood by | — |
+//! | `inline`, `stand_ins` | since the last line: tasks the netpoll thread polled itself; times its watchdog stood in for it | — |
 //! | `fds` | registered descriptors | — |
 //! | `timers: armed`, `fired`, `cancelled`, `deadlines` | since the last line | — |
 //! | `blocking=T/I` | blocking-pool threads, of which idle | — |
@@ -204,7 +205,7 @@ fn line(age: Duration, now: &MetricsSnapshot, last: &MetricsSnapshot) -> String 
     format!(
         "gopark {}ms: workers={workers} running={} parked={} searching={} handoffs=+{} globalq={} \
          localq=[{}] tasks={} spawned=+{} polls=+{} steals=+{} parks=+{} netpoll: wakeups=+{} events=+{} \
-         by_workers=+{} standby={}ms fds={} timers: armed=+{} fired=+{} cancelled=+{} \
+         by_workers=+{} standby={}ms inline=+{} stand_ins=+{} fds={} timers: armed=+{} fired=+{} cancelled=+{} \
          deadlines=+{} blocking={}/{}",
         age.as_millis(),
         workers.saturating_sub(now.parked_workers),
@@ -224,6 +225,8 @@ fn line(age: Duration, now: &MetricsSnapshot, last: &MetricsSnapshot) -> String 
         now.netpoll_standby
             .saturating_sub(last.netpoll_standby)
             .as_millis(),
+        since(now.netpoll_inline_polls, last.netpoll_inline_polls),
+        since(now.netpoll_stand_ins, last.netpoll_stand_ins),
         now.registered_fds,
         since(now.timers_armed, last.timers_armed),
         since(now.timers_fired, last.timers_fired),

@@ -50,7 +50,7 @@ use crossbeam_deque::Worker;
 
 use crate::blocking::BlockingPool;
 use crate::loom::{AtomicBool, Ordering};
-use crate::netpoll::{Netpoller, PollHost};
+use crate::netpoll::{InlineStep, Netpoller, PollHost};
 use crate::task::{self, Header, JoinHandle, Notified, OwnedTasks, RawTask, Schedule};
 use crate::time::virtual_time::Activity;
 
@@ -102,7 +102,8 @@ pub(crate) struct Shared {
     /// is not idle while it is not zero.
     pub(crate) activity: Arc<Activity>,
     /// Each worker's counters, by worker (not slot: a worker handed off
-    /// goes on counting in its own, on its new slot).
+    /// goes on counting in its own, on its new slot), then the netpoll
+    /// thread's, for the tasks it polls itself (numbered `num_workers`).
     pub(crate) metrics: Box<[metrics::WorkerMetrics]>,
     /// Tasks spawned from threads that are not workers.
     pub(crate) remote_spawns: std::sync::atomic::AtomicU64,
@@ -137,7 +138,8 @@ impl Shared {
             blocking,
             start_worker,
             extra_threads: parking_lot::Mutex::new(Vec::new()),
-            metrics: (0..num_workers)
+            // One more for the netpoll thread's inline polls.
+            metrics: (0..=num_workers)
                 .map(|_| metrics::WorkerMetrics::default())
                 .collect(),
             remote_spawns: std::sync::atomic::AtomicU64::new(0),
@@ -323,7 +325,7 @@ impl Shared {
     }
 }
 
-impl PollHost for Shared {
+impl PollHost for Arc<Shared> {
     fn active_workers(&self) -> usize {
         self.idle.num_unparked()
     }
@@ -364,6 +366,53 @@ impl PollHost for Shared {
                 self.hand_off(first, batch);
             }
         });
+    }
+
+    /// Wakes the batch's tasks; the first runs here, on a spare slot
+    /// ([`worker::run_inline`]), the rest are handed off first, so the
+    /// workers woken for them start meanwhile.
+    fn run_inline(&self, wakers: &mut Vec<Waker>, step: &mut dyn FnMut(InlineStep)) -> bool {
+        batch::begin(self);
+        crate::netpoll::wake_all(wakers);
+        let mut first = None;
+        batch::end(|batch| {
+            if batch.is_empty() {
+                return;
+            }
+            first = Some(batch.remove(0));
+            if !batch.is_empty() {
+                let second = batch.remove(0);
+                self.hand_off(second, batch);
+            }
+        });
+        let Some(task) = first else {
+            return false;
+        };
+        let spare = (!self.is_shutdown())
+            .then(|| {
+                self.slots
+                    .iter()
+                    .enumerate()
+                    .find_map(|(j, s)| s.take_spare().map(|local| (j, local)))
+            })
+            .flatten();
+        let Some((slot, local)) = spare else {
+            // Every spare slot runs a handed-off worker (or the runtime
+            // shuts down): a worker runs it.
+            self.hand_off(task, &mut Vec::new());
+            return false;
+        };
+        worker::run_inline(self, slot, local, task, step);
+        true
+    }
+
+    fn retake_inline(&self, slot: usize) {
+        let s = &self.slots[slot];
+        if let Some(poll) = s.current_poll() {
+            if s.retake(poll) {
+                self.move_queued(slot);
+            }
+        }
     }
 }
 

@@ -94,7 +94,10 @@ impl Shared {
         }
         let Monitor { seen, owed } = &mut *monitor;
         for (i, slot) in self.slots.iter().enumerate() {
-            let Some(poll) = slot.current_poll() else {
+            // The netpoll thread's inline poll is the watchdog's to watch
+            // (it runs this loop itself when it stands in).
+            let inline = slot.worker() == self.num_workers();
+            let Some(poll) = slot.current_poll().filter(|_| !inline) else {
                 seen[i].poll = None;
                 continue;
             };
@@ -206,7 +209,7 @@ impl Shared {
 
     /// Moves slot `i`'s queued tasks, LIFO slot first, to the injector and
     /// wakes a worker for them.
-    fn move_queued(&self, i: usize) {
+    pub(super) fn move_queued(&self, i: usize) {
         let slot = &self.slots[i];
         let mut tasks: Vec<Notified> = slot.take_lifo().into_iter().collect();
         loop {

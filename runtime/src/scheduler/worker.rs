@@ -25,6 +25,7 @@ use crossbeam_deque::{Steal, Worker};
 
 use super::metrics::WorkerMetrics;
 use super::{Shared, Slot, Start, GLOBAL_POLL_INTERVAL, LOCAL_QUEUE_CAPACITY, MAX_LIFO_POLLS};
+use crate::netpoll::InlineStep;
 
 /// How long the last running worker looks for I/O before it parks.
 const SPIN_FOR_IO: std::time::Duration = std::time::Duration::from_micros(25);
@@ -250,6 +251,66 @@ pub(crate) fn run_worker(shared: Arc<Shared>, start: Start, local: Worker<Notifi
     } else {
         cx.count_pending_spawns();
         cx.drain();
+    }
+}
+
+/// Polls `task` on this thread, the netpoll thread, as the owner of the
+/// spare slot `index` (its queue is `local`) while every worker is parked
+/// (see the netpoll's `watch` module). Tasks the poll wakes or spawns go
+/// to the slot's LIFO slot and queue, as on a worker, and to the workers
+/// once the poll returns. `step` learns when the poll begins and ends
+/// (the watchdog's timer). If the watchdog retook the slot meanwhile,
+/// the thread leaves it as a handed-off worker does.
+pub(crate) fn run_inline(
+    shared: &Arc<Shared>,
+    index: usize,
+    local: Worker<Notified>,
+    task: Notified,
+    step: &mut dyn FnMut(InlineStep),
+) {
+    let netpoll = shared.num_workers();
+    shared.slots[index].set_worker(netpoll);
+    let cx = Rc::new(WorkerCtx {
+        slot: NonNull::from(&shared.slots[index]),
+        metrics: NonNull::from(&shared.metrics[netpoll]),
+        shared: shared.clone(),
+        index,
+        busy_since: std::cell::Cell::new(std::time::Instant::now()),
+        retaken: std::cell::Cell::new(false),
+        pending_spawns: std::cell::Cell::new(0),
+        core: RefCell::new(Core {
+            local,
+            tick: 0,
+            searching: false,
+            check_injector: false,
+            rng: 0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) << 17),
+        }),
+        io_wakers: RefCell::new(Vec::new()),
+    });
+    WORKER.with(|w| *w.borrow_mut() = Some(cx.clone()));
+    let slot = cx.slot();
+    cx.metrics().polls.add(1);
+    slot.begin_poll(task.addr());
+    // After `begin_poll`: a watchdog that stands in finds the poll to
+    // retake.
+    step(InlineStep::Begin { slot: index });
+    task.run();
+    let kept = slot.end_poll();
+    step(InlineStep::End);
+    WORKER.with(|w| *w.borrow_mut() = None);
+    if !kept {
+        cx.leave();
+        return;
+    }
+    cx.count_pending_spawns();
+    // What the poll queued here goes to the workers, the LIFO task first
+    // (straight to one parked worker): the slot goes back empty.
+    let mut tasks = cx.take_all();
+    let local = std::mem::replace(&mut cx.core.borrow_mut().local, Worker::new_fifo());
+    slot.make_spare(local);
+    if !tasks.is_empty() {
+        let first = tasks.remove(0);
+        shared.hand_off(first, &mut tasks);
     }
 }
 

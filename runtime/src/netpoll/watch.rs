@@ -1,0 +1,177 @@
+//! Who serves epoll and the timers while the netpoll thread runs a task.
+//!
+//! At an idle runtime the netpoll thread runs the first task its
+//! `epoll_wait` made ready itself, on a spare worker slot, instead of
+//! waking a parked worker for it (Go's `findRunnable` does the same after
+//! `netpoll(delay)`): a request then costs one thread wake-up, not two.
+//! While that poll runs, nobody blocks in `epoll_wait`, fires timers or
+//! watches the workers. A poll normally takes microseconds; one that
+//! blocks (a blocking syscall, a loop that never awaits) would stop every
+//! descriptor and timer of the runtime.
+//!
+//! So each inline poll is watched. The netpoll thread arms a one-shot
+//! timer ([`INLINE_LIMIT`], the monitor's limit for a stuck worker) before
+//! the poll and disarms it after. The watchdog thread sleeps on that timer
+//! and nothing else: an idle runtime wakes it never, a poll that returns
+//! in time never. If it fires while the poll still runs, the watchdog
+//! *stands in*: it retakes the slot (the queued tasks go to the workers,
+//! as the monitor does for a stuck worker) and runs the netpoll loop
+//! itself until the netpoll thread is back. The netpoll thread, when its
+//! poll returns, waits for the stand-in to give the loop back.
+//!
+//! # The states
+//!
+//! | state | the netpoll loop is run by | moved by |
+//! |---|---|---|
+//! | `Idle` | the netpoll thread | — |
+//! | `Inline` | nobody: the netpoll thread polls a task | the thread ([`Watch::begin`]) |
+//! | `StandIn` | the watchdog | the watchdog ([`Watch::take_over`]), from `Inline` only |
+//! | `Back` | the watchdog, until it sees this | the thread ([`Watch::end`]), from `StandIn` |
+//!
+//! From `Back` the watchdog returns to `Idle` ([`Watch::hand_back`]) and
+//! wakes the thread. All moves are made under one lock, so the end of a
+//! poll and a take-over cannot both win: either the thread's `end` comes
+//! first (`Inline` to `Idle`: the watchdog, woken by a timer that fired
+//! just too late, finds nothing to take), or the take-over does, and the
+//! thread then waits. Never do both threads run the loop; the loom model
+//! `inline_poll_and_stand_in_never_run_the_loop_together` checks it, beside
+//! a seeded `end` that does not wait.
+//!
+//! The slot's own hand-shake (the end of a poll against a retake, see
+//! `scheduler/slot.rs`) decides independently who keeps the slot's queued
+//! work; the netpoll thread loses the slot if the stand-in retook it.
+
+use std::time::Duration;
+
+use crate::loom::{Condvar, Mutex};
+
+/// How long the netpoll thread may stay inside one task's poll before the
+/// watchdog stands in: the monitor's limit for a stuck worker.
+pub(crate) const INLINE_LIMIT: Duration = Duration::from_millis(10);
+
+/// Who runs the netpoll loop (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Idle,
+    /// The netpoll thread polls a task on slot `slot`.
+    Inline {
+        slot: usize,
+    },
+    StandIn,
+    Back,
+    /// The runtime shut down: the watchdog exits.
+    Closed,
+}
+
+/// The hand-shake between the netpoll thread and its watchdog.
+pub(crate) struct Watch {
+    state: Mutex<State>,
+    /// The netpoll thread waits here for the loop to be handed back.
+    handed_back: Condvar,
+}
+
+/// How an inline poll ended, for the netpoll thread.
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    /// Nobody stood in: the thread goes on (and disarms the timer).
+    InTime,
+    /// The watchdog runs the loop: the thread must wake it
+    /// ([`Netpoller::wake`](super::Netpoller::wake)) and then wait in
+    /// [`Watch::wait_handed_back`].
+    StandingIn,
+}
+
+impl Watch {
+    pub(crate) fn new() -> Watch {
+        Watch {
+            state: Mutex::new(State::Idle),
+            handed_back: Condvar::new(),
+        }
+    }
+
+    /// The netpoll thread is about to poll a task on slot `slot`. (It
+    /// arms the timer after this.)
+    pub(crate) fn begin(&self, slot: usize) {
+        let mut state = self.state.lock();
+        if *state == State::Idle {
+            *state = State::Inline { slot };
+        }
+    }
+
+    /// The netpoll thread's poll returned.
+    pub(crate) fn end(&self) -> End {
+        let mut state = self.state.lock();
+        match *state {
+            State::StandIn => {
+                *state = State::Back;
+                End::StandingIn
+            }
+            State::Inline { .. } => {
+                *state = State::Idle;
+                End::InTime
+            }
+            // Closed (the stand-in, if any, has left), or handed back.
+            _ => End::InTime,
+        }
+    }
+
+    /// The netpoll thread, after [`End::StandingIn`] and a wake-up of the
+    /// stand-in, waits until it has left the loop.
+    pub(crate) fn wait_handed_back(&self) {
+        let mut state = self.state.lock();
+        while *state == State::Back {
+            state = self.handed_back.wait(state);
+        }
+    }
+
+    /// The watchdog's timer fired: takes over the loop if the poll it was
+    /// armed for still runs. Returns the poll's slot.
+    pub(crate) fn take_over(&self) -> Option<usize> {
+        let mut state = self.state.lock();
+        match *state {
+            State::Inline { slot } => {
+                *state = State::StandIn;
+                Some(slot)
+            }
+            _ => None,
+        }
+    }
+
+    /// `true` once the stand-in should leave the loop: the netpoll thread
+    /// is back, or the runtime shut down.
+    pub(crate) fn stand_in_done(&self) -> bool {
+        matches!(*self.state.lock(), State::Back | State::Closed)
+    }
+
+    /// The stand-in has left the loop: gives it back to the netpoll thread.
+    pub(crate) fn hand_back(&self) {
+        let mut state = self.state.lock();
+        if *state != State::Closed {
+            *state = State::Idle;
+        }
+        drop(state);
+        self.handed_back.notify_one();
+    }
+
+    /// The runtime shuts down: the watchdog exits at its next look, and a
+    /// netpoll thread waiting for the hand-back stops waiting. (The caller
+    /// fires the timer, so a sleeping watchdog looks.)
+    pub(crate) fn close(&self) {
+        *self.state.lock() = State::Closed;
+        self.handed_back.notify_one();
+    }
+
+    /// `true` once [`close`](Self::close) ran.
+    pub(crate) fn is_closed(&self) -> bool {
+        *self.state.lock() == State::Closed
+    }
+
+    /// The seeded bug of the model: an `end` that lets the netpoll thread
+    /// go on at once although the stand-in still runs the loop.
+    #[cfg(all(test, loom))]
+    pub(crate) fn end_without_waiting_for_test(&self) -> End {
+        *self.state.lock() = State::Idle;
+        End::InTime
+    }
+}
