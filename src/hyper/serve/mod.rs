@@ -41,10 +41,10 @@
 //! 5 ms doubling up to 1 s, as Go's `net/http` does, instead of spinning,
 //! and writes the first failure of a run to stderr (an accept loop of
 //! one's own takes the same back-off from
-//! [`AcceptBackoff`](crate::net::AcceptBackoff)). Any other error of the
-//! listener ends `serve` with that error; the connections already accepted
-//! keep running on their tasks, as they do when the `Serve` future is
-//! dropped.
+//! [`gopark::net::AcceptBackoff`](crate::net::AcceptBackoff)). Any other
+//! error of the listener ends `serve` with that error; the connections
+//! already accepted keep running on their tasks, as they do when the
+//! `Serve` future is dropped.
 //!
 //! # Costs
 //!
