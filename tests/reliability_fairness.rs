@@ -396,7 +396,7 @@ fn idle_runtime_uses_no_cpu_and_rarely_wakes() {
             Ok::<_, io::Error>(keep)
         })
         .expect("setup");
-    threads::wait_for(name, workers + 1);
+    threads::wait_for(name, workers + threads::SERVICE_THREADS);
     // Let the burst's stragglers park, however long a busy machine makes
     // them take (nothing to await: we want the runtime to do nothing).
     let before = threads::wait_quiet(name, Duration::from_millis(200), Duration::from_secs(5));

@@ -77,7 +77,7 @@ fn drop_busy_runtime(workers: usize, drop_limit: Duration) {
         .expect("setup");
     let total = READERS + SLEEPERS + 1;
     parked.wait(total, Duration::from_secs(30));
-    let running = threads::wait_for(&name, workers + 1);
+    let running = threads::wait_for(&name, workers + threads::SERVICE_THREADS);
     let (fds_running, tasks) = (fd_count(), rt.handle().num_alive_tasks());
 
     let start = Instant::now();

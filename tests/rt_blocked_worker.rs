@@ -122,7 +122,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn echo_beside_a_stuck_worker(stuck: Stuck, name: &'static str, bounds: Bounds) {
     let dog = Watchdog::start(name, Duration::from_secs(120));
     let rt = support::runtime(2, name);
-    let steady = threads::wait_for(name, 3).threads;
+    let steady = threads::wait_for(name, 2 + threads::SERVICE_THREADS).threads;
     let addr = rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");

@@ -25,8 +25,8 @@ const MAX_CPU: Duration = Duration::from_millis(20);
 const MAX_SWITCHES: u64 = 40;
 
 fn measure_idle(name: &str, workers: usize) {
-    // Workers and the netpoll thread, and no other.
-    support::threads::wait_exactly(name, workers + 1);
+    // Workers, the netpoll thread and its watchdog, and no other.
+    support::threads::wait_exactly(name, workers + support::threads::SERVICE_THREADS);
     // The work just done leaves stragglers (a worker still parking), the
     // longer the busier the machine. Nothing to await: we want nothing to
     // happen, so wait until it does not.

@@ -371,8 +371,8 @@ rt_test! {
             runtime::spawn(async {}).await.unwrap();
             runtime::spawn_blocking(|| ()).await.unwrap();
         });
-        // Workers, netpoll, and the blocking thread.
-        support::threads::wait_for(&name, workers + 2);
+        // Workers, netpoll and watchdog, and the blocking thread.
+        support::threads::wait_for(&name, workers + support::threads::SERVICE_THREADS + 1);
         drop_timed(rt);
         // Workers and the netpoll thread are joined by the drop, but the
         // kernel may list a joined thread for a moment longer; blocking-pool

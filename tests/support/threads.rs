@@ -31,6 +31,10 @@ impl Usage {
 
 /// Sums the counters of every thread whose name (as the kernel keeps it:
 /// the first 15 bytes) starts with `prefix`.
+/// A runtime's threads besides its workers: the netpoll thread and the
+/// watchdog that stands in for it while it polls a task itself.
+pub const SERVICE_THREADS: usize = 2;
+
 pub fn usage(prefix: &str) -> Usage {
     let mut total = Usage::default();
     let Ok(dir) = fs::read_dir("/proc/self/task") else {
