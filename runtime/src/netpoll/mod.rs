@@ -2,8 +2,7 @@
 //!
 //! Each runtime has one netpoll thread. It owns the runtime's epoll
 //! instance: it alone *blocks* in `epoll_wait`, with a timeout equal to the
-//! nearest timer deadline, and it never polls a future. Each time it wakes
-//! it:
+//! nearest timer deadline. Each time it wakes it:
 //!
 //! 1. turns every epoll event into readiness on the descriptor's
 //!    [`PollDesc`] halves (`EPOLLIN`/`EPOLLRDHUP` the read half, `EPOLLOUT`
@@ -14,7 +13,11 @@
 //!    time out their half and add its wakers;
 //! 3. hands the whole batch to the scheduler at once
 //!    ([`PollHost::deliver`]), which gives the first task straight to one
-//!    parked worker and queues the rest.
+//!    parked worker and queues the rest; or, if every worker is parked,
+//!    polls the first task itself, as Go's poller does, and hands on the
+//!    rest ([`PollHost::run_inline`]): a request that reaches an idle
+//!    runtime then wakes one thread, not two. A watchdog thread stands in
+//!    for it if that poll blocks (see [`watch`]).
 //!
 //! # Blocking and standby
 //!
@@ -162,10 +165,9 @@ pub(crate) enum InlineStep {
 }
 
 /// What running tasks on the netpoll thread takes: the watchdog's
-/// hand-shake and its timer.
+/// hand-shake, with its timer.
 struct Inline {
     watch: watch::Watch,
-    timer: sys::TimerFd,
 }
 
 pub(crate) struct Netpoller {
@@ -216,8 +218,7 @@ impl Netpoller {
         epoll.add_level(wake_fd.raw(), WAKE_TOKEN)?;
         let inline = match inline {
             true => Some(Inline {
-                watch: watch::Watch::new(),
-                timer: sys::TimerFd::new()?,
+                watch: watch::Watch::new()?,
             }),
             false => None,
         };
@@ -397,8 +398,6 @@ impl Netpoller {
         self.time.lock().close(wakers);
         if let Some(inline) = &self.inline {
             inline.watch.close();
-            // Wakes the watchdog, which then sees the watch closed.
-            inline.timer.set(Some(Duration::from_nanos(1)));
         }
         self.wake();
     }

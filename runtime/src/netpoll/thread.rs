@@ -27,8 +27,12 @@
 //!    task; the timers it fires make the batch. Only an empty batch lets
 //!    the clock move: a woken task may still arm an earlier timer or do
 //!    I/O, and time must not pass before it has run.
-//! 5. **Deliver.** The first task of the batch goes straight to one parked
-//!    worker, the rest to the injector (`Shared::hand_off`). When the
+//! 5. **Deliver.** If every worker is parked and the thread blocked to
+//!    get here, it polls the first task of the batch itself, on a spare
+//!    slot, watched by its watchdog (see [`watch`](super::watch)), after
+//!    handing the rest to the workers. Otherwise the first task goes
+//!    straight to one parked worker, the rest to the injector
+//!    (`Shared::hand_off`). When the
 //!    thread stands by next, that happens at once. When it blocks next, it
 //!    happens as the very last thing before `epoll_wait`, after the mode
 //!    says `Blocking`: the worker it wakes most often lands on this CPU
@@ -57,7 +61,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::mode::{Blocking, StandBy};
-use super::watch::{End, INLINE_LIMIT};
+use super::watch::End;
 use super::{
     sys, InlineStep, Looker, Netpoller, PollHost, EVENTS, STANDBY_TICK_ALL, STANDBY_TICK_PARTIAL,
     WATCH_TICK,
@@ -99,7 +103,7 @@ impl Netpoller {
             return;
         };
         while !inline.watch.is_closed() {
-            inline.timer.wait();
+            inline.watch.sleep();
             let Some(slot) = inline.watch.take_over() else {
                 continue;
             };
@@ -170,17 +174,12 @@ impl Netpoller {
             return;
         };
         let ran = host.run_inline(wakers, &mut |step| match step {
-            InlineStep::Begin { slot } => {
-                inline.watch.begin(slot);
-                inline.timer.set(Some(INLINE_LIMIT));
-            }
+            InlineStep::Begin { slot } => inline.watch.begin(slot),
             InlineStep::End => {
                 if inline.watch.end() == End::StandingIn {
                     // The stand-in may be asleep in `epoll_wait`.
                     self.wake();
                     inline.watch.wait_handed_back();
-                } else {
-                    inline.timer.set(None);
                 }
             }
         });

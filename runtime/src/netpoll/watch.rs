@@ -56,6 +56,10 @@ enum State {
     /// The netpoll thread polls a task on slot `slot`.
     Inline {
         slot: usize,
+        /// When the poll began (the real clock; under loom, a model's
+        /// threads decide the order alone).
+        #[cfg(not(loom))]
+        since: std::time::Instant,
     },
     StandIn,
     Back,
@@ -68,6 +72,24 @@ pub(crate) struct Watch {
     state: Mutex<State>,
     /// The netpoll thread waits here for the loop to be handed back.
     handed_back: Condvar,
+    /// The watchdog's alarm: armed and disarmed under the lock, together
+    /// with the state it is for, so that a disarm at the end of a poll can
+    /// never undo the shutdown's firing of it.
+    timer: Timer,
+}
+
+/// The watchdog's one-shot timer; a model has no clock, so under loom
+/// the watchdog's wake-up is the model thread's own decision.
+#[cfg(not(loom))]
+type Timer = super::sys::TimerFd;
+
+#[cfg(loom)]
+struct Timer;
+
+#[cfg(loom)]
+impl Timer {
+    fn set(&self, _: Option<Duration>) {}
+    fn wait(&self) {}
 }
 
 /// How an inline poll ended, for the netpoll thread.
@@ -83,23 +105,34 @@ pub(crate) enum End {
 }
 
 impl Watch {
-    pub(crate) fn new() -> Watch {
-        Watch {
+    pub(crate) fn new() -> std::io::Result<Watch> {
+        #[cfg(not(loom))]
+        let timer = super::sys::TimerFd::new()?;
+        #[cfg(loom)]
+        let timer = Timer;
+        Ok(Watch {
             state: Mutex::new(State::Idle),
             handed_back: Condvar::new(),
-        }
+            timer,
+        })
     }
 
-    /// The netpoll thread is about to poll a task on slot `slot`. (It
-    /// arms the timer after this.)
+    /// The netpoll thread is about to poll a task on slot `slot` (the
+    /// slot's poll has begun): arms the watchdog's timer.
     pub(crate) fn begin(&self, slot: usize) {
         let mut state = self.state.lock();
         if *state == State::Idle {
-            *state = State::Inline { slot };
+            *state = State::Inline {
+                slot,
+                #[cfg(not(loom))]
+                since: std::time::Instant::now(),
+            };
+            self.timer.set(Some(INLINE_LIMIT));
         }
     }
 
-    /// The netpoll thread's poll returned.
+    /// The netpoll thread's poll returned: disarms the timer, or learns
+    /// that the watchdog stands in.
     pub(crate) fn end(&self) -> End {
         let mut state = self.state.lock();
         match *state {
@@ -109,11 +142,18 @@ impl Watch {
             }
             State::Inline { .. } => {
                 *state = State::Idle;
+                self.timer.set(None);
                 End::InTime
             }
             // Closed (the stand-in, if any, has left), or handed back.
             _ => End::InTime,
         }
+    }
+
+    /// The watchdog sleeps until its timer fires (armed by an inline poll
+    /// that lasted too long, or by the shutdown).
+    pub(crate) fn sleep(&self) {
+        self.timer.wait();
     }
 
     /// The netpoll thread, after [`End::StandingIn`] and a wake-up of the
@@ -125,12 +165,19 @@ impl Watch {
         }
     }
 
-    /// The watchdog's timer fired: takes over the loop if the poll it was
-    /// armed for still runs. Returns the poll's slot.
+    /// The watchdog's timer fired: takes over the loop if an inline poll
+    /// has run for [`INLINE_LIMIT`]. Returns the poll's slot. (A timer
+    /// that fired for a poll that ended just then may find the next one
+    /// already begun: it is armed again for the rest of that one's time.)
     pub(crate) fn take_over(&self) -> Option<usize> {
         let mut state = self.state.lock();
         match *state {
-            State::Inline { slot } => {
+            #[cfg(not(loom))]
+            State::Inline { since, .. } if since.elapsed() < INLINE_LIMIT => {
+                self.timer.set(Some(INLINE_LIMIT - since.elapsed()));
+                None
+            }
+            State::Inline { slot, .. } => {
                 *state = State::StandIn;
                 Some(slot)
             }
@@ -154,11 +201,14 @@ impl Watch {
         self.handed_back.notify_one();
     }
 
-    /// The runtime shuts down: the watchdog exits at its next look, and a
-    /// netpoll thread waiting for the hand-back stops waiting. (The caller
-    /// fires the timer, so a sleeping watchdog looks.)
+    /// The runtime shuts down: the watchdog exits at its next look (its
+    /// timer fires now, so a sleeping one looks), and a netpoll thread
+    /// waiting for the hand-back stops waiting.
     pub(crate) fn close(&self) {
-        *self.state.lock() = State::Closed;
+        let mut state = self.state.lock();
+        *state = State::Closed;
+        self.timer.set(Some(Duration::from_nanos(1)));
+        drop(state);
         self.handed_back.notify_one();
     }
 

@@ -243,7 +243,8 @@ impl Builder {
                 let _enter = context::enter(Handle {
                     shared: poller.clone(),
                 });
-                poller.io.run(&poller, hook)
+                poller.io.run(&poller, hook);
+                scheduler::leave_netpoll_thread();
             })?;
         rt.threads.push(t);
         if self.netpoll_inline {

@@ -58,7 +58,7 @@ pub(crate) use inject::Inject;
 #[cfg(test)]
 pub(crate) use monitor::take_one;
 pub(crate) use slot::Slot;
-pub(crate) use worker::{is_worker, is_worker_of, run_worker};
+pub(crate) use worker::{is_worker, is_worker_of, leave_netpoll_thread, run_worker};
 
 /// Starts a worker thread — worker `worker`, on slot `slot`, with the
 /// slot's local queue (the runtime layer provides it: a thread must be

@@ -82,8 +82,9 @@ pub(crate) struct WorkerCtx {
     /// The slot this thread owns.
     index: usize,
     /// `&shared.slots[index]`, looked up once: the poll loop reaches it
-    /// several times per task.
-    slot: NonNull<Slot>,
+    /// several times per task. (The netpoll thread's context moves from
+    /// one spare slot to another; a worker's never changes.)
+    slot: std::cell::Cell<NonNull<Slot>>,
     /// `&shared.metrics[worker]` for the worker it is, looked up once.
     metrics: NonNull<WorkerMetrics>,
     /// When it last woke from parking (or started).
@@ -226,7 +227,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, start: Start, local: Worker<Notifi
     let index = start.slot;
     shared.slots[index].set_worker(start.worker);
     let cx = Rc::new(WorkerCtx {
-        slot: NonNull::from(&shared.slots[index]),
+        slot: std::cell::Cell::new(NonNull::from(&shared.slots[index])),
         metrics: NonNull::from(&shared.metrics[start.worker]),
         shared: shared.clone(),
         index,
@@ -254,6 +255,13 @@ pub(crate) fn run_worker(shared: Arc<Shared>, start: Start, local: Worker<Notifi
     }
 }
 
+thread_local! {
+    /// The netpoll thread's worker context for the tasks it polls itself,
+    /// made at its first inline poll and kept, so that an inline poll
+    /// allocates nothing; dropped by [`leave_netpoll_thread`].
+    static INLINE: RefCell<Option<Rc<WorkerCtx>>> = const { RefCell::new(None) };
+}
+
 /// Polls `task` on this thread, the netpoll thread, as the owner of the
 /// spare slot `index` (its queue is `local`) while every worker is parked
 /// (see the netpoll's `watch` module). Tasks the poll wakes or spawns go
@@ -268,27 +276,20 @@ pub(crate) fn run_inline(
     task: Notified,
     step: &mut dyn FnMut(InlineStep),
 ) {
-    let netpoll = shared.num_workers();
-    shared.slots[index].set_worker(netpoll);
-    let cx = Rc::new(WorkerCtx {
-        slot: NonNull::from(&shared.slots[index]),
-        metrics: NonNull::from(&shared.metrics[netpoll]),
-        shared: shared.clone(),
-        index,
-        busy_since: std::cell::Cell::new(std::time::Instant::now()),
-        retaken: std::cell::Cell::new(false),
-        pending_spawns: std::cell::Cell::new(0),
-        core: RefCell::new(Core {
-            local,
-            tick: 0,
-            searching: false,
-            check_injector: false,
-            rng: 0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) << 17),
-        }),
-        io_wakers: RefCell::new(Vec::new()),
+    let cx = INLINE.with(|c| {
+        c.borrow_mut()
+            .get_or_insert_with(|| Rc::new(WorkerCtx::for_netpoll_thread(shared.clone())))
+            .clone()
     });
+    let slot = &shared.slots[index];
+    slot.set_worker(shared.num_workers());
+    cx.slot.set(NonNull::from(slot));
+    // The slot's queue in, the context's own empty one out (both kept:
+    // making a queue allocates).
+    let mut local = local;
+    std::mem::swap(&mut cx.core.borrow_mut().local, &mut local);
     WORKER.with(|w| *w.borrow_mut() = Some(cx.clone()));
-    let slot = cx.slot();
+    crate::task::refresh_clock();
     cx.metrics().polls.add(1);
     slot.begin_poll(task.addr());
     // After `begin_poll`: a watchdog that stands in finds the poll to
@@ -298,15 +299,20 @@ pub(crate) fn run_inline(
     let kept = slot.end_poll();
     step(InlineStep::End);
     WORKER.with(|w| *w.borrow_mut() = None);
-    if !kept {
-        cx.leave();
-        return;
+    if kept {
+        cx.count_pending_spawns();
+    } else {
+        // Retaken by the watchdog: the spawns count as from outside, as
+        // a handed-off worker's do (`leave`).
+        shared.remote_spawns.fetch_add(
+            cx.pending_spawns.replace(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
-    cx.count_pending_spawns();
     // What the poll queued here goes to the workers, the LIFO task first
     // (straight to one parked worker): the slot goes back empty.
     let mut tasks = cx.take_all();
-    let local = std::mem::replace(&mut cx.core.borrow_mut().local, Worker::new_fifo());
+    std::mem::swap(&mut cx.core.borrow_mut().local, &mut local);
     slot.make_spare(local);
     if !tasks.is_empty() {
         let first = tasks.remove(0);
@@ -314,12 +320,41 @@ pub(crate) fn run_inline(
     }
 }
 
+/// Drops the netpoll thread's inline context (and the scheduler it
+/// holds), as the thread leaves its loop.
+pub(crate) fn leave_netpoll_thread() {
+    INLINE.with(|c| drop(c.borrow_mut().take()));
+}
+
 impl WorkerCtx {
+    /// The netpoll thread's context: no slot of its own (each inline poll
+    /// points it at a spare one), the counters after the workers'.
+    fn for_netpoll_thread(shared: Arc<Shared>) -> WorkerCtx {
+        let netpoll = shared.num_workers();
+        WorkerCtx {
+            slot: std::cell::Cell::new(NonNull::from(&shared.slots[0])),
+            metrics: NonNull::from(&shared.metrics[netpoll]),
+            index: usize::MAX,
+            busy_since: std::cell::Cell::new(std::time::Instant::now()),
+            retaken: std::cell::Cell::new(false),
+            pending_spawns: std::cell::Cell::new(0),
+            core: RefCell::new(Core {
+                local: Worker::new_fifo(),
+                tick: 0,
+                searching: false,
+                check_injector: false,
+                rng: 0x9E37_79B9_7F4A_7C15,
+            }),
+            io_wakers: RefCell::new(Vec::new()),
+            shared,
+        }
+    }
+
     #[inline]
     fn slot(&self) -> &Slot {
         // SAFETY: `slot` points into `shared.slots`, a boxed slice that is
         // never resized or moved and lives as long as `self.shared`.
-        unsafe { self.slot.as_ref() }
+        unsafe { self.slot.get().as_ref() }
     }
 
     #[inline]
