@@ -444,18 +444,24 @@ fn echoes_at_an_idle_runtime_are_polled_inline() {
         .into_iter()
         .for_each(|r| r.expect("handler"));
     let read_inline = srv.on_netpoll.load(Ordering::SeqCst);
+    // Each message read on the netpoll thread was read in an inline poll
+    // (one poll may read more than one).
     wait_until("the inline polls are counted", || {
-        metrics.netpoll_inline_polls() >= read_inline as u64
+        read_inline == 0 || metrics.netpoll_inline_polls() >= 1
     });
+    // No stand-in is asserted against: a netpoll thread preempted for
+    // 10 ms inside a poll (a busy machine) is stood in for too.
     let stand_ins = metrics.netpoll_stand_ins();
     drop(rt);
     dog.disarm();
-    println!("{name}: {read_inline} of {made} echoes read on the netpoll thread");
+    println!(
+        "{name}: {read_inline} of {made} echoes read on the netpoll thread; \
+         {stand_ins} stand-in(s)"
+    );
     assert!(
         read_inline > 0,
         "{made} echoes at an idle runtime, none read on the netpoll thread"
     );
-    assert_eq!(stand_ins, 0, "a stand-in for polls that never block");
 }
 
 /// A task that sleeps (the workers park meanwhile) and, in the poll its
@@ -612,7 +618,10 @@ fn tasks_spawned_and_woken_by_an_inline_poll_run() {
     }
     let metrics = rt.handle().metrics();
     wait_until("no task left", || metrics.num_alive_tasks() == 0);
-    assert!(metrics.netpoll_inline_polls() >= 1);
+    // Counted once the poll has returned, which the tasks may not wait for.
+    wait_until("the inline poll is counted", || {
+        metrics.netpoll_inline_polls() >= 1
+    });
     drop(rt);
     dog.disarm();
     println!("{name}: inline at try {tries}");
