@@ -23,6 +23,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream as StdStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Context, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -625,4 +626,158 @@ fn tasks_spawned_and_woken_by_an_inline_poll_run() {
     drop(rt);
     dog.disarm();
     println!("{name}: inline at try {tries}");
+}
+
+/// The threads of this process whose names (as the kernel keeps them:
+/// the first 15 bytes) start with `prefix`'s first 15 bytes.
+fn tids(prefix: &str) -> Vec<libc::pid_t> {
+    let want = &prefix[..prefix.len().min(15)];
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with(want))
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The one thread named `name` (see [`tids`]).
+fn tid_named(name: &str) -> libc::pid_t {
+    match tids(name)[..] {
+        [tid] => tid,
+        ref other => panic!("threads named {name:?}: {other:?}"),
+    }
+}
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: an all-zero cpu_set_t is a valid set for sched_getaffinity
+    // to fill; CPU_ISSET reads inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let ok = libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        assert_eq!(ok, 0, "sched_getaffinity: {}", io::Error::last_os_error());
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Puts thread `tid` (0: the calling thread) on CPU `cpu` alone.
+fn pin(tid: libc::pid_t, cpu: usize) {
+    // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET writes
+    // inside it, and sched_setaffinity only reads it.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(ok, 0, "sched_setaffinity: {}", io::Error::last_os_error());
+}
+
+/// Runtimes dropped in [`a_drop_during_an_inline_poll_returns`].
+const DROPS: usize = 50;
+
+/// The runtime is dropped while the netpoll thread polls a task inline,
+/// and that poll returns after the shutdown began: every drop returns.
+/// The watchdog sleeps on its timer, which the shutdown fires so that it
+/// looks and exits; the end of the inline poll disarms the same timer,
+/// and a disarm that lands between the firing and the watchdog's read
+/// takes the expiry away (`timerfd_settime` resets it), leaving the
+/// watchdog asleep and the drop waiting for it. To open that window as a
+/// busy machine may: the netpoll thread and the watchdog share one CPU,
+/// the watchdog at `SCHED_IDLE` (it runs only once the netpoll thread
+/// leaves the CPU), the workers are on another, the task spins until the shutdown fails its socket
+/// (then 100 µs more), and the drop runs on another CPU the moment the
+/// task asks for it. A drop still waiting after 10 s is a hang.
+#[test]
+fn a_drop_during_an_inline_poll_returns() {
+    let _serial = support::rt::serial();
+    let cpus = allowed_cpus();
+    if cpus.len() < 2 {
+        println!("one CPU: the drop cannot run beside the inline poll");
+        return;
+    }
+    let (shared_cpu, drop_cpu) = (cpus[0], cpus[1]);
+    let name = "inldrop";
+    let mut during = 0;
+    for n in 0..DROPS {
+        let rt = runtime(name, true);
+        threads::wait_for(name, 4);
+        pin(tid_named(&format!("{name}-netpoll")), shared_cpu);
+        for worker in tids(&format!("{name}-worker-")) {
+            pin(worker, drop_cpu);
+        }
+        let watchdog = tid_named(&format!("{name}-watchdog"));
+        pin(watchdog, shared_cpu);
+        // SAFETY: a live sched_param, only read.
+        let ok = unsafe {
+            let param = libc::sched_param { sched_priority: 0 };
+            libc::sched_setscheduler(watchdog, libc::SCHED_IDLE, &param)
+        };
+        assert_eq!(ok, 0, "sched_setscheduler: {}", io::Error::last_os_error());
+        let (client, server) = rt.block_on(support::net::pair()).expect("pair");
+        let go = Arc::new(AtomicBool::new(false));
+        let (ran_tx, ran_rx) = mpsc::channel();
+        let task = {
+            let go = go.clone();
+            rt.spawn(async move {
+                time::sleep(Duration::from_millis(2)).await;
+                let inline = on_netpoll_thread(name);
+                go.store(true, Ordering::SeqCst);
+                let mut saw_shutdown = false;
+                if inline {
+                    // In this poll, on the netpoll thread: spin until the
+                    // drop fails the socket (at most 5 ms, within the
+                    // watchdog's limit), then a little more.
+                    let start = Instant::now();
+                    let mut cx = Context::from_waker(Waker::noop());
+                    let mut buf = [0u8; 1];
+                    while start.elapsed() < Duration::from_millis(5) {
+                        if server.poll_read(&mut cx, &mut buf).is_ready() {
+                            saw_shutdown = true;
+                            let failed = Instant::now();
+                            while failed.elapsed() < Duration::from_micros(100) {
+                                std::hint::spin_loop();
+                            }
+                            break;
+                        }
+                    }
+                }
+                let _ = ran_tx.send((inline, saw_shutdown));
+                drop(client);
+            })
+        };
+        drop(task);
+        let (dropped_tx, dropped_rx) = mpsc::channel();
+        thread::spawn(move || {
+            pin(0, drop_cpu);
+            let start = Instant::now();
+            while !go.load(Ordering::SeqCst) && start.elapsed() < LIMIT {
+                std::hint::spin_loop();
+            }
+            drop(rt);
+            let _ = dropped_tx.send(());
+        });
+        let dropped = dropped_rx.recv_timeout(Duration::from_secs(10));
+        let (inline, saw_shutdown) = ran_rx.try_recv().unwrap_or((false, false));
+        if inline && saw_shutdown {
+            during += 1;
+        }
+        if dropped.is_err() {
+            panic!(
+                "drop {n} of a runtime still waits after 10 s (its netpoll thread \
+                 polled a task inline: {inline}, which returned after the shutdown \
+                 began: {saw_shutdown}); threads left: {:?}",
+                threads::usage(name).names
+            );
+        }
+    }
+    threads::wait_gone(name);
+    println!("{name}: {during} of {DROPS} drops during an inline poll");
+    assert!(
+        during > 0,
+        "none of {DROPS} drops came during an inline poll"
+    );
 }

@@ -620,8 +620,6 @@ mod inline {
     struct Shared {
         watch: Watch,
         slot: Slot,
-        /// The slot's queue, kept alive beside it.
-        _local: Worker<Notified>,
         the_loop: Loop,
         wake: Wake,
         /// The LIFO task, counted each time a side takes it.
@@ -629,12 +627,11 @@ mod inline {
     }
 
     impl Shared {
-        fn new() -> Arc<Shared> {
-            let local = Worker::new_fifo();
+        /// `local` is the slot's queue (kept by the model's main thread).
+        fn new(local: &Worker<Notified>) -> Arc<Shared> {
             Arc::new(Shared {
-                watch: Watch::new(),
-                slot: Slot::new(&local),
-                _local: local,
+                watch: Watch::new().expect("a model's watch"),
+                slot: Slot::new(local),
                 the_loop: Loop::new(),
                 wake: Wake::new(),
                 taken: AtomicUsize::new(0),
@@ -706,7 +703,8 @@ mod inline {
 
     fn inline_poll_and_watchdog(end: fn(&Watch) -> End) {
         loom::model(move || {
-            let sh = Shared::new();
+            let local = Worker::new_fifo();
+            let sh = Shared::new(&local);
             let dog = {
                 let sh = sh.clone();
                 thread::spawn(move || watchdog(&sh))
@@ -748,7 +746,8 @@ mod inline {
     #[test]
     fn close_races_a_stand_in_and_a_waiting_thread() {
         loom::model(|| {
-            let sh = Shared::new();
+            let local = Worker::new_fifo();
+            let sh = Shared::new(&local);
             let dog = {
                 let sh = sh.clone();
                 thread::spawn(move || watchdog(&sh))
@@ -769,83 +768,48 @@ mod inline {
         });
     }
 
-    /// The watchdog's one-shot timerfd. In the model the inline limit
-    /// (10 ms) never runs out; only shutdown's 1 ns arming fires it. As
-    /// with `timerfd_settime(2)`, arming or disarming drops an expiry not
-    /// yet read.
-    struct Timer {
-        ticks: loom::sync::Mutex<u64>,
-        cv: loom::sync::Condvar,
-    }
-
-    impl Timer {
-        fn new() -> Timer {
-            Timer {
-                ticks: loom::sync::Mutex::new(0),
-                cv: loom::sync::Condvar::new(),
-            }
-        }
-
-        /// `set(Some(INLINE_LIMIT))` or `set(None)`.
-        fn set_long_or_disarm(&self) {
-            *self.ticks.lock().unwrap() = 0;
-        }
-
-        /// `set(Some(1 ns))`: it expires at once.
-        fn set_now(&self) {
-            *self.ticks.lock().unwrap() = 1;
-            self.cv.notify_all();
-        }
-
-        /// `TimerFd::wait`.
-        fn wait(&self) {
-            let mut ticks = self.ticks.lock().unwrap();
-            while *ticks == 0 {
-                ticks = self.cv.wait(ticks).unwrap();
-            }
-            *ticks = 0;
-        }
-    }
-
-    /// The runtime shuts down (`close_all`: `Watch::close`, then the timer
-    /// armed for 1 ns so that the sleeping watchdog looks) while the
-    /// netpoll thread polls a task inline (`Netpoller::run_inline`: the
-    /// timer armed for the limit after `begin`, disarmed after an `end`
-    /// that returns `InTime`). The watchdog (`run_watchdog`'s loop) must
-    /// see the watch closed and exit; one that sleeps on a timer nobody
-    /// will arm again keeps the runtime's drop waiting for good, which
-    /// loom reports as a deadlock.
-    #[test]
-    fn shutdown_during_an_inline_poll_always_wakes_the_watchdog() {
-        loom::model(|| {
-            let watch = Arc::new(Watch::new());
-            let timer = Arc::new(Timer::new());
+    /// The runtime shuts down (`close_all`: `Watch::close`, which fires
+    /// the timer so that a sleeping watchdog looks) while the netpoll
+    /// thread polls a task inline (`begin` arms the timer, `end` disarms
+    /// it), `end` standing for `Watch::end`. The watchdog
+    /// (`run_watchdog`'s loop) must see the watch closed and exit; one
+    /// that sleeps on a timer nobody will fire again keeps the runtime's
+    /// drop waiting for good, which loom reports as a deadlock.
+    fn shutdown_during_an_inline_poll(end: fn(&Watch) -> End) {
+        loom::model(move || {
+            let watch = Arc::new(Watch::new().expect("a model's watch"));
             let dog = {
-                let (watch, timer) = (watch.clone(), timer.clone());
+                let watch = watch.clone();
                 thread::spawn(move || {
                     while !watch.is_closed() {
-                        timer.wait();
-                        // The limit never runs out here: nothing to take.
+                        watch.sleep();
+                        // The limit never runs out in the model.
                         assert_eq!(watch.take_over(), None);
                     }
                 })
             };
             let closer = {
-                let (watch, timer) = (watch.clone(), timer.clone());
-                thread::spawn(move || {
-                    watch.close();
-                    timer.set_now();
-                })
+                let watch = watch.clone();
+                thread::spawn(move || watch.close())
             };
             watch.begin(0);
-            timer.set_long_or_disarm();
             // The task's poll.
-            match watch.end() {
-                End::StandingIn => unreachable!("nobody stood in"),
-                End::InTime => timer.set_long_or_disarm(),
-            }
+            assert_eq!(end(&watch), End::InTime, "nobody stood in");
             closer.join().unwrap();
             dog.join().unwrap();
         });
+    }
+
+    #[test]
+    fn shutdown_during_an_inline_poll_always_wakes_the_watchdog() {
+        shutdown_during_an_inline_poll(Watch::end);
+    }
+
+    /// The first `end`: its disarm, after the lock, could land between the
+    /// shutdown's firing and the watchdog's look.
+    #[test]
+    #[should_panic(expected = "deadlock")]
+    fn seeded_bug_a_disarm_outside_the_lock_strands_the_watchdog() {
+        shutdown_during_an_inline_poll(Watch::end_disarming_outside_the_lock_for_test);
     }
 }
