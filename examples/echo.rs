@@ -18,8 +18,6 @@
 //! Try it with `nc 127.0.0.1 7000`, or load it with
 //! `cargo run --release --example load -- echo -c 100 -s 64 -d 10s`.
 
-#[path = "support/backoff.rs"]
-mod backoff;
 #[path = "support/nofile.rs"]
 mod nofile;
 
@@ -29,11 +27,9 @@ use std::pin::pin;
 use std::process::ExitCode;
 
 use futures_util::future::{select, Either};
-use gopark::net::{TcpListener, TcpStream};
+use gopark::net::{AcceptBackoff, TcpListener, TcpStream};
 use gopark::runtime;
 use gopark::signal::unix::{signal, SignalKind};
-
-use backoff::Backoff;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7000";
 const BUF_SIZE: usize = 16 * 1024;
@@ -105,7 +101,7 @@ async fn serve(addr: &str) -> io::Result<()> {
 }
 
 async fn accept_loop(listener: &TcpListener) -> io::Result<()> {
-    let mut backoff = Backoff::default();
+    let mut backoff = AcceptBackoff::new();
     loop {
         match listener.accept().await {
             Ok((stream, _peer)) => {

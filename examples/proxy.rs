@@ -23,20 +23,15 @@
 //! `cargo run --release --example proxy -- 127.0.0.1:7000` in another, then
 //! `nc 127.0.0.1 7001`.
 
-#[path = "support/backoff.rs"]
-mod backoff;
-
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::pin;
 use std::process::ExitCode;
 
 use futures_util::future::{select, Either};
-use gopark::net::{TcpListener, TcpStream};
+use gopark::net::{AcceptBackoff, TcpListener, TcpStream};
 use gopark::runtime;
 use gopark::signal::unix::{signal, SignalKind};
-
-use backoff::Backoff;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7001";
 
@@ -105,7 +100,7 @@ async fn serve(listen: &str, upstream: SocketAddr) -> io::Result<()> {
 }
 
 async fn accept_loop(listener: &TcpListener, upstream: SocketAddr) -> io::Result<()> {
-    let mut backoff = Backoff::default();
+    let mut backoff = AcceptBackoff::new();
     loop {
         match listener.accept().await {
             Ok((client, peer)) => {

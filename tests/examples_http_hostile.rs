@@ -802,10 +802,14 @@ fn slowloris(clients: usize, header_timeout: u64) {
         "only {} legitimate requests",
         during.len()
     );
-    // Twice the baseline, or the baseline and 3 ms: a loopback p99 of a
+    // Twice the baseline, or the baseline and 20 ms: a loopback p99 of a
     // few hundred microseconds on a shared 2-core machine moves by
-    // milliseconds with whatever else runs on it.
-    let bound = (base_p99 * 2).max(base_p99 + Duration::from_millis(3));
+    // milliseconds with whatever else runs on it (beside two compilers, a
+    // run measured 1.0 ms without the attack and 5.0 ms with it, and the
+    // next run the other way round). Starved by the attack, legitimate
+    // requests would wait for the 1-byte-per-second clients' header
+    // deadline: seconds.
+    let bound = (base_p99 * 2).max(base_p99 + Duration::from_millis(20));
     assert!(p99 <= bound, "legitimate p99 {p99:?} > {bound:?}");
     assert_healthy(&server, addr);
 }

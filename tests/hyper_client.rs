@@ -13,7 +13,7 @@ use std::future::IntoFuture;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -221,8 +221,6 @@ async fn closing_server(listener: TcpListener, closed: mpsc::UnboundedSender<()>
 }
 
 #[test]
-#[ignore = "a request written on a pooled connection that the server closes at that moment \
-            fails (the client does not replay requests yet); run with --ignored"]
 fn a_server_that_closes_idle_connections_is_reconnected_to() {
     let _serial = serial();
     run_io(2, "client-reconnect", LIMIT, || async {
@@ -238,21 +236,238 @@ fn a_server_that_closes_idle_connections_is_reconnected_to() {
             // know yet.
             closed.next().await.unwrap();
         }
-        // And without waiting for the close. Seen closed in the pool, or
-        // handed back unsent, the request goes over a new connection; but a
-        // request already written when the close lands fails (the client
-        // does not replay requests, as Go does for idempotent ones): then
-        // the next attempt, on a new connection, succeeds.
+        // And without waiting for the close: whichever way the race goes
+        // (seen closed in the pool, handed back unsent, or written as the
+        // close lands and sent again), it succeeds.
         for i in 0..20 {
-            let resp = match client.get(uri(addr, "/")).await {
-                Ok(resp) => resp,
-                Err(e) => {
-                    assert_eq!(e.kind(), ErrorKind::Other, "quick request {i}: {e}");
-                    client.get(uri(addr, "/")).await?
-                }
-            };
+            let resp = client.get(uri(addr, "/")).await?;
             assert_eq!(body(resp).await?, "ok", "quick request {i}");
         }
+        Ok(())
+    });
+}
+
+/// What [`scripted_server`] does with one request on a connection.
+#[derive(Clone, Copy, Debug)]
+enum Turn {
+    /// Answers it; the connection stays open for the next one.
+    Answer,
+    /// Closes the connection unanswered: the race of a server's idle close
+    /// with a request sent on that connection, made certain.
+    Drop,
+    /// Writes the start of an answer, then closes the connection.
+    HalfAnswer,
+}
+
+/// A server that plays `scripts[n]` on its `n`th connection (`[Answer,
+/// Drop]` past the end of `scripts`), one turn per request it reads, and
+/// closes the connection after the last turn. It logs each request it
+/// read as `"{connection} {method} {path} {body}"`, before it answers or
+/// closes: by the time the client has its answer or its error, the log
+/// has the request.
+async fn scripted_server(
+    listener: TcpListener,
+    scripts: Vec<Vec<Turn>>,
+    log: Arc<Mutex<Vec<String>>>,
+) {
+    for n in 0.. {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let script = scripts
+            .get(n)
+            .cloned()
+            .unwrap_or(vec![Turn::Answer, Turn::Drop]);
+        let log = log.clone();
+        drop(runtime::spawn(async move {
+            let mut buf = Vec::new();
+            for turn in script {
+                let Ok(Some(req)) = read_request(&stream, &mut buf).await else {
+                    return;
+                };
+                log.lock().unwrap().push(format!("{n} {req}"));
+                let reply: &[u8] = match turn {
+                    // An answer to a HEAD has no body.
+                    Turn::Answer if req.starts_with("HEAD ") => {
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+                    }
+                    Turn::Answer => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                    Turn::Drop => return,
+                    Turn::HalfAnswer => b"HTTP/1.1 200 OK\r\nContent-Le",
+                };
+                if stream.write_all(reply).await.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+}
+
+/// Reads one request from `stream` (`buf` keeps what came after it) and
+/// gives it as `"{method} {path} {body}"`; `None` at end of stream.
+async fn read_request(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Option<String>> {
+    let mut chunk = [0u8; 1024];
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        if let httparse::Status::Complete(head) = req.parse(buf).map_err(io::Error::other)? {
+            let len = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .map_or(0, |h| {
+                    std::str::from_utf8(h.value).unwrap().parse().unwrap()
+                });
+            let line = format!("{} {}", req.method.unwrap(), req.path.unwrap());
+            while buf.len() < head + len {
+                match stream.read(&mut chunk).await? {
+                    0 => return Ok(None),
+                    n => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let body = String::from_utf8_lossy(&buf[head..head + len]).into_owned();
+            buf.drain(..head + len);
+            return Ok(Some(format!("{line} {body}")));
+        }
+        match stream.read(&mut chunk).await? {
+            0 => return Ok(None),
+            n => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A [`scripted_server`] on loopback, and its log.
+fn start_scripted(scripts: Vec<Vec<Turn>>) -> io::Result<(SocketAddr, Arc<Mutex<Vec<String>>>)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    drop(runtime::spawn(scripted_server(
+        listener,
+        scripts,
+        log.clone(),
+    )));
+    Ok((addr, log))
+}
+
+fn request(method: &str, addr: SocketAddr, path: &str, body: &'static str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(uri(addr, path))
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap()
+}
+
+/// The log's entries, and the log emptied.
+fn drain(log: &Mutex<Vec<String>>) -> Vec<String> {
+    std::mem::take(&mut *log.lock().unwrap())
+}
+
+#[test]
+fn an_idempotent_request_on_a_reused_connection_closed_under_it_is_sent_again() {
+    let _serial = serial();
+    run_io(2, "client-replay", LIMIT, || async {
+        // Each connection answers one request and drops the next.
+        let (addr, log) = start_scripted(Vec::new())?;
+        let client: Client<Full<Bytes>> = Client::new();
+        assert_eq!(body(client.get(uri(addr, "/first")).await?).await?, "ok");
+        assert_eq!(drain(&log), ["0 GET /first "]);
+        // Each with an empty body: none, or an empty `Full`.
+        let methods = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"];
+        for (next, method) in methods.into_iter().enumerate() {
+            let resp = client.request(request(method, addr, "/again", "")).await?;
+            assert_eq!(resp.status(), 200, "{method}");
+            if method != "HEAD" {
+                assert_eq!(body(resp).await?, "ok", "{method}");
+            } else {
+                drop(resp);
+            }
+            // Written on the pooled connection, which the server closed
+            // unanswered, then once more on a new one.
+            assert_eq!(
+                drain(&log),
+                [
+                    format!("{next} {method} /again "),
+                    format!("{} {method} /again ", next + 1)
+                ],
+                "{method}",
+            );
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn a_request_that_cannot_be_sent_twice_fails_with_its_connection() {
+    let _serial = serial();
+    run_io(2, "client-no-replay", LIMIT, || async {
+        let (addr, log) = start_scripted(Vec::new())?;
+        let client: Client<Full<Bytes>> = Client::new();
+        let requests = [
+            ("POST", "data"),
+            ("POST", ""),
+            ("PUT", "data"),
+            ("DELETE", "x"),
+        ];
+        for (conn, (method, body_sent)) in requests.into_iter().enumerate() {
+            // A request on a new connection, answered: the connection goes
+            // back to the pool.
+            assert_eq!(body(client.get(uri(addr, "/first")).await?).await?, "ok");
+            // The next one takes it, and the server closes it unanswered.
+            let err = client
+                .request(request(method, addr, "/once", body_sent))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ErrorKind::Other,
+                "{method} {body_sent:?}: {err}"
+            );
+            assert_eq!(
+                drain(&log),
+                [
+                    format!("{conn} GET /first "),
+                    format!("{conn} {method} /once {body_sent}")
+                ],
+                "{method} {body_sent:?}: sent once",
+            );
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn a_request_is_sent_again_once_and_only_before_an_answer_begins() {
+    let _serial = serial();
+    run_io(2, "client-replay-once", LIMIT, || async {
+        use Turn::*;
+        let (addr, log) = start_scripted(vec![
+            vec![Answer, Drop],
+            // The new connection of the second try drops it too.
+            vec![Drop],
+            vec![Answer, HalfAnswer],
+        ])?;
+        let client: Client<Empty<Bytes>> = Client::new();
+        assert_eq!(body(client.get(uri(addr, "/a")).await?).await?, "ok");
+        let err = client.get(uri(addr, "/b")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Other, "{err}");
+        assert_eq!(
+            drain(&log),
+            ["0 GET /a ", "0 GET /b ", "1 GET /b "],
+            "two tries"
+        );
+
+        // An answer begun, then the connection closed: not sent again.
+        assert_eq!(body(client.get(uri(addr, "/c")).await?).await?, "ok");
+        let err = client.get(uri(addr, "/d")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Other, "{err}");
+        assert_eq!(drain(&log), ["2 GET /c ", "2 GET /d "], "one try");
+
+        // A new connection's own failure is not retried either.
+        let fresh: Client<Empty<Bytes>> = Client::new();
+        let (addr, log) = start_scripted(vec![vec![Drop]])?;
+        let err = fresh.get(uri(addr, "/e")).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Other, "{err}");
+        assert_eq!(drain(&log), ["0 GET /e "], "one try");
         Ok(())
     });
 }

@@ -80,8 +80,6 @@ mod framing;
 mod request;
 mod response;
 
-#[path = "../support/backoff.rs"]
-mod backoff;
 #[path = "../support/nofile.rs"]
 mod nofile;
 #[path = "../support/signals.rs"]
@@ -97,12 +95,11 @@ use std::time::Duration;
 
 use futures_channel::mpsc;
 use futures_util::StreamExt;
-use gopark::net::TcpListener;
+use gopark::net::{AcceptBackoff, TcpListener};
 use gopark::runtime::{self, time::timeout, Builder};
 use signals::Signals;
 
 use args::{Command, Config};
-use backoff::Backoff;
 use conn::Conn;
 
 /// How long a shutdown waits for connections to finish.
@@ -222,7 +219,7 @@ async fn serve(config: Config) -> io::Result<u64> {
     // Every connection task holds a sender; when all are gone, `done`
     // yields `None`.
     let (done_tx, mut done) = mpsc::channel::<()>(0);
-    let mut backoff = Backoff::default();
+    let mut backoff = AcceptBackoff::new();
     loop {
         match listener.accept().await {
             Ok((stream, _peer)) => {

@@ -42,23 +42,22 @@ mod service;
 
 #[path = "../support/nofile.rs"]
 mod nofile;
+#[path = "../support/shutdown.rs"]
+mod shutdown;
 #[path = "../support/signals.rs"]
 mod signals;
 
-use std::future::IntoFuture;
 use std::io;
-use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::{select, Either};
 use gopark::hyper::serve;
 use gopark::net::TcpListener;
 use gopark::runtime::Builder;
 use hyper::service::service_fn;
-use signals::Signals;
+use shutdown::Shutdown;
 
 /// How long a shutdown waits for connections to finish.
 const GRACE: Duration = Duration::from_secs(30);
@@ -157,12 +156,8 @@ fn main() -> ExitCode {
 /// Serves until a signal, then drains; returns how many requests were
 /// answered.
 async fn serve_until_signal(addr: &str) -> io::Result<u64> {
-    // Before the server says it is listening: from then on a SIGTERM means
-    // "shut down", never the default "die". Every listener sees each
-    // signal: the first set starts the shutdown, the second exits on the
-    // signal after it.
-    let mut first = Signals::new()?;
-    let mut second = Signals::new()?;
+    // Before the server says it is listening.
+    let shutdown = Shutdown::listen()?;
     let listener = TcpListener::bind(addr)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     println!("listening on http://{}", listener.local_addr()?);
@@ -178,35 +173,9 @@ async fn serve_until_signal(addr: &str) -> io::Result<u64> {
             resp
         }
     });
-    let which = Arc::new(OnceLock::new());
-    let said = which.clone();
-    let server = serve(listener, service)
-        .configure(|b| {
-            b.http1().header_read_timeout(HEADER_TIMEOUT);
-        })
-        .with_graceful_shutdown(async move {
-            let _ = which.set(first.recv().await);
-        })
-        .on_shutdown(move |open| {
-            let signal = said.get().map_or("signal".to_string(), |s| s.to_string());
-            println!(
-                "{signal}: shutting down: no new connections, finishing {open} open connection(s)"
-            );
-        })
-        .shutdown_timeout(GRACE);
-    let exit_now = async move {
-        second.recv().await;
-        let signal = second.recv().await;
-        eprintln!("{signal}: exiting now");
-        std::process::exit(130)
-    };
-    match select(pin!(server.into_future()), pin!(exit_now)).await {
-        Either::Left((Ok(()), _)) => {}
-        Either::Left((Err(e), _)) if e.kind() == io::ErrorKind::TimedOut => {
-            eprintln!("hyper: {e}; exiting anyway")
-        }
-        Either::Left((Err(e), _)) => return Err(e),
-        Either::Right(((), _)) => unreachable!("a second signal exits the process"),
-    }
+    let server = serve(listener, service).configure(|b| {
+        b.http1().header_read_timeout(HEADER_TIMEOUT);
+    });
+    shutdown.serve("hyper", server, GRACE).await?;
     Ok(served.load(Ordering::Relaxed))
 }

@@ -38,24 +38,22 @@ mod db;
 
 #[path = "../support/nofile.rs"]
 mod nofile;
+#[path = "../support/shutdown.rs"]
+mod shutdown;
 #[path = "../support/signals.rs"]
 mod signals;
 
-use std::future::IntoFuture;
 use std::io;
-use std::pin::pin;
 use std::process::ExitCode;
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use futures_util::future::{select, Either};
 use gopark::hyper;
 use gopark::net::TcpListener;
 use gopark::runtime::Builder;
 
 use db::{Db, Target};
-use signals::Signals;
+use shutdown::Shutdown;
 
 /// How long a shutdown waits for connections to finish.
 const GRACE: Duration = Duration::from_secs(30);
@@ -291,10 +289,8 @@ fn main() -> ExitCode {
 
 /// Serves the API until a signal, then drains.
 async fn serve(args: &Args, pg: tokio_postgres::Config, targets: Vec<Target>) -> io::Result<()> {
-    // The first set of listeners starts the shutdown; the second sees the
-    // same signal, and exits on the one after it.
-    let mut first = Signals::new()?;
-    let mut second = Signals::new()?;
+    // Before the server says it is listening.
+    let shutdown = Shutdown::listen()?;
     let addr = &args.addr;
     let listener = TcpListener::bind(addr)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
@@ -306,37 +302,10 @@ async fn serve(args: &Args, pg: tokio_postgres::Config, targets: Vec<Target>) ->
     let db = Db::start(pg, targets, args.pool, args.query_timeout);
     let app = api::app(db.clone());
 
-    let which = Arc::new(OnceLock::new());
-    let said = which.clone();
-    let server = hyper::serve(listener, app)
-        .configure(|b| {
-            b.http1().header_read_timeout(HEADER_TIMEOUT);
-        })
-        .with_graceful_shutdown(async move {
-            let _ = which.set(first.recv().await);
-        })
-        .on_shutdown(move |open| {
-            let signal = said.get().map_or("signal".to_string(), |s| s.to_string());
-            println!(
-                "{signal}: shutting down: no new connections, finishing {open} open connection(s)"
-            );
-        })
-        .shutdown_timeout(GRACE);
-    let exit_now = async move {
-        second.recv().await;
-        let signal = second.recv().await;
-        eprintln!("{signal}: exiting now");
-        std::process::exit(130)
-    };
-    let result = match select(pin!(server.into_future()), pin!(exit_now)).await {
-        Either::Left((Ok(()), _)) => Ok(()),
-        Either::Left((Err(e), _)) if e.kind() == io::ErrorKind::TimedOut => {
-            eprintln!("todo: {e}; exiting anyway");
-            Ok(())
-        }
-        Either::Left((Err(e), _)) => Err(e),
-        Either::Right(((), _)) => unreachable!("a second signal exits the process"),
-    };
+    let server = hyper::serve(listener, app).configure(|b| {
+        b.http1().header_read_timeout(HEADER_TIMEOUT);
+    });
+    let result = shutdown.serve("todo", server, GRACE).await;
     // The pool's managers retry until told to stop: stop them before the
     // runtime goes.
     db.close();

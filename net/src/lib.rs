@@ -57,6 +57,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod addr;
+mod backoff;
 mod split;
 mod stream;
 mod sys;
@@ -67,6 +68,7 @@ mod udp;
 pub mod unix;
 
 pub use addr::{lookup_host, ToSocketAddrs};
+pub use backoff::{AcceptBackoff, AcceptError};
 pub use std::net::Shutdown;
 pub use tcp::{ListenOptions, TcpListener, TcpStream};
 pub use udp::UdpSocket;

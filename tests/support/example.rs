@@ -38,7 +38,9 @@ pub fn example_path(name: &str) -> PathBuf {
 }
 
 /// A running example. Dropping it kills the process (SIGKILL) if it has not
-/// exited, and reaps it.
+/// exited, reaps it, and waits for the threads that read its output to
+/// close their ends of its pipes: once a `Proc` is gone, so are its
+/// descriptors, and the next test's census starts from a settled count.
 pub struct Proc {
     name: String,
     pid: libc::pid_t,
@@ -48,6 +50,8 @@ pub struct Proc {
     status: Option<ExitStatus>,
     /// Everything it printed, for failure messages.
     log: Arc<Mutex<String>>,
+    /// Disconnected once both output readers have closed their pipes.
+    pipes_closed: Receiver<()>,
 }
 
 impl Proc {
@@ -66,8 +70,14 @@ impl Proc {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));
         let log = Arc::new(Mutex::new(String::new()));
-        let stdout = lines(child.stdout.take().unwrap(), "out", log.clone());
-        let stderr = lines(child.stderr.take().unwrap(), "err", log.clone());
+        let (closed, pipes_closed) = mpsc::channel();
+        let stdout = lines(
+            child.stdout.take().unwrap(),
+            "out",
+            log.clone(),
+            closed.clone(),
+        );
+        let stderr = lines(child.stderr.take().unwrap(), "err", log.clone(), closed);
         let pid = child.id() as libc::pid_t;
         let (exit_tx, exit) = mpsc::channel();
         thread::spawn(move || {
@@ -83,6 +93,7 @@ impl Proc {
             exit,
             status: None,
             log,
+            pipes_closed,
         }
     }
 
@@ -211,45 +222,64 @@ impl Drop for Proc {
                 self.status = self.exit.recv_timeout(WAIT).ok();
             }
         }
+        // The process is gone, so its pipes are at end of file: the
+        // readers close them and drop their senders (no one sends).
+        if self.status.is_some() {
+            if let Err(RecvTimeoutError::Timeout) = self.pipes_closed.recv_timeout(WAIT) {
+                eprintln!(
+                    "{}: its output pipes were still open {WAIT:?} after it exited",
+                    self.name
+                );
+            }
+        }
         if thread::panicking() {
             eprintln!("--- output of {} ---\n{}", self.name, self.log());
         }
     }
 }
 
-/// Forwards the lines of a pipe to a channel (and the log).
+/// Forwards the lines of a pipe to a channel (and the log) on a thread of
+/// its own, which drops `closed` once it has closed the pipe.
 fn lines(
-    mut pipe: impl Read + Send + 'static,
+    pipe: impl Read + Send + 'static,
     tag: &'static str,
     log: Arc<Mutex<String>>,
+    closed: mpsc::Sender<()>,
 ) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
-        let mut pending = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = match pipe.read(&mut buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            pending.extend_from_slice(&buf[..n]);
-            while let Some(i) = pending.iter().position(|&b| b == b'\n') {
-                let line = String::from_utf8_lossy(&pending[..i]).into_owned();
-                pending.drain(..=i);
-                log.lock().unwrap().push_str(&format!("[{tag}] {line}\n"));
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        }
-        if !pending.is_empty() {
-            let line = String::from_utf8_lossy(&pending).into_owned();
-            log.lock().unwrap().push_str(&format!("[{tag}] {line}\n"));
-            let _ = tx.send(line);
-        }
+        forward(pipe, tag, &log, &tx);
+        // `forward` took the pipe and closed it.
+        drop(closed);
     });
     rx
+}
+
+/// Reads `pipe` to its end, sending each line to `tx`; closes the pipe.
+fn forward(mut pipe: impl Read, tag: &str, log: &Mutex<String>, tx: &mpsc::Sender<String>) {
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match pipe.read(&mut buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(&pending[..i]).into_owned();
+            pending.drain(..=i);
+            log.lock().unwrap().push_str(&format!("[{tag}] {line}\n"));
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    }
+    if !pending.is_empty() {
+        let line = String::from_utf8_lossy(&pending).into_owned();
+        log.lock().unwrap().push_str(&format!("[{tag}] {line}\n"));
+        let _ = tx.send(line);
+    }
 }
 
 /// Runs an example to completion and returns its exit status, its stdout,

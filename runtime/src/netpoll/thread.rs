@@ -173,8 +173,11 @@ impl Netpoller {
             host.deliver(wakers);
             return;
         };
-        let ran = host.run_inline(wakers, &mut |step| match step {
-            InlineStep::Begin { slot } => inline.watch.begin(slot),
+        host.run_inline(wakers, &mut |step| match step {
+            InlineStep::Begin { slot } => {
+                self.stats.inline_polls.add(1);
+                inline.watch.begin(slot);
+            }
             InlineStep::End => {
                 if inline.watch.end() == End::StandingIn {
                     // The stand-in may be asleep in `epoll_wait`.
@@ -183,9 +186,6 @@ impl Netpoller {
                 }
             }
         });
-        if ran {
-            self.stats.inline_polls.add(1);
-        }
     }
 
     /// Stands by for a tick, then looks at epoll itself if no worker did

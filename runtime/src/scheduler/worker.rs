@@ -265,8 +265,9 @@ thread_local! {
 /// Polls `task` on this thread, the netpoll thread, as the owner of the
 /// spare slot `index` (its queue is `local`) while every worker is parked
 /// (see the netpoll's `watch` module). Tasks the poll wakes or spawns go
-/// to the slot's LIFO slot and queue, as on a worker, and to the workers
-/// once the poll returns. `step` learns when the poll begins and ends
+/// to the slot's LIFO slot and queue, as on a worker: the LIFO task runs
+/// next, here, up to [`MAX_LIFO_POLLS`] in a row, and what is left goes
+/// to the workers. `step` learns when the poll begins and ends
 /// (the watchdog's timer). If the watchdog retook the slot meanwhile,
 /// the thread leaves it as a handed-off worker does.
 pub(crate) fn run_inline(
@@ -290,14 +291,29 @@ pub(crate) fn run_inline(
     std::mem::swap(&mut cx.core.borrow_mut().local, &mut local);
     WORKER.with(|w| *w.borrow_mut() = Some(cx.clone()));
     crate::task::refresh_clock();
-    cx.metrics().polls.add(1);
-    slot.begin_poll(task.addr());
-    // After `begin_poll`: a watchdog that stands in finds the poll to
-    // retake.
-    step(InlineStep::Begin { slot: index });
-    task.run();
-    let kept = slot.end_poll();
-    step(InlineStep::End);
+    let mut poll = |task: Notified| {
+        cx.metrics().polls.add(1);
+        slot.begin_poll(task.addr());
+        // After `begin_poll`: a watchdog that stands in finds the poll to
+        // retake.
+        step(InlineStep::Begin { slot: index });
+        task.run();
+        let kept = slot.end_poll();
+        step(InlineStep::End);
+        kept
+    };
+    // The task, then what it woke or spawned last (the LIFO slot), as a
+    // worker runs it: a connection accepted here is served here.
+    let mut kept = poll(task);
+    for _ in 0..MAX_LIFO_POLLS {
+        if !kept || shared.is_shutdown() {
+            break;
+        }
+        match slot.take_lifo() {
+            Some(task) => kept = poll(task),
+            None => break,
+        }
+    }
     WORKER.with(|w| *w.borrow_mut() = None);
     if kept {
         cx.count_pending_spawns();

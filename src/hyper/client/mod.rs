@@ -18,8 +18,13 @@
 //!   so a slow resolver stalls no task; an IP literal needs no lookup.
 //! * **A server that closes idle connections**: a pooled connection the
 //!   server has closed is thrown away; a request that finds out only as it
-//!   is sent (hyper hands it back unsent) is sent again, once, on a new
-//!   connection.
+//!   is sent (hyper hands it back unsent) goes over a new connection. One
+//!   that was written as the close landed, and failed before any byte of
+//!   an answer arrived, is sent again, once, on a new connection, if it may
+//!   be sent twice: an idempotent method (GET, HEAD, OPTIONS, TRACE, PUT,
+//!   DELETE) and no body, as Go's `http.Transport` does. Any other request
+//!   (a POST, a PUT with a body) fails with the connection's error: the
+//!   server may have acted on it.
 //! * **Idle timeout**: a connection idle for longer than 90 s (unless set)
 //!   is not reused.
 //!
@@ -31,8 +36,10 @@
 //! # Costs
 //!
 //! Per request: one lock of the pool to take a connection and one to put
-//! it back, and a boxed closure that puts it back. Per connection: one
-//! task that drives it.
+//! it back, and a boxed closure that puts it back; on a pooled connection,
+//! a copy of the head of a request that may be sent twice. Per connection:
+//! one task that drives it, and a count of the bytes read from it (has an
+//! answer begun?).
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -70,10 +77,12 @@
 mod body;
 mod connect;
 mod pool;
+mod replay;
 
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,6 +93,7 @@ use hyper::header::{HeaderValue, HOST};
 use hyper::{Request, Response, Uri};
 
 use self::pool::{Key, Pool};
+use self::replay::{Counted, Replay, WireBody};
 use super::Io;
 
 pub use self::body::Body;
@@ -242,7 +252,10 @@ where
     /// Errors: a URI without a host is `InvalidInput`, a scheme other than
     /// `http` `Unsupported`, a connect that takes too long `TimedOut`; a
     /// refused connect keeps its kind (`ConnectionRefused`); an error of
-    /// hyper's is an `io::Error` of kind `Other` whose source it is.
+    /// hyper's is an `io::Error` of kind `Other` whose source it is. A
+    /// request that may be sent twice (an idempotent method, no body) and
+    /// whose pooled connection failed before any byte of an answer is sent
+    /// again, once, on a new connection; see the [module](self) docs.
     pub async fn request(&self, mut req: Request<B>) -> io::Result<Response<Body>> {
         let uri = req.uri().clone();
         let (host, port) = connect::host_port(&uri)?;
@@ -263,45 +276,71 @@ where
 
         // A pooled connection may turn out closed as the request is handed
         // to it; hyper then gives the request back, unsent, and it goes
-        // over a new connection.
-        let mut req = req;
+        // over a new connection. One that fails once the request is out,
+        // before any byte of an answer (the server closed it meanwhile),
+        // takes the request again on a new connection, once, if it may be
+        // sent twice.
+        let mut req = req.map(|body| WireBody::Given { body });
+        let mut fresh_only = false;
         loop {
-            let (mut sender, pooled) = match self.inner.pool.take(&key) {
-                Some(mut sender) => {
+            let taken = if fresh_only {
+                None
+            } else {
+                self.inner.pool.take(&key)
+            };
+            let (mut conn, reused) = match taken {
+                Some(mut conn) => {
                     // A body read to the end gave the connection back
                     // before hyper's own task saw the end: it is ready in
                     // a moment, or closed.
-                    if sender.ready().await.is_err() {
+                    if conn.sender.ready().await.is_err() {
                         continue;
                     }
-                    (sender, true)
+                    (conn, true)
                 }
                 None => (self.connect(host, port).await?, false),
             };
-            match sender.try_send_request(req).await {
+            let replay = if reused { Replay::of(&req) } else { None };
+            let read_before = conn.read.load(Ordering::Relaxed);
+            match conn.sender.try_send_request(req).await {
                 Ok(resp) => {
                     let pool = Arc::downgrade(&self.inner);
                     // Weak: a client dropped meanwhile has no pool to go
                     // back to, and the connection closes.
                     let put_back = Box::new(move || {
                         if let Some(inner) = pool.upgrade() {
-                            inner.pool.put(key, sender);
+                            inner.pool.put(key, conn);
                         }
                     });
                     return Ok(resp.map(|body| Body::new(body, put_back)));
                 }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if pooled => req = unsent,
-                    _ => return Err(io::Error::other(e.into_error())),
-                },
+                Err(mut e) => {
+                    if let Some(unsent) = e.take_message() {
+                        if reused {
+                            req = unsent;
+                            continue;
+                        }
+                    }
+                    let e = e.into_error();
+                    let unanswered = conn.read.load(Ordering::Relaxed) == read_before;
+                    match replay {
+                        // The connection failed, not the request.
+                        Some(replay) if unanswered && !e.is_user() => {
+                            req = replay.request();
+                            fresh_only = true;
+                        }
+                        _ => return Err(io::Error::other(e)),
+                    }
+                }
             }
         }
     }
 
     /// A new connection to `host:port`, its driver running on a task.
-    async fn connect(&self, host: &str, port: u16) -> io::Result<http1::SendRequest<B>> {
+    async fn connect(&self, host: &str, port: u16) -> io::Result<Conn<B>> {
         let stream: TcpStream = self.inner.connector.connect(host, port).await?;
-        let (sender, conn) = self
+        let (stream, read) = Counted::new(stream);
+        let (sender, driver) = self
             .inner
             .http1
             .handshake(Io::new(stream))
@@ -310,8 +349,16 @@ where
         // The driver ends when the connection closes, or when every
         // sender is gone; its error is the requests' to report.
         drop(gopark_runtime::spawn(async move {
-            let _ = conn.await;
+            let _ = driver.await;
         }));
-        Ok(sender)
+        Ok(Conn { sender, read })
     }
+}
+
+/// A connection of a [`Client`]: hyper's handle to send requests on it,
+/// and how many bytes have been read from it so far (has an answer begun?).
+#[derive(Debug)]
+struct Conn<B> {
+    sender: http1::SendRequest<WireBody<B>>,
+    read: Arc<AtomicU64>,
 }

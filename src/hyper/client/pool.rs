@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::http1::SendRequest;
+use super::Conn;
 
 /// Where a connection goes: `host:port`, as the URI spells it.
 pub(crate) type Key = String;
@@ -26,7 +26,7 @@ pub(crate) struct Pool<B> {
 
 #[derive(Debug)]
 struct Idle<B> {
-    sender: SendRequest<B>,
+    conn: Conn<B>,
     since: Instant,
 }
 
@@ -45,21 +45,21 @@ impl<B> Pool<B> {
     }
 
     fn fresh(&self, idle: &Idle<B>, now: Instant) -> bool {
-        !idle.sender.is_closed()
+        !idle.conn.sender.is_closed()
             && self
                 .idle_timeout
                 .is_none_or(|limit| now.duration_since(idle.since) < limit)
     }
 
     /// An idle connection to `key` that is still open, if there is one.
-    pub(crate) fn take(&self, key: &str) -> Option<SendRequest<B>> {
+    pub(crate) fn take(&self, key: &str) -> Option<Conn<B>> {
         let now = Instant::now();
         let mut idle = self.lock();
         let list = idle.get_mut(key)?;
         let mut found = None;
         while let Some(conn) = list.pop() {
             if self.fresh(&conn, now) {
-                found = Some(conn.sender);
+                found = Some(conn.conn);
                 break;
             }
         }
@@ -70,7 +70,7 @@ impl<B> Pool<B> {
     }
 
     /// Puts a connection whose response has been read back.
-    pub(crate) fn put(&self, key: Key, sender: SendRequest<B>) {
+    pub(crate) fn put(&self, key: Key, conn: Conn<B>) {
         if self.max_idle_per_host == 0 {
             return;
         }
@@ -82,7 +82,7 @@ impl<B> Pool<B> {
             // The oldest goes; dropping its sender closes the connection.
             list.remove(0);
         }
-        list.push(Idle { sender, since: now });
+        list.push(Idle { conn, since: now });
     }
 
     /// Idle connections, all hosts together.

@@ -39,10 +39,12 @@
 //! Out of descriptors (`EMFILE`, `ENFILE`) or kernel memory, `accept`
 //! fails while the connection waits in the queue. The loop then sleeps,
 //! 5 ms doubling up to 1 s, as Go's `net/http` does, instead of spinning,
-//! and writes the first failure of a run to stderr. Any other error of the
-//! listener ends `serve` with that error; the connections already accepted
-//! keep running on their tasks, as they do when the `Serve` future is
-//! dropped.
+//! and writes the first failure of a run to stderr (an accept loop of
+//! one's own takes the same back-off from
+//! [`gopark::net::AcceptBackoff`](crate::net::AcceptBackoff)). Any other
+//! error of the listener ends `serve` with that error; the connections
+//! already accepted keep running on their tasks, as they do when the
+//! `Serve` future is dropped.
 //!
 //! # Costs
 //!
@@ -104,7 +106,6 @@
 //! An axum `Router` is served the same way, as a tower service:
 //! `serve(listener, router)`; so are tonic's `Routes`.
 
-mod backoff;
 mod drain;
 mod listener;
 mod service;
@@ -117,12 +118,12 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use gopark_net::{AcceptBackoff, AcceptError};
 use gopark_runtime::time;
 use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
 use hyper_util::server::conn::auto;
 
-use self::backoff::{AcceptError, Backoff};
 use self::drain::{Drain, Phase, Watch};
 use super::{Executor, Io, Timer};
 
@@ -315,7 +316,7 @@ where
         } = self;
         let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
         let drain = Drain::new();
-        let mut backoff = Backoff::default();
+        let mut backoff = AcceptBackoff::new();
         loop {
             let turn = poll_fn(|cx| {
                 if signal.as_mut().poll(cx).is_ready() {
@@ -336,23 +337,34 @@ where
                     let watch = drain.watch();
                     drop(gopark_runtime::spawn(connection(conn, watch)));
                 }
-                Turn::Failed(e) => match backoff.on_error(&e) {
-                    AcceptError::Retry => {}
-                    AcceptError::Fatal => return Err(e),
-                    AcceptError::Sleep(delay) => {
-                        let mut sleep = pin!(time::sleep(delay));
-                        let stop = poll_fn(|cx| {
-                            if signal.as_mut().poll(cx).is_ready() {
-                                return Poll::Ready(true);
+                Turn::Failed(e) => {
+                    let first = !backoff.is_backing_off();
+                    match backoff.on_error(&e) {
+                        AcceptError::Retry => {}
+                        AcceptError::Fatal => return Err(e),
+                        AcceptError::Sleep(delay) => {
+                            // The first failure of a run, once: a run
+                            // lasts as long as the descriptors are short.
+                            if first {
+                                eprintln!(
+                                    "gopark::hyper::serve: accept: {e}; backing off \
+                                     (5 ms up to 1 s) until it succeeds"
+                                );
                             }
-                            sleep.as_mut().poll(cx).map(|()| false)
-                        })
-                        .await;
-                        if stop {
-                            break;
+                            let mut sleep = pin!(time::sleep(delay));
+                            let stop = poll_fn(|cx| {
+                                if signal.as_mut().poll(cx).is_ready() {
+                                    return Poll::Ready(true);
+                                }
+                                sleep.as_mut().poll(cx).map(|()| false)
+                            })
+                            .await;
+                            if stop {
+                                break;
+                            }
                         }
                     }
-                },
+                }
                 Turn::Signal => break,
             }
         }
