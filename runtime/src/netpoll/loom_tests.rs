@@ -521,3 +521,295 @@ fn a_worker_look_never_swallows_the_threads_wake_up() {
 fn seeded_bug_a_draining_worker_look_swallows_the_wake_up() {
     worker_look_races_a_wake(true);
 }
+
+// ---------------------------------------------------------------------
+// An inline poll and its watchdog (`watch.rs`, with the slot of
+// `scheduler/slot.rs`). The netpoll thread polls a task on a spare slot
+// (`begin_poll`, then `Watch::begin`), the task queues another in the
+// slot's LIFO, the poll returns (`end_poll`, then `Watch::end`) and, if
+// the watchdog stands in, the thread wakes it and waits for the loop to
+// be handed back. The watchdog, whose timer fired at any moment, takes
+// over, retakes the slot's poll, and runs the loop until the thread is
+// back. Never do both run the loop at once; the slot's work is kept by
+// exactly one side; nobody waits for good.
+// ---------------------------------------------------------------------
+
+mod inline {
+    use std::sync::Arc;
+
+    use crossbeam_deque::Worker;
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use loom::thread;
+
+    use crate::netpoll::watch::{End, Watch};
+    use crate::scheduler::Slot;
+    use crate::task::{self, Header, Notified, RawTask, Schedule};
+
+    /// A scheduler that never runs anything: the model only moves tasks.
+    struct Nowhere;
+
+    impl Schedule for Nowhere {
+        fn schedule(&self, task: Notified) {
+            drop(task);
+        }
+
+        fn release(&self, _task: &Header) -> Option<RawTask> {
+            None
+        }
+    }
+
+    /// A task whose `Notified` the model hands around.
+    fn a_task() -> Notified {
+        let (notified, owned, join) =
+            task::new_task(async {}, Nowhere, std::panic::Location::caller());
+        owned.drop_reference();
+        drop(join);
+        notified
+    }
+
+    /// The netpoll loop: a turn of it, by whoever runs it. Counts its
+    /// runners; two at once is the failure the models look for.
+    struct Loop {
+        runners: AtomicUsize,
+    }
+
+    impl Loop {
+        fn new() -> Loop {
+            Loop {
+                runners: AtomicUsize::new(0),
+            }
+        }
+
+        fn turn(&self) {
+            let before = self.runners.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(before, 0, "two threads run the netpoll loop");
+            self.runners.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The wake eventfd the stand-in blocks on in `epoll_wait`: a wake-up
+    /// stays until a wait takes it.
+    struct Wake {
+        pending: loom::sync::Mutex<bool>,
+        cv: loom::sync::Condvar,
+    }
+
+    impl Wake {
+        fn new() -> Wake {
+            Wake {
+                pending: loom::sync::Mutex::new(false),
+                cv: loom::sync::Condvar::new(),
+            }
+        }
+
+        fn wake(&self) {
+            *self.pending.lock().unwrap() = true;
+            self.cv.notify_all();
+        }
+
+        fn wait(&self) {
+            let mut pending = self.pending.lock().unwrap();
+            while !*pending {
+                pending = self.cv.wait(pending).unwrap();
+            }
+            *pending = false;
+        }
+    }
+
+    /// What the netpoll thread and the watchdog share.
+    struct Shared {
+        watch: Watch,
+        slot: Slot,
+        the_loop: Loop,
+        wake: Wake,
+        /// The LIFO task, counted each time a side takes it.
+        taken: AtomicUsize,
+    }
+
+    impl Shared {
+        /// `local` is the slot's queue (kept by the model's main thread).
+        fn new(local: &Worker<Notified>) -> Arc<Shared> {
+            Arc::new(Shared {
+                watch: Watch::new().expect("a model's watch"),
+                slot: Slot::new(local),
+                the_loop: Loop::new(),
+                wake: Wake::new(),
+                taken: AtomicUsize::new(0),
+            })
+        }
+
+        fn take_lifo(&self) {
+            if self.slot.take_lifo().is_some() {
+                self.taken.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// The netpoll thread's inline poll (`worker::run_inline` and
+    /// `Netpoller::run_inline`), with `end` for `Watch::end`; then a turn
+    /// of the loop unless the runtime shut down. Returns whether it kept
+    /// the slot.
+    fn netpoll_thread(sh: &Shared, end: fn(&Watch) -> End) -> bool {
+        sh.slot.begin_poll(0);
+        sh.watch.begin(0);
+        // The poll wakes a task onto this slot (`schedule_local`).
+        assert!(sh.slot.push_lifo(a_task()).is_none());
+        if sh.slot.retaken_after_push() {
+            sh.take_lifo();
+        }
+        let kept = sh.slot.end_poll();
+        if end(&sh.watch) == End::StandingIn {
+            sh.wake.wake();
+            sh.watch.wait_handed_back();
+        }
+        // Kept: what the poll queued goes to the workers; retaken: the
+        // thread leaves the slot with what is left (`leave`).
+        sh.take_lifo();
+        if !sh.watch.is_closed() {
+            sh.the_loop.turn();
+        }
+        kept
+    }
+
+    /// The watchdog, its timer fired (`Netpoller::run_watchdog`, once):
+    /// takes over if the poll still runs, retakes the slot's poll, and
+    /// runs the loop until the thread is back. Returns whether it retook
+    /// the slot.
+    fn watchdog(sh: &Shared) -> bool {
+        let Some(slot) = sh.watch.take_over() else {
+            return false;
+        };
+        assert_eq!(slot, 0);
+        // `retake_inline`.
+        let retook = match sh.slot.current_poll() {
+            Some(poll) => sh.slot.retake(poll),
+            None => false,
+        };
+        if retook {
+            // `move_queued`.
+            sh.take_lifo();
+        }
+        // Its first turn: `epoll_wait` found events at once.
+        sh.the_loop.turn();
+        while !sh.watch.stand_in_done() {
+            // The next: `epoll_wait` until the thread (or the shutdown)
+            // wakes it, then what it found.
+            sh.wake.wait();
+            sh.the_loop.turn();
+        }
+        sh.watch.hand_back();
+        retook
+    }
+
+    fn inline_poll_and_watchdog(end: fn(&Watch) -> End) {
+        loom::model(move || {
+            let local = Worker::new_fifo();
+            let sh = Shared::new(&local);
+            let dog = {
+                let sh = sh.clone();
+                thread::spawn(move || watchdog(&sh))
+            };
+            let kept = netpoll_thread(&sh, end);
+            // The runtime shuts down (`close_all`): the watchdog, if it
+            // still stands in, leaves.
+            sh.watch.close();
+            sh.wake.wake();
+            let retook = dog.join().unwrap();
+
+            assert_ne!(kept, retook, "both or neither kept the slot");
+            assert_eq!(
+                sh.taken.load(Ordering::SeqCst),
+                1,
+                "the task the poll queued was lost or taken twice"
+            );
+            assert!(!sh.slot.has_lifo());
+        });
+    }
+
+    #[test]
+    fn inline_poll_and_stand_in_never_run_the_loop_together() {
+        inline_poll_and_watchdog(Watch::end);
+    }
+
+    /// The seeded bug: an `end` that lets the netpoll thread go on at once
+    /// while the stand-in still runs the loop.
+    #[test]
+    #[should_panic(expected = "two threads run the netpoll loop")]
+    fn seeded_bug_an_end_that_does_not_wait_runs_the_loop_twice() {
+        inline_poll_and_watchdog(Watch::end_without_waiting_for_test);
+    }
+
+    /// The runtime shuts down (`Watch::close`) while the watchdog stands
+    /// in and the netpoll thread, back from its poll, waits for the hand-
+    /// back, or at any moment around them: nobody waits for good, and the
+    /// watch ends closed.
+    #[test]
+    fn close_races_a_stand_in_and_a_waiting_thread() {
+        loom::model(|| {
+            let local = Worker::new_fifo();
+            let sh = Shared::new(&local);
+            let dog = {
+                let sh = sh.clone();
+                thread::spawn(move || watchdog(&sh))
+            };
+            let closer = {
+                let sh = sh.clone();
+                thread::spawn(move || {
+                    sh.watch.close();
+                    sh.wake.wake();
+                })
+            };
+            let kept = netpoll_thread(&sh, Watch::end);
+            let retook = dog.join().unwrap();
+            closer.join().unwrap();
+            assert_ne!(kept, retook, "both or neither kept the slot");
+            assert_eq!(sh.taken.load(Ordering::SeqCst), 1);
+            assert!(sh.watch.is_closed());
+        });
+    }
+
+    /// The runtime shuts down (`close_all`: `Watch::close`, which fires
+    /// the timer so that a sleeping watchdog looks) while the netpoll
+    /// thread polls a task inline (`begin` arms the timer, `end` disarms
+    /// it), `end` standing for `Watch::end`. The watchdog
+    /// (`run_watchdog`'s loop) must see the watch closed and exit; one
+    /// that sleeps on a timer nobody will fire again keeps the runtime's
+    /// drop waiting for good, which loom reports as a deadlock.
+    fn shutdown_during_an_inline_poll(end: fn(&Watch) -> End) {
+        loom::model(move || {
+            let watch = Arc::new(Watch::new().expect("a model's watch"));
+            let dog = {
+                let watch = watch.clone();
+                thread::spawn(move || {
+                    while !watch.is_closed() {
+                        watch.sleep();
+                        // The limit never runs out in the model.
+                        assert_eq!(watch.take_over(), None);
+                    }
+                })
+            };
+            let closer = {
+                let watch = watch.clone();
+                thread::spawn(move || watch.close())
+            };
+            watch.begin(0);
+            // The task's poll.
+            assert_eq!(end(&watch), End::InTime, "nobody stood in");
+            closer.join().unwrap();
+            dog.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn shutdown_during_an_inline_poll_always_wakes_the_watchdog() {
+        shutdown_during_an_inline_poll(Watch::end);
+    }
+
+    /// The first `end`: its disarm, after the lock, could land between the
+    /// shutdown's firing and the watchdog's look.
+    #[test]
+    #[should_panic(expected = "deadlock")]
+    fn seeded_bug_a_disarm_outside_the_lock_strands_the_watchdog() {
+        shutdown_during_an_inline_poll(Watch::end_disarming_outside_the_lock_for_test);
+    }
+}

@@ -78,18 +78,45 @@ pub(crate) struct Watch {
     timer: Timer,
 }
 
-/// The watchdog's one-shot timer; a model has no clock, so under loom
-/// the watchdog's wake-up is the model thread's own decision.
+/// The watchdog's one-shot timer.
 #[cfg(not(loom))]
 type Timer = super::sys::TimerFd;
 
+/// The timer in a model, which has no clock: the inline limit never runs
+/// out (a model thread that calls [`Watch::take_over`] stands for that),
+/// a shorter time (the shutdown's nanosecond) runs out at once, and, as
+/// with `timerfd_settime(2)`, arming or disarming drops an expiry that
+/// [`wait`](Timer::wait) has not taken yet.
 #[cfg(loom)]
-struct Timer;
+struct Timer {
+    fired: Mutex<bool>,
+    cv: Condvar,
+}
 
 #[cfg(loom)]
 impl Timer {
-    fn set(&self, _: Option<Duration>) {}
-    fn wait(&self) {}
+    fn new() -> Timer {
+        Timer {
+            fired: Mutex::new(false),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn set(&self, after: Option<Duration>) {
+        let fire = after.is_some_and(|d| d < INLINE_LIMIT);
+        *self.fired.lock() = fire;
+        if fire {
+            self.cv.notify_one();
+        }
+    }
+
+    fn wait(&self) {
+        let mut fired = self.fired.lock();
+        while !*fired {
+            fired = self.cv.wait(fired);
+        }
+        *fired = false;
+    }
 }
 
 /// How an inline poll ended, for the netpoll thread.
@@ -109,7 +136,7 @@ impl Watch {
         #[cfg(not(loom))]
         let timer = super::sys::TimerFd::new()?;
         #[cfg(loom)]
-        let timer = Timer;
+        let timer = Timer::new();
         Ok(Watch {
             state: Mutex::new(State::Idle),
             handed_back: Condvar::new(),
@@ -223,5 +250,30 @@ impl Watch {
     pub(crate) fn end_without_waiting_for_test(&self) -> End {
         *self.state.lock() = State::Idle;
         End::InTime
+    }
+
+    /// The first `end`, a seeded bug of the models: the netpoll thread
+    /// disarmed the timer after an `InTime` end, outside the lock, and so
+    /// could undo the shutdown's firing of it.
+    #[cfg(all(test, loom))]
+    pub(crate) fn end_disarming_outside_the_lock_for_test(&self) -> End {
+        let end = {
+            let mut state = self.state.lock();
+            match *state {
+                State::StandIn => {
+                    *state = State::Back;
+                    End::StandingIn
+                }
+                State::Inline { .. } => {
+                    *state = State::Idle;
+                    End::InTime
+                }
+                _ => End::InTime,
+            }
+        };
+        if end == End::InTime {
+            self.timer.set(None);
+        }
+        end
     }
 }
