@@ -142,25 +142,28 @@ pub(crate) trait PollHost {
     fn is_idle(&self) -> bool;
     /// Every worker is parked: wakes the batch's tasks, hands all but the
     /// first to the workers as [`deliver`](Self::deliver) would, and polls
-    /// the first on this thread, on a spare slot, calling `step` with
-    /// [`InlineStep::Begin`] just before the poll and [`InlineStep::End`]
-    /// just after it. Drains `wakers`. Returns `false` if no task was
-    /// polled here (none in the batch, or no spare slot: then it was
-    /// delivered).
-    fn run_inline(&self, wakers: &mut Vec<Waker>, step: &mut dyn FnMut(InlineStep)) -> bool;
+    /// the first on this thread, on a spare slot, then the LIFO chain after
+    /// it, calling `step` at each [`InlineStep`]. Drains `wakers`. (With no
+    /// task in the batch, or no spare slot, it delivers the batch and calls
+    /// `step` never.)
+    fn run_inline(&self, wakers: &mut Vec<Waker>, step: &mut dyn FnMut(InlineStep) -> bool);
     /// The watchdog stands in for a netpoll thread stuck in its inline
     /// poll on slot `slot`: retakes the slot, so its queued tasks go to
     /// the workers and the thread leaves it when the poll returns.
     fn retake_inline(&self, slot: usize);
 }
 
-/// The two moments of an inline poll that the netpoll thread's watchdog
-/// must know of ([`PollHost::run_inline`]).
+/// The moments of an inline run that the netpoll thread's watchdog must
+/// know of ([`PollHost::run_inline`]); the step's answer matters for
+/// `Next` only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum InlineStep {
-    /// The poll of a task on spare slot `slot` starts.
+    /// The run's first poll, on spare slot `slot`, has begun.
     Begin { slot: usize },
-    /// It returned.
+    /// A later poll of the run has begun: run the task only if the answer
+    /// is `true` (the watchdog has not stood in; see `Watch::next`).
+    Next,
+    /// The run's last poll returned.
     End,
 }
 
@@ -182,6 +185,11 @@ pub(crate) struct Netpoller {
     /// Set if the thread polls the first task of a batch itself at an
     /// idle runtime (see [`watch`]).
     inline: Option<Inline>,
+    /// The runtime layer's periodic work (see [`Hook`]), called by
+    /// whichever thread runs the loop: the netpoll thread, or the watchdog
+    /// standing in for it (a dump asked for while a task blocks the
+    /// netpoll thread is written all the same).
+    hook: parking_lot::Mutex<Option<Hook>>,
     /// Blocking, standby or awake; see [`mode`].
     mode: mode::ModeMachine,
     /// Event buffer for the workers' looks; its lock also lets only one
@@ -231,6 +239,7 @@ impl Netpoller {
                 time: Arc::new(TimeDriver::new(me.clone() as std::sync::Weak<dyn Unpark>)),
                 shutdown: AtomicBool::new(false),
                 inline,
+                hook: parking_lot::Mutex::new(None),
                 mode: mode::ModeMachine::new(),
                 worker_events: Mutex::new(Vec::with_capacity(EVENTS)),
                 last_worker_poll: AtomicU64::new(0),

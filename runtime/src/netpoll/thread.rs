@@ -86,12 +86,15 @@ impl Netpoller {
     /// called after every wake-up (the runtime layer's periodic work: the
     /// schedtrace line, a dump asked for by a signal) and returns when it
     /// wants to be called next.
-    pub(crate) fn run(&self, host: &dyn PollHost, mut hook: Option<Hook>) {
+    pub(crate) fn run(&self, host: &dyn PollHost, hook: Option<Hook>) {
+        *self.hook.lock() = hook;
         let mut turns = Turns::new(self.inline.is_some());
         while !self.is_shutdown() {
-            self.turn(host, &mut turns, hook.as_mut());
+            self.turn(host, &mut turns);
         }
         turns.finish(host);
+        // It may hold the runtime's handle: gone with the loop.
+        drop(self.hook.lock().take());
     }
 
     /// The watchdog thread's loop (see [`watch`](super::watch)); returns
@@ -112,7 +115,7 @@ impl Netpoller {
             // Never inline itself: nobody would watch it.
             let mut turns = Turns::new(false);
             while !inline.watch.stand_in_done() && !self.is_shutdown() {
-                self.turn(host, &mut turns, None);
+                self.turn(host, &mut turns);
             }
             turns.finish(host);
             inline.watch.hand_back();
@@ -120,7 +123,7 @@ impl Netpoller {
     }
 
     /// One turn of the loop (see the module docs).
-    fn turn(&self, host: &dyn PollHost, turns: &mut Turns, hook: Option<&mut Hook>) {
+    fn turn(&self, host: &dyn PollHost, turns: &mut Turns) {
         let Turns {
             events,
             wakers,
@@ -140,7 +143,7 @@ impl Netpoller {
         }
         let now = Instant::now();
         *check = host.check_blocked(now);
-        if let Some(hook) = hook {
+        if let Some(hook) = self.hook.lock().as_mut() {
             if let Some(next) = hook(now) {
                 *check = Some(check.map_or(next, |c| c.min(next)));
             }
@@ -177,6 +180,14 @@ impl Netpoller {
             InlineStep::Begin { slot } => {
                 self.stats.inline_polls.add(1);
                 inline.watch.begin(slot);
+                true
+            }
+            InlineStep::Next => {
+                let go = inline.watch.next();
+                if go {
+                    self.stats.inline_polls.add(1);
+                }
+                go
             }
             InlineStep::End => {
                 if inline.watch.end() == End::StandingIn {
@@ -184,8 +195,16 @@ impl Netpoller {
                     self.wake();
                     inline.watch.wait_handed_back();
                 }
+                true
             }
         });
+        // With a paused clock, the run may have left every task blocked
+        // on a timer, and no worker parked to say so (the last one to park
+        // wakes this thread, see `Netpoller::worker_parked`): look now
+        // whether the clock may jump, not after the idle look's pause.
+        if virtual_time::may_jump_after_park(&self.time, host.active_workers() == 0) {
+            self.wake();
+        }
     }
 
     /// Stands by for a tick, then looks at epoll itself if no worker did
@@ -451,9 +470,8 @@ mod tests {
         fn is_idle(&self) -> bool {
             true
         }
-        fn run_inline(&self, wakers: &mut Vec<Waker>, _: &mut dyn FnMut(InlineStep)) -> bool {
+        fn run_inline(&self, wakers: &mut Vec<Waker>, _: &mut dyn FnMut(InlineStep) -> bool) {
             wakers.clear();
-            false
         }
         fn retake_inline(&self, _: usize) {}
     }

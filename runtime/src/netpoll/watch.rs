@@ -9,15 +9,19 @@
 //! blocks (a blocking syscall, a loop that never awaits) would stop every
 //! descriptor and timer of the runtime.
 //!
-//! So each inline poll is watched. The netpoll thread arms a one-shot
-//! timer ([`INLINE_LIMIT`], the monitor's limit for a stuck worker) before
-//! the poll and disarms it after. The watchdog thread sleeps on that timer
-//! and nothing else: an idle runtime wakes it never, a poll that returns
-//! in time never. If it fires while the poll still runs, the watchdog
-//! *stands in*: it retakes the slot (the queued tasks go to the workers,
-//! as the monitor does for a stuck worker) and runs the netpoll loop
-//! itself until the netpoll thread is back. The netpoll thread, when its
-//! poll returns, waits for the stand-in to give the loop back.
+//! So each inline run (a task, then the LIFO chain after it, as a worker
+//! runs them) is watched. The netpoll thread arms a one-shot timer
+//! ([`INLINE_LIMIT`], the monitor's limit for a stuck worker) as the run
+//! begins and disarms it as it ends: one deadline for the whole run, so a
+//! chain of polls just under the limit cannot add up past it. The
+//! watchdog thread sleeps on that timer and nothing else: an idle runtime
+//! wakes it never, a run that ends in time never. If it fires while the
+//! run goes on, the watchdog *stands in*: it retakes the slot's current
+//! poll (the queued tasks go to the workers, as the monitor does for a
+//! stuck worker) and runs the netpoll loop itself until the netpoll
+//! thread is back. The netpoll thread starts no further poll of its run
+//! ([`Watch::next`]) and, when its poll returns, waits for the stand-in
+//! to give the loop back.
 //!
 //! # The states
 //!
@@ -144,8 +148,9 @@ impl Watch {
         })
     }
 
-    /// The netpoll thread is about to poll a task on slot `slot` (the
-    /// slot's poll has begun): arms the watchdog's timer.
+    /// The netpoll thread begins an inline run, a task and the LIFO chain
+    /// after it, on slot `slot`, whose first poll has begun: arms the
+    /// watchdog's timer, once for the whole run.
     pub(crate) fn begin(&self, slot: usize) {
         let mut state = self.state.lock();
         if *state == State::Idle {
@@ -158,8 +163,19 @@ impl Watch {
         }
     }
 
-    /// The netpoll thread's poll returned: disarms the timer, or learns
-    /// that the watchdog stands in.
+    /// The netpoll thread has begun the next poll of its run (the slot's
+    /// sequence is odd again): `false` if the watchdog stood in meanwhile,
+    /// and the thread must end that poll without running the task. The
+    /// lock orders the two: a take-over after this look sees the poll
+    /// begun, and retakes it (see [`take_over`](Self::take_over)); one
+    /// before it may have seen the slot between polls, with nothing to
+    /// retake, and this look tells the thread so.
+    pub(crate) fn next(&self) -> bool {
+        matches!(*self.state.lock(), State::Inline { .. })
+    }
+
+    /// The netpoll thread's run ended: disarms the timer, or learns that
+    /// the watchdog stands in.
     pub(crate) fn end(&self) -> End {
         let mut state = self.state.lock();
         match *state {
@@ -192,8 +208,10 @@ impl Watch {
         }
     }
 
-    /// The watchdog's timer fired: takes over the loop if an inline poll
-    /// has run for [`INLINE_LIMIT`]. Returns the poll's slot. (A timer
+    /// The watchdog's timer fired: takes over the loop if an inline run
+    /// has lasted [`INLINE_LIMIT`]. Returns its slot, whose current poll
+    /// the caller retakes (a slot between two polls has none: the thread
+    /// then learns from [`next`](Self::next) not to start another). (A timer
     /// that fired for a poll that ended just then may find the next one
     /// already begun: it is armed again for the rest of that one's time.)
     pub(crate) fn take_over(&self) -> Option<usize> {
@@ -201,7 +219,8 @@ impl Watch {
         match *state {
             #[cfg(not(loom))]
             State::Inline { since, .. } if since.elapsed() < INLINE_LIMIT => {
-                self.timer.set(Some(INLINE_LIMIT - since.elapsed()));
+                self.timer
+                    .set(Some(INLINE_LIMIT.saturating_sub(since.elapsed())));
                 None
             }
             State::Inline { slot, .. } => {

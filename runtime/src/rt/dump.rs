@@ -24,6 +24,10 @@ pub enum TaskState {
         /// The worker.
         worker: usize,
     },
+    /// Inside a poll on the netpoll thread, which runs the first task of
+    /// a wake-up itself at an idle runtime (see
+    /// [`Builder::netpoll_inline`](crate::Builder::netpoll_inline)).
+    RunningOnNetpollThread,
     /// Woken and waiting for a worker to poll it.
     Queued,
     /// Parked on a descriptor until it is ready.
@@ -77,6 +81,7 @@ impl fmt::Display for TaskDump {
         write!(f, "task {} ", self.id)?;
         match &self.state {
             TaskState::Running { worker } => write!(f, "running on worker {worker}")?,
+            TaskState::RunningOnNetpollThread => write!(f, "running on the netpoll thread")?,
             TaskState::Queued => write!(f, "queued")?,
             TaskState::Io {
                 fd,
@@ -186,7 +191,7 @@ impl Handle {
             .map(|info| TaskDump {
                 id: info.id,
                 spawned_at: info.spawned_at,
-                state: state_of(&info, &running, now),
+                state: state_of(&info, &running, shared.num_workers(), now),
                 age: info.age,
             })
             .collect();
@@ -199,12 +204,22 @@ impl Handle {
     }
 }
 
-fn state_of(info: &TaskInfo, running: &[(usize, usize)], now: Instant) -> TaskState {
+/// `netpoll` is the number the netpoll thread's slot carries (one past
+/// the workers').
+fn state_of(
+    info: &TaskInfo,
+    running: &[(usize, usize)],
+    netpoll: usize,
+    now: Instant,
+) -> TaskState {
     if info.running {
         let worker = running
             .iter()
             .find(|&&(task, _)| task == info.addr)
             .map_or(usize::MAX, |&(_, w)| w);
+        if worker == netpoll {
+            return TaskState::RunningOnNetpollThread;
+        }
         return TaskState::Running { worker };
     }
     if info.queued {

@@ -107,8 +107,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Box<[metrics::WorkerMetrics]>,
     /// Tasks spawned from threads that are not workers.
     pub(crate) remote_spawns: std::sync::atomic::AtomicU64,
-    /// Workers handed off while stuck in a poll (the monitor, on the
-    /// netpoll thread, is the one writer).
+    /// Workers handed off while stuck in a poll (the monitor is the one
+    /// writer, under its lock, on whichever thread runs the netpoll loop).
     pub(crate) handoffs: crate::counter::Counter,
     /// Tests only: how many of the next worker-thread starts fail, as
     /// `EAGAIN` from `clone(2)` would.
@@ -250,6 +250,13 @@ impl Shared {
     /// searching, or none is parked), everything goes to the injector,
     /// where the running workers find it.
     fn hand_off(&self, first: Notified, rest: &mut Vec<Notified>) {
+        self.hand_off_near(first, rest, true);
+    }
+
+    /// [`hand_off`](Self::hand_off), preferring a worker that last ran on
+    /// this CPU only if `near_caller` (not when the caller goes on running
+    /// here: the worker would wait for it).
+    fn hand_off_near(&self, first: Notified, rest: &mut Vec<Notified>, near_caller: bool) {
         if self.is_shutdown() {
             // The runtime is going away: `Runtime::drop` cancels every task
             // through the owned-task list. Queuing a task woken now (a
@@ -270,7 +277,7 @@ impl Shared {
         if let Some(w) = self
             .idle
             .may_wake()
-            .then(|| self.idle.worker_to_wake(true))
+            .then(|| self.idle.worker_to_wake(near_caller))
             .flatten()
         {
             self.slots[w].parker.unpark_with(first);
@@ -371,7 +378,7 @@ impl PollHost for Arc<Shared> {
     /// Wakes the batch's tasks; the first runs here, on a spare slot
     /// ([`worker::run_inline`]), the rest are handed off first, so the
     /// workers woken for them start meanwhile.
-    fn run_inline(&self, wakers: &mut Vec<Waker>, step: &mut dyn FnMut(InlineStep)) -> bool {
+    fn run_inline(&self, wakers: &mut Vec<Waker>, step: &mut dyn FnMut(InlineStep) -> bool) {
         batch::begin(self);
         crate::netpoll::wake_all(wakers);
         let mut first = None;
@@ -381,12 +388,14 @@ impl PollHost for Arc<Shared> {
             }
             first = Some(batch.remove(0));
             if !batch.is_empty() {
+                // This thread goes on to poll `first`: a worker on another
+                // CPU starts sooner.
                 let second = batch.remove(0);
-                self.hand_off(second, batch);
+                self.hand_off_near(second, batch, false);
             }
         });
         let Some(task) = first else {
-            return false;
+            return;
         };
         let spare = (!self.is_shutdown())
             .then(|| {
@@ -400,10 +409,9 @@ impl PollHost for Arc<Shared> {
             // Every spare slot runs a handed-off worker (or the runtime
             // shuts down): a worker runs it.
             self.hand_off(task, &mut Vec::new());
-            return false;
+            return;
         };
         worker::run_inline(self, slot, local, task, step);
-        true
     }
 
     fn retake_inline(&self, slot: usize) {

@@ -96,8 +96,11 @@ impl Shared {
         for (i, slot) in self.slots.iter().enumerate() {
             // The netpoll thread's inline poll is the watchdog's to watch
             // (it runs this loop itself when it stands in).
+            // (The poll first: a replacement's `set_worker` comes before
+            // its first poll.)
+            let poll = slot.current_poll();
             let inline = slot.worker() == self.num_workers();
-            let Some(poll) = slot.current_poll().filter(|_| !inline) else {
+            let Some(poll) = poll.filter(|_| !inline) else {
                 seen[i].poll = None;
                 continue;
             };

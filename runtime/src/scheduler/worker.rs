@@ -275,7 +275,7 @@ pub(crate) fn run_inline(
     index: usize,
     local: Worker<Notified>,
     task: Notified,
-    step: &mut dyn FnMut(InlineStep),
+    step: &mut dyn FnMut(InlineStep) -> bool,
 ) {
     let cx = INLINE.with(|c| {
         c.borrow_mut()
@@ -291,29 +291,37 @@ pub(crate) fn run_inline(
     std::mem::swap(&mut cx.core.borrow_mut().local, &mut local);
     WORKER.with(|w| *w.borrow_mut() = Some(cx.clone()));
     crate::task::refresh_clock();
-    let mut poll = |task: Notified| {
-        cx.metrics().polls.add(1);
-        slot.begin_poll(task.addr());
-        // After `begin_poll`: a watchdog that stands in finds the poll to
-        // retake.
-        step(InlineStep::Begin { slot: index });
-        task.run();
-        let kept = slot.end_poll();
-        step(InlineStep::End);
-        kept
-    };
-    // The task, then what it woke or spawned last (the LIFO slot), as a
-    // worker runs it: a connection accepted here is served here.
-    let mut kept = poll(task);
+    cx.metrics().polls.add(1);
+    slot.begin_poll(task.addr());
+    // After `begin_poll`: a watchdog that stands in finds the poll to
+    // retake.
+    step(InlineStep::Begin { slot: index });
+    task.run();
+    let mut kept = slot.end_poll();
+    // Then what it woke or spawned last (the LIFO slot), as a worker runs
+    // it: a connection accepted here is served here. One deadline covers
+    // the whole run.
+    let mut unrun = None;
     for _ in 0..MAX_LIFO_POLLS {
         if !kept || shared.is_shutdown() {
             break;
         }
-        match slot.take_lifo() {
-            Some(task) => kept = poll(task),
-            None => break,
+        let Some(task) = slot.take_lifo() else {
+            break;
+        };
+        slot.begin_poll(task.addr());
+        if !step(InlineStep::Next) {
+            // The watchdog stood in, perhaps between two polls, with
+            // nothing to retake: this one must not run here.
+            kept = slot.end_poll();
+            unrun = Some(task);
+            break;
         }
+        cx.metrics().polls.add(1);
+        task.run();
+        kept = slot.end_poll();
     }
+    step(InlineStep::End);
     WORKER.with(|w| *w.borrow_mut() = None);
     if kept {
         cx.count_pending_spawns();
@@ -327,7 +335,8 @@ pub(crate) fn run_inline(
     }
     // What the poll queued here goes to the workers, the LIFO task first
     // (straight to one parked worker): the slot goes back empty.
-    let mut tasks = cx.take_all();
+    let mut tasks: Vec<Notified> = unrun.into_iter().collect();
+    tasks.extend(cx.take_all());
     std::mem::swap(&mut cx.core.borrow_mut().local, &mut local);
     slot.make_spare(local);
     if !tasks.is_empty() {
