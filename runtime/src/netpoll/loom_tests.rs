@@ -624,6 +624,8 @@ mod inline {
         wake: Wake,
         /// The LIFO task, counted each time a side takes it.
         taken: AtomicUsize,
+        /// Set once the stand-in, past its retake, begins to run the loop.
+        stand_in_began: loom::sync::Mutex<bool>,
     }
 
     impl Shared {
@@ -635,6 +637,7 @@ mod inline {
                 the_loop: Loop::new(),
                 wake: Wake::new(),
                 taken: AtomicUsize::new(0),
+                stand_in_began: loom::sync::Mutex::new(false),
             })
         }
 
@@ -642,6 +645,20 @@ mod inline {
             if self.slot.take_lifo().is_some() {
                 self.taken.fetch_add(1, Ordering::SeqCst);
             }
+        }
+
+        /// A task's poll on the netpoll thread has run and returns
+        /// (`end_poll`). If the stand-in began to run the loop before
+        /// that, the poll ran beside it: it must be one the stand-in
+        /// retook, so that the slot's work went to the workers.
+        fn end_run(&self) -> bool {
+            let beside_the_stand_in = *self.stand_in_began.lock().unwrap();
+            let kept = self.slot.end_poll();
+            assert!(
+                !(beside_the_stand_in && kept),
+                "a task ran on the netpoll thread, unwatched, while the stand-in ran the loop"
+            );
+            kept
         }
     }
 
@@ -689,6 +706,11 @@ mod inline {
             // `move_queued`.
             sh.take_lifo();
         }
+        // From here on the watchdog runs the loop. A poll the netpoll
+        // thread still runs must be the one just retaken: one that ended
+        // first made the retake fail, and one begun after the take-over
+        // must not run at all (`Watch::next`).
+        *sh.stand_in_began.lock().unwrap() = true;
         // Its first turn: `epoll_wait` found events at once.
         sh.the_loop.turn();
         while !sh.watch.stand_in_done() {
@@ -737,6 +759,95 @@ mod inline {
     #[should_panic(expected = "two threads run the netpoll loop")]
     fn seeded_bug_an_end_that_does_not_wait_runs_the_loop_twice() {
         inline_poll_and_watchdog(Watch::end_without_waiting_for_test);
+    }
+
+    /// The netpoll thread's inline run of two polls (`worker::run_inline`
+    /// with `Netpoller::run_inline`'s steps), `next` standing for
+    /// `Watch::next`: the first task's poll wakes a second onto the slot's
+    /// LIFO, which the thread polls next, on the same slot, unless `next`
+    /// says the watchdog stood in; then the end of the run, and a turn of
+    /// the loop. Returns whether it kept the slot.
+    fn netpoll_thread_two_polls(sh: &Shared, next: fn(&Watch) -> bool) -> bool {
+        sh.slot.begin_poll(1);
+        sh.watch.begin(0);
+        // The first poll wakes the second task onto this slot
+        // (`schedule_local`).
+        assert!(sh.slot.push_lifo(a_task()).is_none());
+        if sh.slot.retaken_after_push() {
+            sh.take_lifo();
+        }
+        let mut kept = sh.end_run();
+        // The LIFO chain: one more poll.
+        if kept {
+            if let Some(task) = sh.slot.take_lifo() {
+                sh.taken.fetch_add(1, Ordering::SeqCst);
+                sh.slot.begin_poll(2);
+                if next(&sh.watch) {
+                    // It runs here.
+                    drop(task);
+                    kept = sh.end_run();
+                } else {
+                    // Handed on unrun.
+                    drop(task);
+                    kept = sh.slot.end_poll();
+                }
+            }
+        }
+        if sh.watch.end() == End::StandingIn {
+            sh.wake.wake();
+            sh.watch.wait_handed_back();
+        }
+        // What is left goes to the workers (`take_all`).
+        sh.take_lifo();
+        if !sh.watch.is_closed() {
+            sh.the_loop.turn();
+        }
+        kept
+    }
+
+    /// A run of two polls against a watchdog whose take-over comes before
+    /// the run (it finds nothing to take), during either poll (it retakes
+    /// that poll, or finds it just ended), between the two (nothing to
+    /// retake: the second must not run), or after the run. No task runs
+    /// on the netpoll thread unwatched while the stand-in runs the loop
+    /// (`Shared::end_run`); the second task is taken from the LIFO once,
+    /// and run or handed on; nobody waits for good.
+    fn inline_run_of_two_polls_and_watchdog(next: fn(&Watch) -> bool) {
+        loom::model(move || {
+            let local = Worker::new_fifo();
+            let sh = Shared::new(&local);
+            let dog = {
+                let sh = sh.clone();
+                thread::spawn(move || watchdog(&sh))
+            };
+            let kept = netpoll_thread_two_polls(&sh, next);
+            sh.watch.close();
+            sh.wake.wake();
+            let retook = dog.join().unwrap();
+
+            assert_ne!(kept, retook, "both or neither kept the slot");
+            assert_eq!(
+                sh.taken.load(Ordering::SeqCst),
+                1,
+                "the second task was lost or taken twice"
+            );
+            assert!(!sh.slot.has_lifo());
+        });
+    }
+
+    #[test]
+    fn a_stand_in_between_two_polls_stops_the_run() {
+        inline_run_of_two_polls_and_watchdog(Watch::next);
+    }
+
+    /// The seeded bug: a `next` that does not look. Loom finds the take-
+    /// over between the two polls, with no poll to retake, after which the
+    /// second task runs on the netpoll thread while the stand-in runs the
+    /// loop, and nobody can retake it.
+    #[test]
+    #[should_panic(expected = "unwatched, while the stand-in ran the loop")]
+    fn seeded_bug_a_next_that_does_not_look_runs_a_task_unwatched() {
+        inline_run_of_two_polls_and_watchdog(Watch::next_without_looking_for_test);
     }
 
     /// The runtime shuts down (`Watch::close`) while the watchdog stands

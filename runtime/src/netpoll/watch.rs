@@ -263,6 +263,14 @@ impl Watch {
         *self.state.lock() == State::Closed
     }
 
+    /// The seeded bug of a model: a `next` that does not look, so the
+    /// netpoll thread runs the next poll of its run although the watchdog
+    /// stood in between two polls and had nothing to retake.
+    #[cfg(all(test, loom))]
+    pub(crate) fn next_without_looking_for_test(&self) -> bool {
+        true
+    }
+
     /// The seeded bug of the model: an `end` that lets the netpoll thread
     /// go on at once although the stand-in still runs the loop.
     #[cfg(all(test, loom))]
