@@ -531,7 +531,10 @@ fn seeded_bug_a_draining_worker_look_swallows_the_wake_up() {
 // be handed back. The watchdog, whose timer fired at any moment, takes
 // over, retakes the slot's poll, and runs the loop until the thread is
 // back. Never do both run the loop at once; the slot's work is kept by
-// exactly one side; nobody waits for good.
+// exactly one side; nobody waits for good. A run may go on with the LIFO
+// task as a second poll on the slot, unless `Watch::next` says the
+// watchdog stood in: no task ever runs on the netpoll thread, unwatched,
+// while the stand-in runs the loop.
 // ---------------------------------------------------------------------
 
 mod inline {
