@@ -148,10 +148,13 @@ pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 
 /// A one-shot `timerfd` on the monotonic clock: the netpoll thread's
 /// watchdog sleeps in [`TimerFd::wait`] and wakes only if the timer fires.
+/// (The loom models use a model timer instead.)
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) struct TimerFd {
     fd: OwnedFd,
 }
 
+#[cfg_attr(loom, allow(dead_code))]
 impl TimerFd {
     pub(crate) fn new() -> io::Result<TimerFd> {
         // SAFETY: takes no pointers.
