@@ -39,7 +39,9 @@
 //! just too late, finds nothing to take), or the take-over does, and the
 //! thread then waits. Never do both threads run the loop; the loom model
 //! `inline_poll_and_stand_in_never_run_the_loop_together` checks it, beside
-//! a seeded `end` that does not wait.
+//! a seeded `end` that does not wait, and
+//! `a_stand_in_between_two_polls_stops_the_run` checks that no task runs
+//! unwatched after a take-over, beside a seeded `next` that does not look.
 //!
 //! The slot's own hand-shake (the end of a poll against a retake, see
 //! `scheduler/slot.rs`) decides independently who keeps the slot's queued

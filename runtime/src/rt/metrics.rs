@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use super::Handle;
 
-/// A runtime's counters and gauges. Get it with [`Handle::metrics`].
+/// A runtime's counters and gauges. Get it with [`Handle::metrics`]. It
+/// holds the runtime's shared state (as a [`Handle`] does): the epoll
+/// instance and its descriptors stay open until the last one is dropped.
 ///
 /// ```
 /// let rt = gopark_runtime::Builder::new().worker_threads(2).build().unwrap();
