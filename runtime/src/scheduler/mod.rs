@@ -307,10 +307,11 @@ impl Shared {
     /// wakes a task during shutdown only lets go of its reference.
     pub(crate) fn drain_injector(&self) {
         drop(self.injector.take_all());
-        // And any task handed to a worker that exited before it woke.
+        // And any task handed to a worker that exited before it woke. (A
+        // LIFO slot is left to its owner, which may still run: it takes
+        // from it without a swap, and drains it as it exits.)
         for slot in self.slots.iter() {
             drop(slot.parker.take_task());
-            drop(slot.take_lifo());
         }
     }
 

@@ -339,7 +339,7 @@ impl WorkerCtx {
                 return Some(task);
             }
         }
-        if let Some(task) = self.slot().take_lifo() {
+        if let Some(task) = self.slot().take_lifo_between_polls() {
             return Some(task);
         }
         if let Some(task) = core.local.pop() {
@@ -432,7 +432,7 @@ impl WorkerCtx {
                 // Left in the slot for `drain`.
                 return;
             }
-            match slot.take_lifo() {
+            match slot.take_lifo_between_polls() {
                 Some(task) => {
                     if !self.poll(task) {
                         return;
@@ -441,7 +441,7 @@ impl WorkerCtx {
                 None => return,
             }
         }
-        if let Some(task) = slot.take_lifo() {
+        if let Some(task) = slot.take_lifo_between_polls() {
             self.core.borrow_mut().push_back(&self.shared, task);
             self.shared.notify_parked();
         }
