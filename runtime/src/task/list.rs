@@ -7,9 +7,9 @@
 use slab::Slab;
 
 use super::raw::{Header, RawTask};
-use crate::loom::{AtomicBool, Ordering};
 #[cfg(loom)]
 use crate::loom::Mutex as ShardLock;
+use crate::loom::{AtomicBool, Ordering};
 
 const SHARD_BITS: usize = 5;
 const SHARDS: usize = 1 << SHARD_BITS;

@@ -120,7 +120,9 @@ pub(crate) use list::OwnedTasks;
 pub use local::{spawn_local, LocalEnterGuard, LocalSet, RunUntil};
 pub(crate) use raw::{Header, RawTask};
 pub use task_local::{AccessError, LocalKey, TaskLocalFuture};
-pub(crate) use trace::{record_wait, refresh_clock, TaskInfo, Wait};
+pub(crate) use trace::{
+    decode_instant, encode_instant, record_wait, refresh_clock, TaskInfo, Wait,
+};
 
 /// What a task needs from whoever runs it.
 pub(crate) trait Schedule: Send + Sync + 'static {

@@ -168,11 +168,14 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-fn encode_instant(at: Instant) -> u64 {
+/// `at` as eight bytes: nanoseconds past [`epoch`], plus one (an instant
+/// before the epoch is taken as the epoch); 0 is left for none.
+pub(crate) fn encode_instant(at: Instant) -> u64 {
     at.saturating_duration_since(epoch()).as_nanos() as u64 + 1
 }
 
-fn decode_instant(v: u64) -> Option<Instant> {
+/// The instant [`encode_instant`] packed, or `None` for 0.
+pub(crate) fn decode_instant(v: u64) -> Option<Instant> {
     (v != 0).then(|| epoch() + Duration::from_nanos(v - 1))
 }
 
