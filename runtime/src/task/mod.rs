@@ -164,7 +164,7 @@ impl Notified {
     /// spawn off the workers, where the time they last read may be old
     /// (see `trace.rs`).
     pub(crate) fn note_spawn_time(&self) {
-        self.0.header().trace.note_spawn_time();
+        self.0.header().since.note_now();
     }
 
     /// The task's pointer, carrying this reference (for a slot that keeps

@@ -26,7 +26,7 @@
 //! a combinator with wakers of its own): the dump then says "idle".
 
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -64,12 +64,54 @@ pub(crate) struct Trace {
     pub(crate) spawned_at: &'static Location<'static>,
     /// Kind, direction and descriptor.
     wait: AtomicU64,
-    /// A deadline (nanoseconds past [`epoch`], plus one; 0 for none) or a
-    /// joined task's id.
+    /// A deadline ([`encode_instant`]; 0 for none) or a joined task's id.
     arg: AtomicU64,
-    /// When the task last parked (or was spawned), on the coarse clock
-    /// ([`coarse_now`]).
-    since: AtomicU64,
+}
+
+/// When a task last parked (or was spawned): the coarse clock
+/// ([`coarse_now`]) in milliseconds, in four bytes that wrap every 49
+/// days; an age is their wrapping difference, right for any task that
+/// waited less than that.
+pub(crate) struct Since(AtomicU32);
+
+impl Since {
+    /// Now, as the workers last read the clock.
+    #[inline]
+    pub(crate) fn recent() -> Since {
+        Since(AtomicU32::new(millis(recent_now())))
+    }
+
+    /// The task parks now (as the workers last read the clock).
+    #[inline]
+    pub(crate) fn note_recent(&self) {
+        // Relaxed: as every field of the record.
+        self.0.store(millis(recent_now()), Ordering::Relaxed);
+    }
+
+    /// The task was spawned off the workers: its spawn time is read from
+    /// the clock rather than copied.
+    pub(crate) fn note_now(&self) {
+        self.0.store(millis(coarse_now()), Ordering::Relaxed);
+    }
+
+    /// How long ago the task last parked, or was spawned (coarse: to a
+    /// few milliseconds).
+    pub(crate) fn age(&self) -> Duration {
+        let since = self.0.load(Ordering::Relaxed);
+        let ms = millis(coarse_now()).wrapping_sub(since);
+        // A value from the future (a worker's clock read racing this one)
+        // reads as a wrap: call it now.
+        if ms > u32::MAX / 2 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(u64::from(ms))
+    }
+}
+
+/// Nanoseconds as wrapping milliseconds.
+#[inline]
+fn millis(nanos: u64) -> u32 {
+    (nanos / 1_000_000) as u32
 }
 
 impl Trace {
@@ -79,15 +121,7 @@ impl Trace {
             spawned_at,
             wait: AtomicU64::new(NONE),
             arg: AtomicU64::new(0),
-            since: AtomicU64::new(recent_now()),
         }
-    }
-
-    /// The task was spawned off the workers: its spawn time is read from
-    /// the clock rather than copied.
-    pub(crate) fn note_spawn_time(&self) {
-        // Relaxed: as every field of the record.
-        self.since.store(coarse_now(), Ordering::Relaxed);
     }
 
     /// A poll starts: the record is about this poll only. (No clock is
@@ -99,13 +133,13 @@ impl Trace {
         self.wait.store(NONE, Ordering::Relaxed);
     }
 
-    /// The poll returned `Pending`: the task is parked from now.
+    /// The poll returned `Pending`: the task is parked from now (the
+    /// header's `Since` notes when).
     #[inline]
     pub(crate) fn parked(&self) {
         if self.wait.load(Ordering::Relaxed) == NONE {
             self.wait.store(OTHER, Ordering::Relaxed);
         }
-        self.since.store(recent_now(), Ordering::Relaxed);
     }
 
     fn record(&self, wait: Wait) {
@@ -144,12 +178,6 @@ impl Trace {
             OTHER => Some(Wait::Other),
             _ => None,
         }
-    }
-
-    /// How long ago the task last parked, or was spawned (coarse: to a
-    /// few milliseconds).
-    pub(crate) fn age(&self) -> Duration {
-        Duration::from_nanos(coarse_now().saturating_sub(self.since.load(Ordering::Relaxed)))
     }
 }
 
@@ -245,7 +273,32 @@ impl TaskInfo {
             running: state.is_running(),
             queued: state.is_notified() && !state.is_running(),
             wait: header.trace.wait(),
-            age: header.trace.age(),
+            age: header.since.age(),
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_ages_from_its_note() {
+        let since = Since::recent();
+        since.note_now();
+        assert!(since.age() < Duration::from_secs(5), "{:?}", since.age());
+        // Noted a minute ago: reads about a minute.
+        let then = millis(coarse_now()).wrapping_sub(60_000);
+        since.0.store(then, Ordering::Relaxed);
+        let age = since.age();
+        assert!(
+            age >= Duration::from_secs(60) && age < Duration::from_secs(65),
+            "{age:?}"
+        );
+        // A note a little ahead of this thread's clock reads as no age.
+        since
+            .0
+            .store(millis(coarse_now()).wrapping_add(10), Ordering::Relaxed);
+        assert_eq!(since.age(), Duration::ZERO);
     }
 }
