@@ -104,7 +104,8 @@ pub(crate) struct Shared {
     /// Each worker's counters, by worker (not slot: a worker handed off
     /// goes on counting in its own, on its new slot).
     pub(crate) metrics: Box<[metrics::WorkerMetrics]>,
-    /// Tasks spawned from threads that are not workers.
+    /// Tasks spawned from threads that are not workers, except those the
+    /// injector counts (`Inject::spawns`).
     pub(crate) remote_spawns: std::sync::atomic::AtomicU64,
     /// Workers handed off while stuck in a poll (the monitor, on the
     /// netpoll thread, is the one writer).
@@ -153,6 +154,7 @@ impl Shared {
             + self
                 .remote_spawns
                 .load(std::sync::atomic::Ordering::Relaxed)
+            + self.injector.spawns()
     }
 
     /// Number of worker threads running tasks (not counting spare slots).
@@ -181,12 +183,14 @@ impl Shared {
         let Err(task) = worker::schedule_spawned(self, notified) else {
             return join;
         };
-        // Relaxed: a counter; off the workers, spawning is rare.
-        self.remote_spawns
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        task.note_spawn_time();
-        if let Err(task) = batch::push(self, task) {
-            self.inject(task);
+        match batch::push(self, task) {
+            // Counted by the injector, under the lock of its push.
+            Err(task) => self.inject(task),
+            // Relaxed: a counter.
+            Ok(()) => {
+                self.remote_spawns
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         join
     }
@@ -200,9 +204,11 @@ impl Shared {
         if self.is_shutdown() {
             // As in `hand_off`.
             drop(task);
+            self.remote_spawns
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
-        self.injector.push(task);
+        self.injector.push_spawned(task);
         self.notify_parked();
         if self.shutdown.load(Ordering::SeqCst) {
             // As in `hand_off`.

@@ -495,6 +495,10 @@ impl WorkerCtx {
         // If nobody is left to look at the epoll instance, the netpoll
         // thread goes back to blocking mode; see `Netpoller::worker_parked`.
         self.shared.io.worker_parked(parked.last_unparked);
+        if parked.last_unparked {
+            // Nobody refreshes the time that spawns copy while all sleep.
+            crate::task::forget_clock();
+        }
         if self.shared.is_shutdown() {
             return;
         }

@@ -121,7 +121,7 @@ pub use local::{spawn_local, LocalEnterGuard, LocalSet, RunUntil};
 pub(crate) use raw::{Header, RawTask};
 pub use task_local::{AccessError, LocalKey, TaskLocalFuture};
 pub(crate) use trace::{
-    decode_instant, encode_instant, record_wait, refresh_clock, TaskInfo, Wait,
+    decode_instant, encode_instant, forget_clock, record_wait, refresh_clock, TaskInfo, Wait,
 };
 
 /// What a task needs from whoever runs it.
@@ -158,13 +158,6 @@ impl Notified {
     /// The task's address: its identity while it lives.
     pub(crate) fn addr(&self) -> usize {
         self.0.addr()
-    }
-
-    /// Notes now, on the coarse clock, as the task's spawn time: for a
-    /// spawn off the workers, where the time they last read may be old
-    /// (see `trace.rs`).
-    pub(crate) fn note_spawn_time(&self) {
-        self.0.header().since.note_now();
     }
 
     /// The task's pointer, carrying this reference (for a slot that keeps

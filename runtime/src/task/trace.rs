@@ -18,9 +18,11 @@
 //! `GLOBAL_POLL_INTERVAL` polls, with their look at the injector, and
 //! publish it ([`refresh_clock`]); a spawn or a park on a worker copies the
 //! last value, which lags the coarse clock by at most that interval of
-//! polls (the other workers keep it fresh while one is stuck in a poll). A
-//! spawn off the workers, which they may have slept through, reads the
-//! clock itself. The start of a poll notes nothing. All of it is relaxed
+//! polls (the other workers keep it fresh while one is stuck in a poll).
+//! The last worker to park forgets it ([`forget_clock`]): while every
+//! worker sleeps, a spawn from another thread reads the clock itself, and
+//! while one runs, it copies the value too. The start of a poll notes
+//! nothing. All of it is relaxed
 //! stores to the task's own header; nothing is recorded for a waker that
 //! is not a gopark task's (a future polled by another executor, or through
 //! a combinator with wakers of its own): the dump then says "idle".
@@ -86,12 +88,6 @@ impl Since {
     pub(crate) fn note_recent(&self) {
         // Relaxed: as every field of the record.
         self.0.store(millis(recent_now()), Ordering::Relaxed);
-    }
-
-    /// The task was spawned off the workers: its spawn time is read from
-    /// the clock rather than copied.
-    pub(crate) fn note_now(&self) {
-        self.0.store(millis(coarse_now()), Ordering::Relaxed);
     }
 
     /// How long ago the task last parked, or was spawned (coarse: to a
@@ -223,8 +219,18 @@ pub(crate) fn refresh_clock() {
     }
 }
 
+/// Called by the last worker of a runtime to park: nobody may refresh the
+/// clock for a long while, so spawns and parks read it themselves until a
+/// worker runs again ([`refresh_clock`]).
+pub(crate) fn forget_clock() {
+    // Relaxed: as in `refresh_clock`; a worker that wakes meanwhile and
+    // stores a fresh value either lands after this (and is kept) or before
+    // (and spawns read the clock until its next refresh: slower, as exact).
+    RECENT.store(0, Ordering::Relaxed);
+}
+
 /// The coarse clock, as of the last [`refresh_clock`] (or read now, if
-/// no worker has run yet).
+/// no worker has run yet, or the last one to park forgot it).
 #[inline]
 fn recent_now() -> u64 {
     match RECENT.load(Ordering::Relaxed) {
@@ -285,7 +291,6 @@ mod tests {
     #[test]
     fn since_ages_from_its_note() {
         let since = Since::recent();
-        since.note_now();
         assert!(since.age() < Duration::from_secs(5), "{:?}", since.age());
         // Noted a minute ago: reads about a minute.
         let then = millis(coarse_now()).wrapping_sub(60_000);
