@@ -51,7 +51,11 @@
 //! The task to run next is kept in an atomic pointer rather than in the
 //! owner's private state, so that a task woken just before its worker got
 //! stuck (a message sent, then a blocking call) can be taken by the
-//! monitor. Both sides take it with a swap, so it is run exactly once.
+//! monitor. The monitor takes it with a swap, and so does an owner that
+//! leaves a retaken slot, so it is run exactly once. Between two of its
+//! polls the owner takes it with a load and a store instead
+//! ([`Slot::take_lifo_between_polls`]): the sequence is even then, so no
+//! retake, and no take by the monitor, can happen meanwhile.
 //!
 //! A task that the owner queues *inside* a poll (woken by the task being
 //! polled) may meet a monitor that is retaking that very poll and has
