@@ -159,6 +159,8 @@ fn schedule_on_worker(
     // runtime's workers and can reach its queues; otherwise it is handed back.
     let mut task = Some(task);
     with_worker_of(shared, |cx| {
+        // Set if tasks went to the injector on behalf of a retaken slot.
+        let mut handed_on = false;
         let slot = cx.slot();
         let Ok(mut core) = cx.core.try_borrow_mut() else {
             return;
@@ -203,6 +205,7 @@ fn schedule_on_worker(
                             tasks.push(t);
                         }
                         shared.injector.push_batch(&mut tasks);
+                        handed_on = true;
                     }
                     true
                 }
@@ -210,13 +213,28 @@ fn schedule_on_worker(
             }
         };
         drop(core);
-        if notify {
+        if handed_on {
             shared.notify_parked();
+        } else if notify {
+            offer_local_work(shared);
         }
     });
     match task {
         None => Ok(()),
         Some(task) => Err(task),
+    }
+}
+
+/// Offers a task this worker queued for itself (a yield, a task the LIFO
+/// slot displaced) to a parked worker. This worker runs it anyway, so a
+/// plain look at the idle counts decides whether to wake anyone: a worker
+/// that parks unseen meanwhile strands nothing, where `notify_parked`'s
+/// fence (a locked instruction, on every yield) guards work that only a
+/// woken worker would find.
+#[inline]
+fn offer_local_work(shared: &Shared) {
+    if shared.idle.may_wake() {
+        shared.notify_parked();
     }
 }
 
@@ -443,7 +461,7 @@ impl WorkerCtx {
         }
         if let Some(task) = slot.take_lifo_between_polls() {
             self.core.borrow_mut().push_back(&self.shared, task);
-            self.shared.notify_parked();
+            offer_local_work(&self.shared);
         }
     }
 
