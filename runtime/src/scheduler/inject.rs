@@ -46,6 +46,7 @@ impl Inject {
     /// [`push`](Inject::push) of a task just spawned off the workers,
     /// counted as such.
     pub(crate) fn push_spawned(&self, task: Notified) {
+        task.share_spawn_time();
         let mut q = self.queue.lock();
         q.push_back(task);
         // The lock makes this thread the counter's one writer.

@@ -160,6 +160,13 @@ impl Notified {
         self.0.addr()
     }
 
+    /// Lets the spawns that follow copy this task's spawn time (see
+    /// `trace::share_spawn_time`): for a task spawned off the workers,
+    /// about to be queued for them.
+    pub(crate) fn share_spawn_time(&self) {
+        trace::share_spawn_time(&self.0.header().since);
+    }
+
     /// The task's pointer, carrying this reference (for a slot that keeps
     /// one task in an atomic pointer).
     pub(crate) fn into_ptr(self) -> std::ptr::NonNull<()> {

@@ -20,9 +20,10 @@
 //! last value, which lags the coarse clock by at most that interval of
 //! polls (the other workers keep it fresh while one is stuck in a poll).
 //! The last worker to park forgets it ([`forget_clock`]): while every
-//! worker sleeps, a spawn from another thread reads the clock itself, and
-//! while one runs, it copies the value too. The start of a poll notes
-//! nothing. All of it is relaxed
+//! worker sleeps, a spawn from another thread reads the clock itself and
+//! shares the reading ([`share_spawn_time`]), which the worker it wakes
+//! keeps fresh from then on; while one runs, such a spawn copies the value
+//! too. The start of a poll notes nothing. All of it is relaxed
 //! stores to the task's own header; nothing is recorded for a waker that
 //! is not a gopark task's (a future polled by another executor, or through
 //! a combinator with wakers of its own): the dump then says "idle".
@@ -80,21 +81,21 @@ impl Since {
     /// Now, as the workers last read the clock.
     #[inline]
     pub(crate) fn recent() -> Since {
-        Since(AtomicU32::new(millis(recent_now())))
+        Since(AtomicU32::new(recent_now()))
     }
 
     /// The task parks now (as the workers last read the clock).
     #[inline]
     pub(crate) fn note_recent(&self) {
         // Relaxed: as every field of the record.
-        self.0.store(millis(recent_now()), Ordering::Relaxed);
+        self.0.store(recent_now(), Ordering::Relaxed);
     }
 
     /// How long ago the task last parked, or was spawned (coarse: to a
     /// few milliseconds).
     pub(crate) fn age(&self) -> Duration {
         let since = self.0.load(Ordering::Relaxed);
-        let ms = millis(coarse_now()).wrapping_sub(since);
+        let ms = now_millis().wrapping_sub(since);
         // A value from the future (a worker's clock read racing this one)
         // reads as a wrap: call it now.
         if ms > u32::MAX / 2 {
@@ -203,13 +204,20 @@ pub(crate) fn decode_instant(v: u64) -> Option<Instant> {
     (v != 0).then(|| epoch() + Duration::from_nanos(v - 1))
 }
 
-/// The coarse clock as a worker last read it; 0 before any did.
-static RECENT: AtomicU64 = AtomicU64::new(0);
+/// The coarse clock as a worker last read it, in wrapping milliseconds
+/// (as [`Since`] keeps it); 0 before any did, or once forgotten.
+static RECENT: AtomicU32 = AtomicU32::new(0);
+
+/// The coarse clock now, in wrapping milliseconds, never 0 (which stands
+/// for none in [`RECENT`]; a millisecond off, once every 49 days).
+fn now_millis() -> u32 {
+    millis(coarse_now()).max(1)
+}
 
 /// Reads the coarse clock for [`recent_now`]: workers call it when they
 /// wake and every few dozen polls.
 pub(crate) fn refresh_clock() {
-    let now = coarse_now();
+    let now = now_millis();
     // Relaxed: a timestamp, published by nothing; a reader that sees an
     // older one only reports an age a little longer. Stored only when the
     // coarse clock moved (every few milliseconds): a store takes the line
@@ -229,12 +237,27 @@ pub(crate) fn forget_clock() {
     RECENT.store(0, Ordering::Relaxed);
 }
 
-/// The coarse clock, as of the last [`refresh_clock`] (or read now, if
-/// no worker has run yet, or the last one to park forgot it).
+/// A task spawned off the workers is about to be queued for them, and a
+/// worker woken for it (or one already awake) keeps the time fresh from
+/// now on, until it forgets it as the last to park. So if the time was
+/// forgotten, the reading the spawn just made is shared: the spawns that
+/// follow copy it instead of reading the clock each. (Only for such
+/// spawns: a thread that runs tasks of its own, a `LocalSet`'s, wakes no
+/// worker, and a time it shared would go stale.)
+pub(crate) fn share_spawn_time(since: &Since) {
+    // Relaxed: as in `refresh_clock`.
+    if RECENT.load(Ordering::Relaxed) == 0 {
+        RECENT.store(since.0.load(Ordering::Relaxed).max(1), Ordering::Relaxed);
+    }
+}
+
+/// The coarse clock in wrapping milliseconds, as of the last
+/// [`refresh_clock`] (or read now, if no worker has run yet, or the last
+/// one to park forgot it).
 #[inline]
-fn recent_now() -> u64 {
+fn recent_now() -> u32 {
     match RECENT.load(Ordering::Relaxed) {
-        0 => coarse_now(),
+        0 => now_millis(),
         t => t,
     }
 }
