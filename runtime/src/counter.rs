@@ -1,4 +1,5 @@
-//! A monotonic counter with a single writer, for the runtime's metrics.
+//! A monotonic counter with a single writer at a time (one thread, or the
+//! holder of a lock), for the runtime's metrics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -73,11 +73,54 @@ const TICK_ONE: usize = 1 << TICK_SHIFT;
 /// What the slow paths of a half share under its lock.
 #[derive(Default)]
 pub(crate) struct Slow {
-    waiters: Vec<Waker>,
+    waiters: Waiters,
     deadline_seq: u64,
     timer: Option<TimerKey>,
-    /// The deadline, for the task dump.
-    deadline: Option<Instant>,
+    /// The deadline, for the task dump, as `task::encode_instant` packs it
+    /// (0 for none): half the size of an `Option<Instant>`.
+    deadline: u64,
+}
+
+/// The wakers of the tasks waiting on a half. Nearly always one task
+/// waits (a connection's reader, or its writer), so the first waker is
+/// kept inline and only a second one allocates: a `Vec` would keep an
+/// allocation of four wakers (80 bytes with the allocator's header) on
+/// every half that ever waited, for the life of the descriptor.
+#[derive(Default)]
+struct Waiters {
+    first: Option<Waker>,
+    // Boxed: one word on every half, where a `Vec` would be three, for a
+    // list that nearly every half leaves empty.
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<Vec<Waker>>>,
+}
+
+impl Waiters {
+    /// `true` if a waker that wakes the same task as `waker` is listed.
+    fn contains(&self, waker: &Waker) -> bool {
+        self.first.as_ref().is_some_and(|w| w.will_wake(waker))
+            || self
+                .rest
+                .as_ref()
+                .is_some_and(|rest| rest.iter().any(|w| w.will_wake(waker)))
+    }
+
+    fn push(&mut self, waker: Waker) {
+        if self.first.is_none() {
+            self.first = Some(waker);
+        } else {
+            self.rest.get_or_insert_with(Default::default).push(waker);
+        }
+    }
+
+    /// Moves every waker to `out`, leaving the list empty (and its
+    /// allocation, if a second waiter made one, kept for the next time).
+    fn drain_into(&mut self, out: &mut Vec<Waker>) {
+        out.extend(self.first.take());
+        if let Some(rest) = &mut self.rest {
+            out.append(rest);
+        }
+    }
 }
 
 /// One direction of a descriptor: the state word and the waker list.
@@ -152,10 +195,10 @@ impl Half {
             return Poll::Ready(Ok(s >> TICK_SHIFT));
         }
         let mut slow = self.slow.lock();
-        if !slow.waiters.iter().any(|w| w.will_wake(waker)) {
+        if !slow.waiters.contains(waker) {
             slow.waiters.push(waker.clone());
         }
-        *deadline = slow.deadline;
+        *deadline = crate::task::decode_instant(slow.deadline);
         // AcqRel: publishes the waker before WAITERS; acquires the edge or
         // flag a notifier set before we got here.
         let s = self.state.fetch_or(WAITERS, Ordering::AcqRel);
@@ -250,7 +293,7 @@ impl Half {
         // Cleared under the lock, so a waiter that pushes after this sets
         // WAITERS again and is seen by the next notifier.
         self.state.fetch_and(!WAITERS, Ordering::AcqRel);
-        wakers.append(&mut slow.waiters);
+        slow.waiters.drain_into(wakers);
     }
 
     /// Sets `TIMED_OUT` with the lock held, so that a concurrent
@@ -294,7 +337,7 @@ impl Half {
     ) {
         let mut slow = self.slow.lock();
         slow.deadline_seq = slow.deadline_seq.wrapping_add(1);
-        slow.deadline = deadline;
+        slow.deadline = deadline.map_or(0, crate::task::encode_instant);
         if let Some(key) = slow.timer.take() {
             disarm(key);
         }

@@ -29,7 +29,10 @@ where
     // Taken here: the closure below would report itself as the caller.
     let at = std::panic::Location::caller();
     let mut future = Some(future);
-    let spawned = context::with_current(|h| {
+    // Borrowed, not cloned: a spawn runs no user code that could enter a
+    // runtime, except the destructor of a future refused by a runtime
+    // that shuts down, whose panic the task catches.
+    let spawned = context::with_current_borrowed(|h| {
         h.map(|h| h.shared.spawn(future.take().expect("spawned once"), at))
     });
     match spawned {

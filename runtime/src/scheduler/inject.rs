@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 
+use crate::counter::Counter;
 use crate::loom::{AtomicUsize, Mutex, Ordering};
 use crate::task::Notified;
 use crossbeam_deque::Worker;
@@ -21,6 +22,11 @@ const MAX_BATCH: usize = 64;
 pub(crate) struct Inject {
     queue: Mutex<VecDeque<Notified>>,
     len: AtomicUsize,
+    /// Tasks spawned off the workers and pushed here
+    /// ([`push_spawned`](Inject::push_spawned)): counted under the lock
+    /// that the push takes anyway, where a counter of their own would cost
+    /// each such spawn a locked instruction on a line all spawners share.
+    spawns: Counter,
 }
 
 impl Inject {
@@ -28,7 +34,24 @@ impl Inject {
         Inject {
             queue: Mutex::new(VecDeque::with_capacity(256)),
             len: AtomicUsize::new(0),
+            spawns: Counter::default(),
         }
+    }
+
+    /// Tasks pushed by [`push_spawned`](Inject::push_spawned) so far.
+    pub(crate) fn spawns(&self) -> u64 {
+        self.spawns.get()
+    }
+
+    /// [`push`](Inject::push) of a task just spawned off the workers,
+    /// counted as such.
+    pub(crate) fn push_spawned(&self, task: Notified) {
+        task.share_spawn_time();
+        let mut q = self.queue.lock();
+        q.push_back(task);
+        // The lock makes this thread the counter's one writer.
+        self.spawns.add(1);
+        self.len.store(q.len(), Ordering::SeqCst);
     }
 
     /// `true` if the queue looks empty. SeqCst: read by parking workers on

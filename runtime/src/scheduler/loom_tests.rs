@@ -154,10 +154,17 @@ fn owner_and_monitor_with(owner_polls_again: bool, end_poll: fn(&Slot) -> bool) 
         // Inside the poll: a message wakes a task onto this worker.
         assert!(slot.push_lifo(a_task()).is_none());
         let kept = end_poll(&slot);
-        let mut taken_by_owner = usize::from(slot.take_lifo().is_some());
+        // Kept: the owner takes between polls, without a swap; retaken:
+        // as it leaves, with one (racing the monitor's take).
+        let mut taken_by_owner = usize::from(if kept {
+            slot.take_lifo_between_polls().is_some()
+        } else {
+            slot.take_lifo().is_some()
+        });
         if kept && owner_polls_again {
             slot.begin_poll(0);
-            taken_by_owner += usize::from(end_poll(&slot) && slot.take_lifo().is_some());
+            taken_by_owner +=
+                usize::from(end_poll(&slot) && slot.take_lifo_between_polls().is_some());
         }
         let by_monitor = monitor.join().unwrap();
 

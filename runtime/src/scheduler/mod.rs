@@ -105,7 +105,8 @@ pub(crate) struct Shared {
     /// goes on counting in its own, on its new slot), then the netpoll
     /// thread's, for the tasks it polls itself (numbered `num_workers`).
     pub(crate) metrics: Box<[metrics::WorkerMetrics]>,
-    /// Tasks spawned from threads that are not workers.
+    /// Tasks spawned from threads that are not workers, except those the
+    /// injector counts (`Inject::spawns`).
     pub(crate) remote_spawns: std::sync::atomic::AtomicU64,
     /// Workers handed off while stuck in a poll (the monitor is the one
     /// writer, under its lock, on whichever thread runs the netpoll loop).
@@ -155,6 +156,7 @@ impl Shared {
             + self
                 .remote_spawns
                 .load(std::sync::atomic::Ordering::Relaxed)
+            + self.injector.spawns()
     }
 
     /// Number of worker threads running tasks (not counting spare slots).
@@ -183,12 +185,14 @@ impl Shared {
         let Err(task) = worker::schedule_spawned(self, notified) else {
             return join;
         };
-        // Relaxed: a counter; off the workers, spawning is rare.
-        self.remote_spawns
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        task.note_spawn_time();
-        if let Err(task) = batch::push(self, task) {
-            self.inject(task);
+        match batch::push(self, task) {
+            // Counted by the injector, under the lock of its push.
+            Err(task) => self.inject(task),
+            // Relaxed: a counter.
+            Ok(()) => {
+                self.remote_spawns
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         join
     }
@@ -202,9 +206,11 @@ impl Shared {
         if self.is_shutdown() {
             // As in `hand_off`.
             drop(task);
+            self.remote_spawns
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
-        self.injector.push(task);
+        self.injector.push_spawned(task);
         self.notify_parked();
         if self.shutdown.load(Ordering::SeqCst) {
             // As in `hand_off`.
@@ -316,10 +322,11 @@ impl Shared {
     /// wakes a task during shutdown only lets go of its reference.
     pub(crate) fn drain_injector(&self) {
         drop(self.injector.take_all());
-        // And any task handed to a worker that exited before it woke.
+        // And any task handed to a worker that exited before it woke. (A
+        // LIFO slot is left to its owner, which may still run: it takes
+        // from it without a swap, and drains it as it exits.)
         for slot in self.slots.iter() {
             drop(slot.parker.take_task());
-            drop(slot.take_lifo());
         }
     }
 

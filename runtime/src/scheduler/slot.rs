@@ -51,7 +51,11 @@
 //! The task to run next is kept in an atomic pointer rather than in the
 //! owner's private state, so that a task woken just before its worker got
 //! stuck (a message sent, then a blocking call) can be taken by the
-//! monitor. Both sides take it with a swap, so it is run exactly once.
+//! monitor. The monitor takes it with a swap, and so does an owner that
+//! leaves a retaken slot, so it is run exactly once. Between two of its
+//! polls the owner takes it with a load and a store instead
+//! ([`Slot::take_lifo_between_polls`]): the sequence is even then, so no
+//! retake, and no take by the monitor, can happen meanwhile.
 //!
 //! A task that the owner queues *inside* a poll (woken by the task being
 //! polled) may meet a monitor that is retaking that very poll and has
@@ -294,6 +298,19 @@ impl Slot {
         self.hot.lifo.swap(None)
     }
 
+    /// Takes the LIFO slot's task, on the owner's thread between two of
+    /// its polls: with a load and a store rather than a swap (a locked
+    /// instruction on every task run). Between polls the sequence is even,
+    /// so the monitor cannot retake the slot and take the task meanwhile;
+    /// a retake of the next poll sees this store (it comes before that
+    /// poll's `begin_poll`, which the monitor's CAS acquires). Nobody else
+    /// takes from a slot whose owner runs (`drain_injector` leaves the
+    /// slots to their owners, which drain them as they exit).
+    #[inline]
+    pub(crate) fn take_lifo_between_polls(&self) -> Option<Notified> {
+        self.hot.lifo.take_owned()
+    }
+
     #[inline]
     pub(crate) fn has_lifo(&self) -> bool {
         self.hot.lifo.is_some()
@@ -333,6 +350,21 @@ impl Lifo {
         // `Notified` whose reference it carries, and the swap just took
         // it out, so this is its only owner.
         NonNull::new(old).map(|p| unsafe { Notified::from_ptr(p) })
+    }
+
+    /// Takes the task without a read-modify-write: only for a caller that
+    /// no other taker can race (see `Slot::take_lifo_between_polls`).
+    #[inline]
+    fn take_owned(&self) -> Option<Notified> {
+        // Acquire: the task's state written before the push is visible.
+        let old = NonNull::new(self.0.load(Ordering::Acquire))?;
+        // Relaxed: no other thread takes meanwhile; the next `begin_poll`'s
+        // Release store publishes the empty slot to a monitor that retakes
+        // that poll.
+        self.0.store(ptr::null_mut(), Ordering::Relaxed);
+        // SAFETY: as in `swap`: the pointer came from a `Notified` pushed
+        // here, and this thread is its only taker.
+        Some(unsafe { Notified::from_ptr(old) })
     }
 
     #[inline]

@@ -161,6 +161,8 @@ fn schedule_on_worker(
     // runtime's workers and can reach its queues; otherwise it is handed back.
     let mut task = Some(task);
     with_worker_of(shared, |cx| {
+        // Set if tasks went to the injector on behalf of a retaken slot.
+        let mut handed_on = false;
         let slot = cx.slot();
         let Ok(mut core) = cx.core.try_borrow_mut() else {
             return;
@@ -205,6 +207,7 @@ fn schedule_on_worker(
                             tasks.push(t);
                         }
                         shared.injector.push_batch(&mut tasks);
+                        handed_on = true;
                     }
                     true
                 }
@@ -212,13 +215,28 @@ fn schedule_on_worker(
             }
         };
         drop(core);
-        if notify {
+        if handed_on {
             shared.notify_parked();
+        } else if notify {
+            offer_local_work(shared);
         }
     });
     match task {
         None => Ok(()),
         Some(task) => Err(task),
+    }
+}
+
+/// Offers a task this worker queued for itself (a yield, a task the LIFO
+/// slot displaced) to a parked worker. This worker runs it anyway, so a
+/// plain look at the idle counts decides whether to wake anyone: a worker
+/// that parks unseen meanwhile strands nothing, where `notify_parked`'s
+/// fence (a locked instruction, on every yield) guards work that only a
+/// woken worker would find.
+#[inline]
+fn offer_local_work(shared: &Shared) {
+    if shared.idle.may_wake() {
+        shared.notify_parked();
     }
 }
 
@@ -460,7 +478,7 @@ impl WorkerCtx {
                 return Some(task);
             }
         }
-        if let Some(task) = self.slot().take_lifo() {
+        if let Some(task) = self.slot().take_lifo_between_polls() {
             return Some(task);
         }
         if let Some(task) = core.local.pop() {
@@ -553,7 +571,7 @@ impl WorkerCtx {
                 // Left in the slot for `drain`.
                 return;
             }
-            match slot.take_lifo() {
+            match slot.take_lifo_between_polls() {
                 Some(task) => {
                     if !self.poll(task) {
                         return;
@@ -562,9 +580,9 @@ impl WorkerCtx {
                 None => return,
             }
         }
-        if let Some(task) = slot.take_lifo() {
+        if let Some(task) = slot.take_lifo_between_polls() {
             self.core.borrow_mut().push_back(&self.shared, task);
-            self.shared.notify_parked();
+            offer_local_work(&self.shared);
         }
     }
 
@@ -616,6 +634,10 @@ impl WorkerCtx {
         // If nobody is left to look at the epoll instance, the netpoll
         // thread goes back to blocking mode; see `Netpoller::worker_parked`.
         self.shared.io.worker_parked(parked.last_unparked);
+        if parked.last_unparked {
+            // Nobody refreshes the time that spawns copy while all sleep.
+            crate::task::forget_clock();
+        }
         if self.shared.is_shutdown() {
             return;
         }

@@ -62,6 +62,7 @@ pub struct Id(NonZeroU64);
 
 impl Id {
     /// A fresh id.
+    #[inline]
     pub(crate) fn next() -> Id {
         let n = BLOCK_LEFT
             .try_with(|left| {

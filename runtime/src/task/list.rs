@@ -7,7 +7,9 @@
 use slab::Slab;
 
 use super::raw::{Header, RawTask};
-use crate::loom::{AtomicBool, Mutex, Ordering};
+#[cfg(loom)]
+use crate::loom::Mutex as ShardLock;
+use crate::loom::{AtomicBool, Ordering};
 
 const SHARD_BITS: usize = 5;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -21,10 +23,10 @@ pub(crate) struct OwnedTasks {
 /// takes a shard's lock, and two workers doing so on neighbouring shards
 /// must not pass one line back and forth.
 #[repr(align(128))]
-struct Shard(Mutex<Slab<RawTask>>);
+struct Shard(ShardLock<Slab<RawTask>>);
 
 impl std::ops::Deref for Shard {
-    type Target = Mutex<Slab<RawTask>>;
+    type Target = ShardLock<Slab<RawTask>>;
 
     fn deref(&self) -> &Self::Target {
         &self.0
@@ -35,7 +37,7 @@ impl OwnedTasks {
     pub(crate) fn new() -> OwnedTasks {
         OwnedTasks {
             shards: (0..SHARDS)
-                .map(|_| Shard(Mutex::new(Slab::new())))
+                .map(|_| Shard(ShardLock::new(Slab::new())))
                 .collect(),
             closed: AtomicBool::new(false),
         }
@@ -119,5 +121,109 @@ impl OwnedTasks {
 
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+}
+
+/// A shard's lock: a flag taken with one compare-and-swap and given back
+/// with a plain store. Every spawn and every completion takes one, and a
+/// mutex's unlock is a second locked instruction (a `parking_lot` mutex
+/// unlocks with a compare-and-swap, to see whether a thread sleeps on it);
+/// here a waiter never sleeps, it spins a little and then yields its CPU,
+/// which the few instructions any holder but the dump and shutdown spends
+/// inside make rare. (Under loom, a mutex of the shim.)
+#[cfg(not(loom))]
+struct ShardLock<T> {
+    locked: std::sync::atomic::AtomicBool,
+    value: std::cell::UnsafeCell<T>,
+}
+
+// SAFETY: the value is only reached through a guard, and one guard exists
+// at a time (the flag); `T: Send` lets it be used from whichever thread
+// holds the guard.
+#[cfg(not(loom))]
+unsafe impl<T: Send> Sync for ShardLock<T> {}
+
+#[cfg(not(loom))]
+impl<T> ShardLock<T> {
+    fn new(value: T) -> ShardLock<T> {
+        ShardLock {
+            locked: std::sync::atomic::AtomicBool::new(false),
+            value: std::cell::UnsafeCell::new(value),
+        }
+    }
+
+    #[inline]
+    fn lock(&self) -> ShardGuard<'_, T> {
+        use std::sync::atomic::Ordering::{Acquire, Relaxed};
+        // Acquire: pairs with the Release store of the previous holder's
+        // unlock, so its writes to the value are visible.
+        if self
+            .locked
+            .compare_exchange_weak(false, true, Acquire, Relaxed)
+            .is_err()
+        {
+            self.lock_contended();
+        }
+        ShardGuard { lock: self }
+    }
+
+    #[cold]
+    fn lock_contended(&self) {
+        use std::sync::atomic::Ordering::{Acquire, Relaxed};
+        let mut spins = 0u32;
+        loop {
+            while self.locked.load(Relaxed) {
+                if spins < 100 {
+                    spins += 1;
+                    std::hint::spin_loop();
+                } else {
+                    // The holder may have lost its CPU: give it ours.
+                    std::thread::yield_now();
+                }
+            }
+            if self
+                .locked
+                .compare_exchange_weak(false, true, Acquire, Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// The holder of a [`ShardLock`]; unlocks when dropped.
+#[cfg(not(loom))]
+struct ShardGuard<'a, T> {
+    lock: &'a ShardLock<T>,
+}
+
+#[cfg(not(loom))]
+impl<T> std::ops::Deref for ShardGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: this guard is the one holder of the flag.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+#[cfg(not(loom))]
+impl<T> std::ops::DerefMut for ShardGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as above, and `&mut self` makes this the one borrow.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+#[cfg(not(loom))]
+impl<T> Drop for ShardGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        // Release: the writes made under the lock are visible to the next
+        // holder (its Acquire).
+        self.lock
+            .locked
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 }

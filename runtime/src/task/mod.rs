@@ -120,7 +120,9 @@ pub(crate) use list::OwnedTasks;
 pub use local::{spawn_local, LocalEnterGuard, LocalSet, RunUntil};
 pub(crate) use raw::{Header, RawTask};
 pub use task_local::{AccessError, LocalKey, TaskLocalFuture};
-pub(crate) use trace::{record_wait, refresh_clock, TaskInfo, Wait};
+pub(crate) use trace::{
+    decode_instant, encode_instant, forget_clock, record_wait, refresh_clock, TaskInfo, Wait,
+};
 
 /// What a task needs from whoever runs it.
 pub(crate) trait Schedule: Send + Sync + 'static {
@@ -158,11 +160,11 @@ impl Notified {
         self.0.addr()
     }
 
-    /// Notes now, on the coarse clock, as the task's spawn time: for a
-    /// spawn off the workers, where the time they last read may be old
-    /// (see `trace.rs`).
-    pub(crate) fn note_spawn_time(&self) {
-        self.0.header().trace.note_spawn_time();
+    /// Lets the spawns that follow copy this task's spawn time (see
+    /// `trace::share_spawn_time`): for a task spawned off the workers,
+    /// about to be queued for them.
+    pub(crate) fn share_spawn_time(&self) {
+        trace::share_spawn_time(&self.0.header().since);
     }
 
     /// The task's pointer, carrying this reference (for a slot that keeps

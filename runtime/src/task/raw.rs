@@ -20,19 +20,26 @@ use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
+// The owned-list key is written once, before the task is shared: a plain
+// std atomic even under loom.
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::state::{State, TransitionToIdle, TransitionToNotified, TransitionToRunning};
 use super::{JoinError, Schedule};
-use crate::loom::{AtomicUsize, Ordering, UnsafeCell};
+use crate::loom::UnsafeCell;
 
 /// The type-erased head of every task.
 #[repr(C)]
 pub(crate) struct Header {
     pub(crate) state: State,
     vtable: &'static Vtable,
-    /// Where the task sits in the runtime's owned-task list.
-    pub(crate) owned_key: AtomicUsize,
+    /// Where the task sits in the runtime's owned-task list (`u32::MAX`
+    /// while it is in none). Four bytes, beside `since`'s four: the header
+    /// is 56 bytes.
+    owned_key: AtomicU32,
+    /// When the task last parked (or was spawned), for the dump.
+    pub(crate) since: super::trace::Since,
     /// Where it was spawned and what it last parked on, for the dump.
     pub(crate) trace: super::trace::Trace,
     /// The task's id, unique for the life of the process.
@@ -105,7 +112,8 @@ impl RawTask {
             header: Header {
                 state: State::new(),
                 vtable: vtable::<F, S>(),
-                owned_key: AtomicUsize::new(usize::MAX),
+                owned_key: AtomicU32::new(u32::MAX),
+                since: super::trace::Since::recent(),
                 trace: super::trace::Trace::new(spawned_at),
                 id: super::Id::next(),
             },
@@ -333,6 +341,7 @@ where
         Ok(Poll::Pending) => match cell.header.state.transition_to_idle() {
             TransitionToIdle::Ok => {
                 cell.header.trace.parked();
+                cell.header.since.note_recent();
                 task.drop_reference();
             }
             TransitionToIdle::OkNotified => cell.scheduler.yield_now(super::Notified(task)),
@@ -577,13 +586,38 @@ impl Header {
         self as *const Header as usize
     }
 
+    /// The task's key in its owned-task list; `usize::MAX` if it is in
+    /// none.
     pub(crate) fn owned_key(&self) -> usize {
         // Relaxed: written once before the task is shared, read by the
         // runtime that wrote it.
-        self.owned_key.load(Ordering::Relaxed)
+        match self.owned_key.load(Ordering::Relaxed) {
+            u32::MAX => usize::MAX,
+            key => key as usize,
+        }
     }
 
+    /// Notes the task's key in its owned-task list.
+    ///
+    /// # Panics
+    ///
+    /// If the key does not fit in 32 bits (some hundred million tasks
+    /// alive in one list shard at once).
     pub(crate) fn set_owned_key(&self, key: usize) {
+        let key = u32::try_from(key)
+            .ok()
+            .filter(|&k| k != u32::MAX)
+            .expect("more than 2^32 - 1 tasks in one owned-task list");
         self.owned_key.store(key, Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    /// Seven words: the state, the vtable, the owned-list key beside the
+    /// park time, the spawn site, the wait record (two words), the id.
+    #[test]
+    fn header_is_seven_words() {
+        assert_eq!(std::mem::size_of::<super::Header>(), 7 * 8);
     }
 }

@@ -18,15 +18,18 @@
 //! `GLOBAL_POLL_INTERVAL` polls, with their look at the injector, and
 //! publish it ([`refresh_clock`]); a spawn or a park on a worker copies the
 //! last value, which lags the coarse clock by at most that interval of
-//! polls (the other workers keep it fresh while one is stuck in a poll). A
-//! spawn off the workers, which they may have slept through, reads the
-//! clock itself. The start of a poll notes nothing. All of it is relaxed
+//! polls (the other workers keep it fresh while one is stuck in a poll).
+//! The last worker to park forgets it ([`forget_clock`]): while every
+//! worker sleeps, a spawn from another thread reads the clock itself and
+//! shares the reading ([`share_spawn_time`]), which the worker it wakes
+//! keeps fresh from then on; while one runs, such a spawn copies the value
+//! too. The start of a poll notes nothing. All of it is relaxed
 //! stores to the task's own header; nothing is recorded for a waker that
 //! is not a gopark task's (a future polled by another executor, or through
 //! a combinator with wakers of its own): the dump then says "idle".
 
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -64,12 +67,48 @@ pub(crate) struct Trace {
     pub(crate) spawned_at: &'static Location<'static>,
     /// Kind, direction and descriptor.
     wait: AtomicU64,
-    /// A deadline (nanoseconds past [`epoch`], plus one; 0 for none) or a
-    /// joined task's id.
+    /// A deadline ([`encode_instant`]; 0 for none) or a joined task's id.
     arg: AtomicU64,
-    /// When the task last parked (or was spawned), on the coarse clock
-    /// ([`coarse_now`]).
-    since: AtomicU64,
+}
+
+/// When a task last parked (or was spawned): the coarse clock
+/// ([`coarse_now`]) in milliseconds, in four bytes that wrap every 49
+/// days; an age is their wrapping difference, right for any task that
+/// waited less than that.
+pub(crate) struct Since(AtomicU32);
+
+impl Since {
+    /// Now, as the workers last read the clock.
+    #[inline]
+    pub(crate) fn recent() -> Since {
+        Since(AtomicU32::new(recent_now()))
+    }
+
+    /// The task parks now (as the workers last read the clock).
+    #[inline]
+    pub(crate) fn note_recent(&self) {
+        // Relaxed: as every field of the record.
+        self.0.store(recent_now(), Ordering::Relaxed);
+    }
+
+    /// How long ago the task last parked, or was spawned (coarse: to a
+    /// few milliseconds).
+    pub(crate) fn age(&self) -> Duration {
+        let since = self.0.load(Ordering::Relaxed);
+        let ms = now_millis().wrapping_sub(since);
+        // A value from the future (a worker's clock read racing this one)
+        // reads as a wrap: call it now.
+        if ms > u32::MAX / 2 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(u64::from(ms))
+    }
+}
+
+/// Nanoseconds as wrapping milliseconds.
+#[inline]
+fn millis(nanos: u64) -> u32 {
+    (nanos / 1_000_000) as u32
 }
 
 impl Trace {
@@ -79,15 +118,7 @@ impl Trace {
             spawned_at,
             wait: AtomicU64::new(NONE),
             arg: AtomicU64::new(0),
-            since: AtomicU64::new(recent_now()),
         }
-    }
-
-    /// The task was spawned off the workers: its spawn time is read from
-    /// the clock rather than copied.
-    pub(crate) fn note_spawn_time(&self) {
-        // Relaxed: as every field of the record.
-        self.since.store(coarse_now(), Ordering::Relaxed);
     }
 
     /// A poll starts: the record is about this poll only. (No clock is
@@ -99,13 +130,13 @@ impl Trace {
         self.wait.store(NONE, Ordering::Relaxed);
     }
 
-    /// The poll returned `Pending`: the task is parked from now.
+    /// The poll returned `Pending`: the task is parked from now (the
+    /// header's `Since` notes when).
     #[inline]
     pub(crate) fn parked(&self) {
         if self.wait.load(Ordering::Relaxed) == NONE {
             self.wait.store(OTHER, Ordering::Relaxed);
         }
-        self.since.store(recent_now(), Ordering::Relaxed);
     }
 
     fn record(&self, wait: Wait) {
@@ -145,12 +176,6 @@ impl Trace {
             _ => None,
         }
     }
-
-    /// How long ago the task last parked, or was spawned (coarse: to a
-    /// few milliseconds).
-    pub(crate) fn age(&self) -> Duration {
-        Duration::from_nanos(coarse_now().saturating_sub(self.since.load(Ordering::Relaxed)))
-    }
 }
 
 /// Records what the task behind `waker` parks on, if `waker` is a gopark
@@ -168,21 +193,31 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-fn encode_instant(at: Instant) -> u64 {
+/// `at` as eight bytes: nanoseconds past [`epoch`], plus one (an instant
+/// before the epoch is taken as the epoch); 0 is left for none.
+pub(crate) fn encode_instant(at: Instant) -> u64 {
     at.saturating_duration_since(epoch()).as_nanos() as u64 + 1
 }
 
-fn decode_instant(v: u64) -> Option<Instant> {
+/// The instant [`encode_instant`] packed, or `None` for 0.
+pub(crate) fn decode_instant(v: u64) -> Option<Instant> {
     (v != 0).then(|| epoch() + Duration::from_nanos(v - 1))
 }
 
-/// The coarse clock as a worker last read it; 0 before any did.
-static RECENT: AtomicU64 = AtomicU64::new(0);
+/// The coarse clock as a worker last read it, in wrapping milliseconds
+/// (as [`Since`] keeps it); 0 before any did, or once forgotten.
+static RECENT: AtomicU32 = AtomicU32::new(0);
+
+/// The coarse clock now, in wrapping milliseconds, never 0 (which stands
+/// for none in [`RECENT`]; a millisecond off, once every 49 days).
+fn now_millis() -> u32 {
+    millis(coarse_now()).max(1)
+}
 
 /// Reads the coarse clock for [`recent_now`]: workers call it when they
 /// wake and every few dozen polls.
 pub(crate) fn refresh_clock() {
-    let now = coarse_now();
+    let now = now_millis();
     // Relaxed: a timestamp, published by nothing; a reader that sees an
     // older one only reports an age a little longer. Stored only when the
     // coarse clock moved (every few milliseconds): a store takes the line
@@ -192,12 +227,37 @@ pub(crate) fn refresh_clock() {
     }
 }
 
-/// The coarse clock, as of the last [`refresh_clock`] (or read now, if
-/// no worker has run yet).
+/// Called by the last worker of a runtime to park: nobody may refresh the
+/// clock for a long while, so spawns and parks read it themselves until a
+/// worker runs again ([`refresh_clock`]).
+pub(crate) fn forget_clock() {
+    // Relaxed: as in `refresh_clock`; a worker that wakes meanwhile and
+    // stores a fresh value either lands after this (and is kept) or before
+    // (and spawns read the clock until its next refresh: slower, as exact).
+    RECENT.store(0, Ordering::Relaxed);
+}
+
+/// A task spawned off the workers is about to be queued for them, and a
+/// worker woken for it (or one already awake) keeps the time fresh from
+/// now on, until it forgets it as the last to park. So if the time was
+/// forgotten, the reading the spawn just made is shared: the spawns that
+/// follow copy it instead of reading the clock each. (Only for such
+/// spawns: a thread that runs tasks of its own, a `LocalSet`'s, wakes no
+/// worker, and a time it shared would go stale.)
+pub(crate) fn share_spawn_time(since: &Since) {
+    // Relaxed: as in `refresh_clock`.
+    if RECENT.load(Ordering::Relaxed) == 0 {
+        RECENT.store(since.0.load(Ordering::Relaxed).max(1), Ordering::Relaxed);
+    }
+}
+
+/// The coarse clock in wrapping milliseconds, as of the last
+/// [`refresh_clock`] (or read now, if no worker has run yet, or the last
+/// one to park forgot it).
 #[inline]
-fn recent_now() -> u64 {
+fn recent_now() -> u32 {
     match RECENT.load(Ordering::Relaxed) {
-        0 => coarse_now(),
+        0 => now_millis(),
         t => t,
     }
 }
@@ -242,7 +302,31 @@ impl TaskInfo {
             running: state.is_running(),
             queued: state.is_notified() && !state.is_running(),
             wait: header.trace.wait(),
-            age: header.trace.age(),
+            age: header.since.age(),
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_ages_from_its_note() {
+        let since = Since::recent();
+        assert!(since.age() < Duration::from_secs(5), "{:?}", since.age());
+        // Noted a minute ago: reads about a minute.
+        let then = millis(coarse_now()).wrapping_sub(60_000);
+        since.0.store(then, Ordering::Relaxed);
+        let age = since.age();
+        assert!(
+            age >= Duration::from_secs(60) && age < Duration::from_secs(65),
+            "{age:?}"
+        );
+        // A note a little ahead of this thread's clock reads as no age.
+        since
+            .0
+            .store(millis(coarse_now()).wrapping_add(10), Ordering::Relaxed);
+        assert_eq!(since.age(), Duration::ZERO);
     }
 }
