@@ -425,7 +425,7 @@ impl PollHost for Arc<Shared> {
         let s = &self.slots[slot];
         if let Some(poll) = s.current_poll() {
             if s.retake(poll) {
-                self.move_queued(slot);
+                self.move_queued(slot, true);
             }
         }
     }

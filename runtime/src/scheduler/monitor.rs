@@ -139,8 +139,11 @@ impl Shared {
             .enumerate()
             .find_map(|(j, s)| s.take_spare().map(|local| (j, local)));
         let Some((j, local)) = spare else {
-            // No spare slot: free the stuck worker's queue at least.
-            self.move_queued(i);
+            // No spare slot: free the stuck worker's queue at least. Not
+            // its LIFO task: the slot is not retaken, so its poll may have
+            // ended just now, and between polls the owner takes that task
+            // without a swap (`Slot::take_lifo_between_polls`).
+            self.move_queued(i, false);
             return None;
         };
         if !self.slots[i].retake(poll) {
@@ -149,7 +152,7 @@ impl Shared {
             return None;
         }
         self.handoffs.add(1);
-        self.move_queued(i);
+        self.move_queued(i, true);
         let worker = self.slots[i].worker();
         let start = super::Start { slot: j, worker };
         let Err(local) = self.start_thread(start, local) else {
@@ -210,11 +213,15 @@ impl Shared {
         (self.start_worker)(start, local)
     }
 
-    /// Moves slot `i`'s queued tasks, LIFO slot first, to the injector and
+    /// Moves slot `i`'s queued tasks, LIFO slot first if `lifo` (only on
+    /// a retaken slot, whose owner is inside its poll), to the injector and
     /// wakes a worker for them.
-    pub(super) fn move_queued(&self, i: usize) {
+    pub(super) fn move_queued(&self, i: usize, lifo: bool) {
         let slot = &self.slots[i];
-        let mut tasks: Vec<Notified> = slot.take_lifo().into_iter().collect();
+        let mut tasks: Vec<Notified> = Vec::new();
+        if lifo {
+            tasks.extend(slot.take_lifo());
+        }
         loop {
             match slot.stealer.steal() {
                 Steal::Success(task) => tasks.push(task),
