@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use gopark::net::TcpListener;
 use gopark::runtime::{self, time};
+use support::stats::Bounds;
 use support::{threads, Watchdog};
 
 /// The longest the stuck task holds its worker if nobody releases it.
@@ -58,16 +59,6 @@ impl Stuck {
         }
         start.elapsed()
     }
-}
-
-/// What a run of [`echo_beside_a_stuck_worker`] must show.
-struct Bounds {
-    /// The 99th percentile of the round trips.
-    p99: Duration,
-    /// The slowest round trip.
-    max: Duration,
-    /// How late a 10 ms timer may fire.
-    timer: Duration,
 }
 
 /// The default run: a hand-off that never happens leaves a connection

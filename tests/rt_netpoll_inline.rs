@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use gopark::net::{TcpListener, TcpStream};
 use gopark::runtime::{self, time, Builder, JoinHandle, Runtime};
-use support::stats::Stats;
+use support::stats::{Bounds, Stats};
 use support::{proc, thread_name, threads, OnDrop, Watchdog};
 
 /// The size of every message; its first byte says what the server does.
@@ -209,16 +209,6 @@ fn echo(s: &mut StdStream, n: usize) -> Duration {
     let took = t.elapsed();
     assert_eq!(back, msg, "echo {n} differs");
     took
-}
-
-/// What a run of [`netpoll_thread_stuck`] must show.
-struct Bounds {
-    /// The 99th percentile of the echo round trips.
-    p99: Duration,
-    /// The slowest round trip.
-    max: Duration,
-    /// How late a 10 ms timer may fire.
-    timer: Duration,
 }
 
 /// The default run. Without a stand-in, nobody serves epoll and the

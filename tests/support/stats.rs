@@ -63,3 +63,16 @@ impl Stats {
         )
     }
 }
+
+/// What a latency test beside a stuck thread must show: the echoes of a
+/// connection that is not stuck, and a timer, while another task holds a
+/// thread (a worker, or the netpoll thread).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// The 99th percentile of the echo round trips.
+    pub p99: Duration,
+    /// The slowest round trip.
+    pub max: Duration,
+    /// How late a 10 ms timer may fire.
+    pub timer: Duration,
+}
