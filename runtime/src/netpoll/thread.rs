@@ -77,6 +77,11 @@ pub(crate) type Hook = Box<dyn FnMut(Instant) -> Option<Instant> + Send>;
 /// turn the loop into a spin.
 const ERROR_PAUSE: Duration = Duration::from_millis(10);
 
+/// A blocking sleep longer than this is a quiet spell: inline runs are
+/// not coming in a row, and the watchdog's timer is disarmed between them
+/// (see `Watch::settle`).
+const QUIET: Duration = Duration::from_millis(1);
+
 /// Most full looks at epoll before a paused clock's jump: past that,
 /// events arrive as fast as they are taken, and the clock waits.
 const DRAIN_LOOKS: usize = 64;
@@ -131,11 +136,22 @@ impl Netpoller {
             busy,
             check,
             inline,
+            last_sleep,
         } = turns;
         if *busy {
             *busy = self.stand_by(host, *check, events, wakers, errors);
         } else {
+            // After a quiet spell, the watchdog's timer, left armed by the
+            // last inline run, is disarmed before the thread sleeps again:
+            // the next sleep is likely long too (see `Watch::settle`).
+            if *inline && *last_sleep > QUIET {
+                if let Some(inline) = &self.inline {
+                    inline.watch.settle();
+                }
+            }
+            let slept = Instant::now();
             let res = self.sleep_blocking(host, *check, events, wakers);
+            *last_sleep = slept.elapsed();
             match res {
                 Ok(n) => *busy = n > 0 && !wakers.is_empty() && host.active_workers() > 0,
                 Err(e) => errors.report(e),
@@ -393,6 +409,8 @@ struct Turns {
     /// Whether this runner polls a batch's first task itself when every
     /// worker is parked.
     inline: bool,
+    /// How long its last blocking sleep lasted.
+    last_sleep: Duration,
 }
 
 impl Turns {
@@ -404,6 +422,7 @@ impl Turns {
             busy: false,
             check: None,
             inline,
+            last_sleep: Duration::ZERO,
         }
     }
 

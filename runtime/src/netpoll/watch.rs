@@ -12,11 +12,16 @@
 //! So each inline run (a task, then the LIFO chain after it, as a worker
 //! runs them) is watched. The netpoll thread arms a one-shot timer
 //! ([`INLINE_LIMIT`], the monitor's limit for a stuck worker) as the run
-//! begins and disarms it as it ends: one deadline for the whole run, so a
-//! chain of polls just under the limit cannot add up past it. The
-//! watchdog thread sleeps on that timer and nothing else: an idle runtime
-//! wakes it never, a run that ends in time never. If it fires while the
-//! run goes on, the watchdog *stands in*: it retakes the slot's current
+//! begins: one deadline for the whole run, so a chain of polls just under
+//! the limit cannot add up past it. The watchdog thread sleeps on that
+//! timer and nothing else. Runs that come in a row (a ping-pong, a busy
+//! connection) leave it armed and pay no syscall: a fire that finds no
+//! run, or a run younger than the limit, costs one wake-up of the
+//! watchdog per [`INLINE_LIMIT`] at most. After a quiet spell the netpoll
+//! thread disarms it before it sleeps ([`Watch::settle`]), so sparse
+//! requests wake the watchdog never, and neither does an idle runtime
+//! once the last fire has passed. If it fires while a run has lasted the
+//! limit, the watchdog *stands in*: it retakes the slot's current
 //! poll (the queued tasks go to the workers, as the monitor does for a
 //! stuck worker) and runs the netpoll loop itself until the netpoll
 //! thread is back. The netpoll thread starts no further poll of its run
@@ -49,7 +54,7 @@
 
 use std::time::Duration;
 
-use crate::loom::{Condvar, Mutex};
+use crate::loom::{AtomicBool, Condvar, Mutex, Ordering};
 
 /// How long the netpoll thread may stay inside one task's poll before the
 /// watchdog stands in: the monitor's limit for a stuck worker.
@@ -76,6 +81,9 @@ enum State {
 /// The hand-shake between the netpoll thread and its watchdog.
 pub(crate) struct Watch {
     state: Mutex<State>,
+    /// Whether the timer is armed: read and written only under `state`'s
+    /// lock (an atomic so that `Watch` stays `Sync` without a second lock).
+    armed: AtomicBool,
     /// The netpoll thread waits here for the loop to be handed back.
     handed_back: Condvar,
     /// The watchdog's alarm: armed and disarmed under the lock, together
@@ -145,6 +153,7 @@ impl Watch {
         let timer = Timer::new();
         Ok(Watch {
             state: Mutex::new(State::Idle),
+            armed: AtomicBool::new(false),
             handed_back: Condvar::new(),
             timer,
         })
@@ -152,7 +161,8 @@ impl Watch {
 
     /// The netpoll thread begins an inline run, a task and the LIFO chain
     /// after it, on slot `slot`, whose first poll has begun: arms the
-    /// watchdog's timer, once for the whole run.
+    /// watchdog's timer, once for the whole run, unless it is still armed
+    /// from an earlier run (see [`settle`](Self::settle)).
     pub(crate) fn begin(&self, slot: usize) {
         let mut state = self.state.lock();
         if *state == State::Idle {
@@ -161,7 +171,24 @@ impl Watch {
                 #[cfg(not(loom))]
                 since: std::time::Instant::now(),
             };
-            self.timer.set(Some(INLINE_LIMIT));
+            // Relaxed: under the lock.
+            if !self.armed.swap(true, Ordering::Relaxed) {
+                self.timer.set(Some(INLINE_LIMIT));
+            }
+        }
+    }
+
+    /// The netpoll thread is about to sleep after a quiet spell: disarms a
+    /// timer left armed by the last run, so the watchdog is not woken for
+    /// nothing. Runs in a row keep it armed instead (`end` leaves it), and
+    /// a run then costs no syscall: the watchdog, woken at most once per
+    /// [`INLINE_LIMIT`] while they last, re-arms it for a run that began
+    /// since, and leaves it disarmed after the last.
+    pub(crate) fn settle(&self) {
+        let state = self.state.lock();
+        // Relaxed: under the lock.
+        if *state == State::Idle && self.armed.swap(false, Ordering::Relaxed) {
+            self.timer.set(None);
         }
     }
 
@@ -176,8 +203,9 @@ impl Watch {
         matches!(*self.state.lock(), State::Inline { .. })
     }
 
-    /// The netpoll thread's run ended: disarms the timer, or learns that
-    /// the watchdog stands in.
+    /// The netpoll thread's run ended (the timer stays armed, see
+    /// [`settle`](Self::settle)), or the thread learns that the watchdog
+    /// stands in.
     pub(crate) fn end(&self) -> End {
         let mut state = self.state.lock();
         match *state {
@@ -187,7 +215,6 @@ impl Watch {
             }
             State::Inline { .. } => {
                 *state = State::Idle;
-                self.timer.set(None);
                 End::InTime
             }
             // Closed (the stand-in, if any, has left), or handed back.
@@ -218,9 +245,12 @@ impl Watch {
     /// already begun: it is armed again for the rest of that one's time.)
     pub(crate) fn take_over(&self) -> Option<usize> {
         let mut state = self.state.lock();
+        // The one-shot timer has fired. Relaxed: under the lock.
+        self.armed.store(false, Ordering::Relaxed);
         match *state {
             #[cfg(not(loom))]
             State::Inline { since, .. } if since.elapsed() < INLINE_LIMIT => {
+                self.armed.store(true, Ordering::Relaxed);
                 self.timer
                     .set(Some(INLINE_LIMIT.saturating_sub(since.elapsed())));
                 None
@@ -255,6 +285,7 @@ impl Watch {
     pub(crate) fn close(&self) {
         let mut state = self.state.lock();
         *state = State::Closed;
+        self.armed.store(true, Ordering::Relaxed);
         self.timer.set(Some(Duration::from_nanos(1)));
         drop(state);
         self.handed_back.notify_one();
