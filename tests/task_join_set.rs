@@ -67,15 +67,15 @@ rt_test! {
         let (tx, rx) = async_channel::unbounded::<()>();
         let mut set = JoinSet::new();
         for _ in 0..N {
-            let guard = drops.guard();
+            let mut guard = Some(drops.guard());
             let tx = tx.clone();
             // Made here, so a task dropped before its first poll reports
-            // too.
+            // too; it counts the drop before it reports it.
             let told = OnDrop(move || {
+                drop(guard.take());
                 let _ = tx.try_send(());
             });
             set.spawn(async move {
-                let _guard = guard;
                 let _told = told;
                 pending::<()>().await
             });
