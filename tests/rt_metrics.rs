@@ -105,8 +105,8 @@ fn each_round_trip_to_an_idle_worker_is_one_park() {
 }
 
 /// Worker A queues tasks and then blocks until worker B, woken for them,
-/// has run one; B can only get them by stealing. Every task B ran is a
-/// task B stole.
+/// has run all it can take; B can only get them by stealing. Every task B ran is
+/// a task B stole.
 ///
 /// A hold longer than the monitor's hand-off threshold (10 ms: B slow to
 /// wake on a loaded machine) lets the monitor move A's queue instead, and
@@ -156,11 +156,15 @@ fn steal_from_a_blocked_worker(rt: &Runtime) -> bool {
                     })
                 })
                 .collect();
-            // Hold this worker until the other one has taken a task. The
-            // handles go back to `block_on`, so finishing a task wakes no
-            // worker: B polls the tasks it stole and nothing else.
+            // Hold this worker until the other one has run every task it
+            // can take (all but the last spawned, which waits in A's LIFO
+            // slot, where no thief reaches): released earlier, A would run
+            // what is left of its queue and could steal back from B what B
+            // stole but had not yet polled. The handles go back to
+            // `block_on`, so finishing a task wakes no worker: B polls the
+            // tasks it stole and nothing else.
             let start = Instant::now();
-            while counter.load(Ordering::SeqCst) == 0 && start.elapsed() < WAIT {
+            while counter.load(Ordering::SeqCst) < M - 1 && start.elapsed() < WAIT {
                 std::thread::sleep(Duration::from_micros(100));
             }
             (me, start.elapsed(), handles)
