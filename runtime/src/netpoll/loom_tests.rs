@@ -379,7 +379,8 @@ fn a_wake_up_is_never_lost() {
 
 /// A worker woken from outside (a spawn from `block_on`) while the thread
 /// goes to block with no timeout is never left unwatched: either the
-/// thread counts it and blocks with a timeout, or the waker tells it.
+/// thread counts it and blocks with a timeout, or the waker arms the
+/// watch timer, which ends that block within a tick.
 #[test]
 fn a_worker_woken_from_outside_is_never_left_unwatched() {
     use super::mode::Wake;
@@ -392,7 +393,7 @@ fn a_worker_woken_from_outside_is_never_left_unwatched() {
             let (idle, mode) = (idle.clone(), mode.clone());
             thread::spawn(move || {
                 idle.worker_to_notify()
-                    .map(|_| mode.worker_unparked() == Wake::Eventfd)
+                    .map(|_| mode.worker_unparked() == Wake::WatchTimer)
             })
         };
         let blocking = mode.begin_blocking(true, || idle.num_unparked() == 0);
@@ -484,6 +485,7 @@ fn worker_look_races_a_wake(worker_drains: bool) {
                     }
                 }
                 Wake::Done => efd.answered(),
+                Wake::WatchTimer => unreachable!("a wake-up never arms the watch timer"),
             })
         };
         let worker = {

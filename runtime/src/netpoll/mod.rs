@@ -44,6 +44,15 @@
 //! invariant is that never is every worker parked while the thread stands
 //! by.
 //!
+//! A thread that blocked while every worker was parked has no timeout
+//! (nothing runs that the monitor of stuck workers could need to look
+//! at). The first worker woken from outside meanwhile (a spawn from
+//! `block_on`) arms the *watch timer*, a `timerfd` in the same epoll set,
+//! for [`WATCH_TICK`]: the thread looks at the running worker within a
+//! tick, as it would had it seen it before it slept, and is not woken any
+//! sooner. (Waking it at once cost every spawn that ends an idle spell a
+//! second thread's wake-up.)
+//!
 //! # Registration
 //!
 //! Descriptors are registered once, for both directions, edge-triggered
@@ -85,6 +94,8 @@ pub use poll_desc::{Direction, PdInner, PollDesc, ReadyEvent};
 /// Token of the wake eventfd; no registration can have it (generation 0 is
 /// never handed out).
 const WAKE_TOKEN: u64 = 0;
+/// Token of the watch timer (generation 0 too).
+const WATCH_TOKEN: u64 = 1;
 /// Events fetched per `epoll_wait`.
 const EVENTS: usize = 1024;
 /// Standby check interval while some worker is parked.
@@ -176,6 +187,10 @@ struct Inline {
 pub(crate) struct Netpoller {
     epoll: sys::Epoll,
     wake_fd: sys::EventFd,
+    /// Ends a sleep of the thread that began with every worker parked,
+    /// a watch tick after a worker started running meanwhile (see
+    /// [`mode::ModeMachine::worker_unparked`]).
+    watch_timer: sys::TimerFd,
     /// Set while a wake-up byte is outstanding.
     wake_sig: wake::WakeSignal,
     registry: Mutex<registry::Registry>,
@@ -224,6 +239,8 @@ impl Netpoller {
         let epoll = sys::Epoll::new()?;
         let wake_fd = sys::EventFd::new()?;
         epoll.add_level(wake_fd.raw(), WAKE_TOKEN)?;
+        let watch_timer = sys::TimerFd::new_nonblocking()?;
+        epoll.add_level(watch_timer.raw(), WATCH_TOKEN)?;
         let inline = match inline {
             true => Some(Inline {
                 watch: watch::Watch::new()?,
@@ -234,6 +251,7 @@ impl Netpoller {
             Netpoller {
                 epoll,
                 wake_fd,
+                watch_timer,
                 wake_sig: wake::WakeSignal::new(),
                 registry: Mutex::new(registry::Registry::default()),
                 time: Arc::new(TimeDriver::new(me.clone() as std::sync::Weak<dyn Unpark>)),
@@ -279,8 +297,8 @@ impl Netpoller {
     /// (see [`mode::ModeMachine::worker_unparked`]).
     #[inline]
     pub(crate) fn worker_unparked(&self) {
-        if self.mode.worker_unparked() == mode::Wake::Eventfd && self.wake_sig.raise() {
-            self.wake_fd.wake();
+        if self.mode.worker_unparked() == mode::Wake::WatchTimer {
+            self.watch_timer.set(Some(WATCH_TICK));
         }
     }
 
@@ -372,6 +390,15 @@ impl Netpoller {
                 if looker.drains_wake() {
                     self.wake_fd.drain();
                     self.wake_sig.lower();
+                }
+                n -= 1;
+                continue;
+            }
+            if token == WATCH_TOKEN {
+                // The thread's too, as the eventfd is: a worker's look
+                // leaves it for the thread's `epoll_wait`.
+                if looker.drains_wake() {
+                    self.watch_timer.drain();
                 }
                 n -= 1;
                 continue;

@@ -104,12 +104,17 @@ pub(crate) enum StandBy {
     NoWorkers,
 }
 
-/// What the caller of [`ModeMachine::wake`] must do besides.
+/// What the caller of [`ModeMachine::wake`] (or of
+/// [`ModeMachine::worker_unparked`]) must do besides.
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Wake {
     /// The thread blocks in `epoll_wait`: write the eventfd.
     Eventfd,
+    /// The thread blocks in `epoll_wait` with no timeout, and a worker now
+    /// runs: arm the watch timer, so that it looks at the worker within a
+    /// watch tick (it needs no waking before that).
+    WatchTimer,
     /// Nothing: the thread was notified, or is awake and will see the
     /// pending wake-up.
     Done,
@@ -183,9 +188,11 @@ impl ModeMachine {
 
     /// Someone other than the netpoll thread woke a parked worker. A
     /// thread that blocks unwatched (a far timer, or none) sees no running
-    /// worker (the monitor of stuck workers needs it to look again
-    /// periodically), so it is woken to re-arm. Costs a fence and a load
-    /// otherwise.
+    /// worker, and the monitor of stuck workers needs it to look within a
+    /// watch tick: the caller arms the watch timer ([`Wake::WatchTimer`]),
+    /// once per such sleep. Nothing needs the thread sooner, so it is not
+    /// woken: a spawn that ends an idle spell costs one `timerfd_settime`,
+    /// not a second thread's wake-up. Costs a fence and a load otherwise.
     ///
     /// Call it after the worker was counted as unparked.
     pub(crate) fn worker_unparked(&self) -> Wake {
@@ -194,11 +201,12 @@ impl ModeMachine {
         if !self.unbounded.load(Ordering::SeqCst) {
             return Wake::Done;
         }
-        let mut ctl = self.ctl.lock();
+        let ctl = self.ctl.lock();
         if ctl.mode == Mode::Blocking && self.unbounded.load(Ordering::SeqCst) {
+            // One arming per unwatched sleep: the next worker woken sees
+            // the flag clear and pays nothing.
             self.unbounded.store(false, Ordering::SeqCst);
-            ctl.pending = true;
-            return Wake::Eventfd;
+            return Wake::WatchTimer;
         }
         Wake::Done
     }

@@ -157,8 +157,18 @@ pub(crate) struct TimerFd {
 #[cfg_attr(loom, allow(dead_code))]
 impl TimerFd {
     pub(crate) fn new() -> io::Result<TimerFd> {
+        TimerFd::with_flags(libc::TFD_CLOEXEC)
+    }
+
+    /// A timer whose reads never block, for an epoll instance to watch
+    /// ([`TimerFd::drain`] after it fires).
+    pub(crate) fn new_nonblocking() -> io::Result<TimerFd> {
+        TimerFd::with_flags(libc::TFD_CLOEXEC | libc::TFD_NONBLOCK)
+    }
+
+    fn with_flags(flags: libc::c_int) -> io::Result<TimerFd> {
         // SAFETY: takes no pointers.
-        let fd = cvt(unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) })?;
+        let fd = cvt(unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, flags) })?;
         // SAFETY: timerfd_create returned a fresh descriptor that nothing
         // else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -190,6 +200,24 @@ impl TimerFd {
         // old value is not asked for (null). It cannot fail on a valid
         // timerfd with a normalised value.
         let _ = unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, ptr::null_mut()) };
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Takes the expirations of a non-blocking timer, so that a
+    /// level-triggered watch of it stops reporting them.
+    pub(crate) fn drain(&self) {
+        let mut expirations: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64.
+        let _ = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                (&mut expirations as *mut u64).cast(),
+                8,
+            )
+        };
     }
 
     /// Blocks until the timer fires (a disarmed timer blocks until it is
