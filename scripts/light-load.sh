@@ -146,5 +146,5 @@ g = med.get("gopark")
 for s, m in med.items():
     r50 = f"{g['p50_us'] / m['p50_us']:.2f}" if g else "-"
     r99 = f"{g['p99_us'] / m['p99_us']:.2f}" if g else "-"
-    print(f"| {s} | {m['p50_us']:.0f} | {m['p99_us']:.0f} | {m['p999_us']:.0f} | {m['wakeups_per_req']:.2f} | {r50} | {r99} |")
+    print(f"| {s} | {m['p50_us']:.1f} | {m['p99_us']:.1f} | {m['p999_us']:.0f} | {m['wakeups_per_req']:.2f} | {r50} | {r99} |")
 PY
