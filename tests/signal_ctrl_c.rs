@@ -106,16 +106,23 @@ fn interrupt(child: &Child, tid: libc::pid_t) {
     assert_eq!(rc, 0, "{}", io::Error::last_os_error());
 }
 
-/// The thread id of this process's thread named `name`.
+/// The thread id of this process's thread named `name`. A thread takes
+/// its name once it first runs, which on a loaded machine can be a while
+/// after the runtime that spawned it was built: looked for again (every
+/// few milliseconds, for at most `WAIT`) until it shows.
 fn tid_of(name: &str) -> libc::pid_t {
-    for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let task = task.unwrap();
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim_end() == name {
-            return task.file_name().to_str().unwrap().parse().unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let task = task.unwrap();
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() == name {
+                return task.file_name().to_str().unwrap().parse().unwrap();
+            }
         }
+        assert!(Instant::now() < deadline, "no thread named {name} within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(5));
     }
-    panic!("no thread named {name}");
 }
 
 fn wait_exit(child: &mut Child) -> ExitStatus {
