@@ -335,4 +335,84 @@ mod tests {
             .is_none());
         assert_eq!(t.len(), 0);
     }
+
+    /// The cost of the timer a server arms per request and cancels when the
+    /// request comes first (a header-read timeout): insert at now + 30 s,
+    /// cancel one of [`CHURN_LIVE`] pending timers, [`CHURN_CYCLES`] times.
+    /// A harness, not a check: run it under callgrind and divide each
+    /// `churn_*` function's inclusive instruction count by the cycles:
+    ///
+    /// ```text
+    /// cargo test --release -p gopark-runtime --lib --no-run
+    /// valgrind --tool=callgrind --callgrind-out-file=cg.out \
+    ///     target/release/deps/gopark_runtime-<hash> --ignored --exact \
+    ///     time::heap::tests::insert_cancel_cost
+    /// callgrind_annotate --inclusive=yes cg.out | grep churn_
+    /// ```
+    ///
+    /// `oldest` cancels the oldest pending timer (requests finish in
+    /// order), `random` any of them; the `_looking` variants also ask for
+    /// the next deadline every cycle, as the netpoll thread does each time
+    /// it goes to sleep (at most once per request).
+    #[test]
+    #[ignore = "a harness to run under callgrind"]
+    fn insert_cancel_cost() {
+        churn_oldest();
+        churn_random();
+        churn_oldest_looking();
+        churn_random_looking();
+    }
+
+    const CHURN_LIVE: usize = 100;
+    const CHURN_CYCLES: u64 = 100_000;
+
+    #[inline(never)]
+    fn churn_oldest() {
+        churn(false, false);
+    }
+
+    #[inline(never)]
+    fn churn_random() {
+        churn(true, false);
+    }
+
+    #[inline(never)]
+    fn churn_oldest_looking() {
+        churn(false, true);
+    }
+
+    #[inline(never)]
+    fn churn_random_looking() {
+        churn(true, true);
+    }
+
+    fn churn(random: bool, look: bool) {
+        let mut t = Timers::default();
+        let base = Instant::now();
+        let at = |i: u64| base + Duration::from_secs(30) + Duration::from_micros(i);
+        let mut live = std::collections::VecDeque::new();
+        for i in 0..CHURN_LIVE as u64 {
+            live.push_back(t.insert(at(i), Action::Wake(None)).unwrap().0);
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for i in 0..CHURN_CYCLES {
+            let (key, _) = t
+                .insert(at(CHURN_LIVE as u64 + i), Action::Wake(None))
+                .unwrap();
+            let gone = if random {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                live.swap_remove_back(seed as usize % live.len()).unwrap()
+            } else {
+                live.pop_front().unwrap()
+            };
+            live.push_back(key);
+            assert!(t.remove(gone));
+            if look {
+                std::hint::black_box(t.next_deadline());
+            }
+        }
+        assert_eq!(t.len(), CHURN_LIVE);
+    }
 }
