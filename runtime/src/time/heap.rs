@@ -13,7 +13,9 @@
 //! - when they reach the top: [`Timers::next_deadline`] and
 //!   [`Timers::fire_expired`] pop them, so neither ever reports, wakes or
 //!   expires a cancelled timer (an idle netpoll thread sleeps until the
-//!   next live deadline);
+//!   next live deadline). Such a pop costs what removing the timer at
+//!   once would have; what is saved is the removal of timers away from
+//!   the top, and of those a rebuild drops first;
 //! - all at once when they outnumber the live timers: the heap is rebuilt
 //!   from its live entries. The heap and the slab thus hold at most about
 //!   twice the live timers, and each rebuild, linear in the heap, is paid
@@ -663,6 +665,9 @@ mod tests {
     ///     time::heap::tests::insert_cancel_cost
     /// callgrind_annotate --inclusive=yes cg.out | grep churn_
     /// ```
+    ///
+    /// (or one phase alone, with `--toggle-collect='*tests::churn_random'`:
+    /// the program total is then that phase's).
     ///
     /// `oldest` cancels the oldest pending timer (requests finish in
     /// order), `random` any of them; the `_looking` variants also ask for
