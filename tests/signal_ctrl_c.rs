@@ -120,7 +120,10 @@ fn tid_of(name: &str) -> libc::pid_t {
                 return task.file_name().to_str().unwrap().parse().unwrap();
             }
         }
-        assert!(Instant::now() < deadline, "no thread named {name} within {WAIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no thread named {name} within {WAIT:?}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
