@@ -59,6 +59,39 @@ rt_test! {
 }
 
 rt_test! {
+    /// A sleep's first poll compares its deadline with the thread's last
+    /// reading of the runtime's clock, not with a new one: a deadline that
+    /// passed since that reading is left to the timer heap, and must
+    /// still complete there (the netpoll thread fires it at its next
+    /// look, which the insert asks for), on every kind of thread.
+    async fn a_deadline_passed_since_the_last_clock_reading_completes() {
+        for _ in 0..20 {
+            let read = time::now();
+            // Passed by the time the sleep is polled, but after `read`.
+            let deadline = read + Duration::from_micros(50);
+            while std::time::Instant::now() < deadline {
+                std::hint::spin_loop();
+            }
+            timeout(SLACK, sleep_until(deadline))
+                .await
+                .expect("a passed deadline completes");
+            // And on a worker, where the next poll may be the netpoll
+            // thread's own inline one.
+            runtime::spawn(async move {
+                let deadline = time::now() + Duration::from_micros(50);
+                while std::time::Instant::now() < deadline {
+                    std::hint::spin_loop();
+                }
+                timeout(SLACK, sleep_until(deadline)).await
+            })
+            .await
+            .unwrap()
+            .expect("a passed deadline completes on a worker");
+        }
+    }
+}
+
+rt_test! {
     async fn sleep_until_and_zero_sleeps() {
         let start = Instant::now();
         sleep(Duration::ZERO).await;

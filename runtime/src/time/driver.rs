@@ -31,7 +31,20 @@ pub(crate) struct TimeDriver {
     timers: Mutex<Timers>,
     clock: Clock,
     unpark: Weak<dyn Unpark>,
+    /// Names this driver in the calling thread's last reading of its
+    /// clock (see [`TimeDriver::has_passed`]); never reused.
+    id: u64,
 }
+
+thread_local! {
+    /// The calling thread's last reading of a running clock: the id of
+    /// its driver, and the time read.
+    static LAST_READING: std::cell::Cell<Option<(u64, Instant)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Hands out driver ids.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A runtime's clock: the real one, shifted by however far it was moved
 /// while paused; or, while paused, a frozen instant that only
@@ -55,6 +68,8 @@ impl TimeDriver {
                 offset: AtomicI64::new(0),
             },
             unpark,
+            // Relaxed: only uniqueness matters.
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -73,7 +88,31 @@ impl TimeDriver {
         }
         // Relaxed: only ever written before `paused` is cleared.
         let offset = self.clock.offset.load(std::sync::atomic::Ordering::Relaxed);
-        shift(Instant::now(), offset)
+        let now = shift(Instant::now(), offset);
+        let _ = LAST_READING.try_with(|last| last.set(Some((self.id, now))));
+        now
+    }
+
+    /// Whether `deadline` has come, as far as a cheap look can tell:
+    /// `true` only if it has; `false` if it has not, or may have only
+    /// just. A running clock is compared with this thread's last reading
+    /// of it, if any, instead of being read again: this runtime's clock
+    /// never goes back, so a deadline at or before that reading has
+    /// passed, and one after it is left to the timer heap, where one that
+    /// came due meanwhile fires at the netpoll thread's next look (which
+    /// its insert asks for). A server that reads the clock to compute a
+    /// deadline and then sleeps until it (hyper's header-read timeout,
+    /// once per request) reads it once, not twice.
+    #[inline]
+    pub(crate) fn has_passed(&self, deadline: Instant) -> bool {
+        if !self.clock.paused.load(Ordering::Acquire) {
+            if let Ok(Some((id, last))) = LAST_READING.try_with(std::cell::Cell::get) {
+                if id == self.id {
+                    return deadline <= last;
+                }
+            }
+        }
+        self.now() >= deadline
     }
 
     /// `true` while the clock is paused.

@@ -98,7 +98,7 @@ impl Future for Sleep {
         match &this.timer {
             None => {
                 let driver = driver::current();
-                if driver.now() >= this.deadline {
+                if driver.has_passed(this.deadline) {
                     this.fired = true;
                     return Poll::Ready(());
                 }
