@@ -61,17 +61,6 @@ impl Stuck {
     }
 }
 
-/// The default run: a hand-off that never happens leaves a connection
-/// without an answer until the client's read times out (30 s), and one that
-/// happens late (a task held for as long as its worker is stuck) shows in
-/// the slowest round trip. A machine busy with other work delays a wake-up
-/// by tens of milliseconds, not by these.
-const LOOSE: Bounds = Bounds {
-    p99: Duration::from_millis(250),
-    max: Duration::from_secs(2),
-    timer: Duration::from_millis(250),
-};
-
 /// An idle machine: the stuck worker costs the others nothing that a
 /// client sees, beyond the monitor's threshold (10 ms) for the tasks queued
 /// on it when it stuck.
@@ -245,12 +234,12 @@ fn echo_beside_a_stuck_worker(stuck: Stuck, name: &'static str, bounds: Bounds) 
 
 #[test]
 fn a_worker_stuck_in_a_blocking_call_is_handed_off() {
-    echo_beside_a_stuck_worker(Stuck::Sleeping, "stucksleep", LOOSE);
+    echo_beside_a_stuck_worker(Stuck::Sleeping, "stucksleep", Bounds::LOOSE);
 }
 
 #[test]
 fn a_worker_stuck_in_a_loop_is_handed_off() {
-    echo_beside_a_stuck_worker(Stuck::Spinning, "stuckspin", LOOSE);
+    echo_beside_a_stuck_worker(Stuck::Spinning, "stuckspin", Bounds::LOOSE);
 }
 
 #[test]

@@ -76,3 +76,16 @@ pub struct Bounds {
     /// How late a 10 ms timer may fire.
     pub timer: Duration,
 }
+
+impl Bounds {
+    /// The default run's: a hand-off (of a stuck worker, or of the stuck
+    /// netpoll thread) that never happens leaves a connection without an
+    /// answer until the client gives up (30 s), and one that comes late
+    /// shows in the slowest round trip; a machine busy with other work
+    /// delays a wake-up by tens of milliseconds, not by these.
+    pub const LOOSE: Bounds = Bounds {
+        p99: Duration::from_millis(250),
+        max: Duration::from_secs(2),
+        timer: Duration::from_millis(250),
+    };
+}

@@ -548,29 +548,8 @@ mod inline {
 
     use crate::netpoll::watch::{End, Watch};
     use crate::scheduler::Slot;
-    use crate::task::{self, Header, Notified, RawTask, Schedule};
-
-    /// A scheduler that never runs anything: the model only moves tasks.
-    struct Nowhere;
-
-    impl Schedule for Nowhere {
-        fn schedule(&self, task: Notified) {
-            drop(task);
-        }
-
-        fn release(&self, _task: &Header) -> Option<RawTask> {
-            None
-        }
-    }
-
-    /// A task whose `Notified` the model hands around.
-    fn a_task() -> Notified {
-        let (notified, owned, join) =
-            task::new_task(async {}, Nowhere, std::panic::Location::caller());
-        owned.drop_reference();
-        drop(join);
-        notified
-    }
+    use crate::task::model::a_task;
+    use crate::task::Notified;
 
     /// The netpoll loop: a turn of it, by whoever runs it. Counts its
     /// runners; two at once is the failure the models look for.
@@ -728,29 +707,42 @@ mod inline {
         retook
     }
 
-    fn inline_poll_and_watchdog(end: fn(&Watch) -> End) {
+    /// Starts the watchdog of `sh` on a thread of the model; it returns
+    /// whether it retook the slot.
+    fn spawn_watchdog(sh: &Arc<Shared>) -> thread::JoinHandle<bool> {
+        let sh = sh.clone();
+        thread::spawn(move || watchdog(&sh))
+    }
+
+    /// A model of the netpoll thread's side (`netpoll`, which returns
+    /// whether it kept the slot) against the watchdog, then the runtime's
+    /// shutdown (`close_all`: the watchdog, if it still stands in,
+    /// leaves). Exactly one side kept the slot, the task the poll queued
+    /// was taken once (`lost` says otherwise), and none is left behind.
+    fn against_the_watchdog(
+        netpoll: impl Fn(&Shared) -> bool + Send + Sync + 'static,
+        lost: &'static str,
+    ) {
         loom::model(move || {
             let local = Worker::new_fifo();
             let sh = Shared::new(&local);
-            let dog = {
-                let sh = sh.clone();
-                thread::spawn(move || watchdog(&sh))
-            };
-            let kept = netpoll_thread(&sh, end);
-            // The runtime shuts down (`close_all`): the watchdog, if it
-            // still stands in, leaves.
+            let dog = spawn_watchdog(&sh);
+            let kept = netpoll(&sh);
             sh.watch.close();
             sh.wake.wake();
             let retook = dog.join().unwrap();
 
             assert_ne!(kept, retook, "both or neither kept the slot");
-            assert_eq!(
-                sh.taken.load(Ordering::SeqCst),
-                1,
-                "the task the poll queued was lost or taken twice"
-            );
+            assert_eq!(sh.taken.load(Ordering::SeqCst), 1, "{lost}");
             assert!(!sh.slot.has_lifo());
         });
+    }
+
+    fn inline_poll_and_watchdog(end: fn(&Watch) -> End) {
+        against_the_watchdog(
+            move |sh| netpoll_thread(sh, end),
+            "the task the poll queued was lost or taken twice",
+        );
     }
 
     #[test]
@@ -818,26 +810,10 @@ mod inline {
     /// (`Shared::end_run`); the second task is taken from the LIFO once,
     /// and run or handed on; nobody waits for good.
     fn inline_run_of_two_polls_and_watchdog(next: fn(&Watch) -> bool) {
-        loom::model(move || {
-            let local = Worker::new_fifo();
-            let sh = Shared::new(&local);
-            let dog = {
-                let sh = sh.clone();
-                thread::spawn(move || watchdog(&sh))
-            };
-            let kept = netpoll_thread_two_polls(&sh, next);
-            sh.watch.close();
-            sh.wake.wake();
-            let retook = dog.join().unwrap();
-
-            assert_ne!(kept, retook, "both or neither kept the slot");
-            assert_eq!(
-                sh.taken.load(Ordering::SeqCst),
-                1,
-                "the second task was lost or taken twice"
-            );
-            assert!(!sh.slot.has_lifo());
-        });
+        against_the_watchdog(
+            move |sh| netpoll_thread_two_polls(sh, next),
+            "the second task was lost or taken twice",
+        );
     }
 
     #[test]
@@ -864,10 +840,7 @@ mod inline {
         loom::model(|| {
             let local = Worker::new_fifo();
             let sh = Shared::new(&local);
-            let dog = {
-                let sh = sh.clone();
-                thread::spawn(move || watchdog(&sh))
-            };
+            let dog = spawn_watchdog(&sh);
             let closer = {
                 let sh = sh.clone();
                 thread::spawn(move || {

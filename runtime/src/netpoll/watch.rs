@@ -317,20 +317,7 @@ impl Watch {
     /// could undo the shutdown's firing of it.
     #[cfg(all(test, loom))]
     pub(crate) fn end_disarming_outside_the_lock_for_test(&self) -> End {
-        let end = {
-            let mut state = self.state.lock();
-            match *state {
-                State::StandIn => {
-                    *state = State::Back;
-                    End::StandingIn
-                }
-                State::Inline { .. } => {
-                    *state = State::Idle;
-                    End::InTime
-                }
-                _ => End::InTime,
-            }
-        };
+        let end = self.end();
         if end == End::InTime {
             self.timer.set(None);
         }

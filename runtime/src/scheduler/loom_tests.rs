@@ -103,29 +103,8 @@ fn seeded_bug_no_recheck_loses_the_task() {
 use crossbeam_deque::Worker;
 
 use super::slot::Slot;
-use crate::task::{self, Header, Notified, RawTask, Schedule};
-
-/// A scheduler that never runs anything: the model only moves tasks.
-struct Nowhere;
-
-impl Schedule for Nowhere {
-    fn schedule(&self, task: Notified) {
-        drop(task);
-    }
-
-    fn release(&self, _task: &Header) -> Option<RawTask> {
-        None
-    }
-}
-
-/// A task whose `Notified` the model hands around; the other two
-/// references are let go at once.
-fn a_task() -> Notified {
-    let (notified, owned, join) = task::new_task(async {}, Nowhere, std::panic::Location::caller());
-    owned.drop_reference();
-    drop(join);
-    notified
-}
+use crate::task::model::a_task;
+use crate::task::Notified;
 
 /// The owner polls a task that queues another in the LIFO slot; the
 /// monitor, which saw the poll, tries to retake the slot at the same time.

@@ -478,20 +478,8 @@ mod loom_tests {
 
     use super::JoinSet;
     use crate::loom::{AtomicBool, Ordering};
-    use crate::task::{self, Header, Notified, RawTask, Schedule};
-
-    /// A scheduler that never runs anything: the model runs the task.
-    struct Nowhere;
-
-    impl Schedule for Nowhere {
-        fn schedule(&self, task: Notified) {
-            drop(task);
-        }
-
-        fn release(&self, _task: &Header) -> Option<RawTask> {
-            None
-        }
-    }
+    use crate::task;
+    use crate::task::model::Nowhere;
 
     /// The waker of whoever awaits `join_next`.
     struct Flag(AtomicBool);

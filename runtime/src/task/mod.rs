@@ -109,6 +109,37 @@ mod trace;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
+/// What the loom models of other modules need of a task: one that no
+/// scheduler ever runs, to move around.
+#[cfg(all(test, loom))]
+pub(crate) mod model {
+    use super::{Header, Notified, RawTask, Schedule};
+
+    /// A scheduler that never runs anything: the model moves or runs its
+    /// tasks itself.
+    pub(crate) struct Nowhere;
+
+    impl Schedule for Nowhere {
+        fn schedule(&self, task: Notified) {
+            drop(task);
+        }
+
+        fn release(&self, _task: &Header) -> Option<RawTask> {
+            None
+        }
+    }
+
+    /// A task whose `Notified` the model hands around; the other two
+    /// references are let go at once.
+    pub(crate) fn a_task() -> Notified {
+        let (notified, owned, join) =
+            super::new_task(async {}, Nowhere, std::panic::Location::caller());
+        owned.drop_reference();
+        drop(join);
+        notified
+    }
+}
+
 use std::future::Future;
 
 pub use crate::rt::{spawn, spawn_blocking, yield_now};
