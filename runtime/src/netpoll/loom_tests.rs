@@ -652,7 +652,7 @@ mod inline {
     /// the slot.
     fn netpoll_thread(sh: &Shared, end: fn(&Watch) -> End) -> bool {
         sh.slot.begin_poll(0);
-        sh.watch.begin(0);
+        sh.watch.begin(0, std::time::Instant::now());
         // The poll wakes a task onto this slot (`schedule_local`).
         assert!(sh.slot.push_lifo(a_task()).is_none());
         if sh.slot.retaken_after_push() {
@@ -766,7 +766,7 @@ mod inline {
     /// the loop. Returns whether it kept the slot.
     fn netpoll_thread_two_polls(sh: &Shared, next: fn(&Watch) -> bool) -> bool {
         sh.slot.begin_poll(1);
-        sh.watch.begin(0);
+        sh.watch.begin(0, std::time::Instant::now());
         // The first poll wakes the second task onto this slot
         // (`schedule_local`).
         assert!(sh.slot.push_lifo(a_task()).is_none());
@@ -881,7 +881,7 @@ mod inline {
                 let watch = watch.clone();
                 thread::spawn(move || watch.close())
             };
-            watch.begin(0);
+            watch.begin(0, std::time::Instant::now());
             // The task's poll.
             assert_eq!(end(&watch), End::InTime, "nobody stood in");
             closer.join().unwrap();

@@ -138,8 +138,12 @@ impl Netpoller {
             inline,
             last_sleep,
         } = turns;
-        if *busy {
+        // One reading of the clock after the sleep serves the whole turn
+        // (each costs tens of nanoseconds; a ping-pong inside one runtime
+        // takes a turn per message).
+        let now = if *busy {
             *busy = self.stand_by(host, *check, events, wakers, errors);
+            Instant::now()
         } else {
             // After a quiet spell, the watchdog's timer, left armed by the
             // last inline run, is disarmed before the thread sleeps again:
@@ -150,15 +154,21 @@ impl Netpoller {
                 }
             }
             let slept = Instant::now();
-            let res = self.sleep_blocking(host, *check, events, wakers);
-            *last_sleep = slept.elapsed();
+            let res = self.sleep_blocking(host, *check, slept, events, wakers);
+            let now = Instant::now();
+            *last_sleep = now.saturating_duration_since(slept);
             match res {
                 Ok(n) => *busy = n > 0 && !wakers.is_empty() && host.active_workers() > 0,
                 Err(e) => errors.report(e),
             }
+            now
+        };
+        // With no look due (the last found nothing to watch or owe) and
+        // every worker parked, no worker can be stuck: the look is skipped
+        // (it reads every slot's line).
+        if check.is_some() || host.active_workers() > 0 {
+            *check = host.check_blocked(now);
         }
-        let now = Instant::now();
-        *check = host.check_blocked(now);
         if let Some(hook) = self.hook.lock().as_mut() {
             if let Some(next) = hook(now) {
                 *check = Some(check.map_or(next, |c| c.min(next)));
@@ -177,7 +187,7 @@ impl Netpoller {
         } else if *inline && host.active_workers() == 0 {
             // Every worker parked: run the first task here (see
             // `run_inline`).
-            self.run_inline(host, wakers);
+            self.run_inline(host, wakers, now);
         }
         // Blocking next, not inline: the batch is delivered at the last
         // moment before `epoll_wait` (see `sleep_blocking`).
@@ -186,8 +196,9 @@ impl Netpoller {
     /// Runs the batch's first task on this thread, watched by the
     /// watchdog, and hands the rest to the workers
     /// ([`PollHost::run_inline`]). If the watchdog stood in meanwhile,
-    /// waits until it gives the loop back.
-    fn run_inline(&self, host: &dyn PollHost, wakers: &mut Vec<Waker>) {
+    /// waits until it gives the loop back. `now` is the turn's reading of
+    /// the clock, when the run's watch begins.
+    fn run_inline(&self, host: &dyn PollHost, wakers: &mut Vec<Waker>, now: Instant) {
         let Some(inline) = &self.inline else {
             host.deliver(wakers);
             return;
@@ -195,7 +206,7 @@ impl Netpoller {
         host.run_inline(wakers, &mut |step| match step {
             InlineStep::Begin { slot } => {
                 self.stats.inline_polls.add(1);
-                inline.watch.begin(slot);
+                inline.watch.begin(slot, now);
                 true
             }
             InlineStep::Next => {
@@ -298,12 +309,13 @@ impl Netpoller {
         &self,
         host: &dyn PollHost,
         check: Option<Instant>,
+        now: Instant,
         events: &mut Vec<sys::Event>,
         wakers: &mut Vec<Waker>,
     ) -> io::Result<usize> {
         let timeout = {
             let mut timers = self.time.lock();
-            let mut timeout = check.map(|c| c.saturating_duration_since(Instant::now()));
+            let mut timeout = check.map(|c| c.saturating_duration_since(now));
             if self.time.is_paused() {
                 // A paused clock's timers never come due by waiting: look
                 // again shortly whether the runtime went idle, and let a

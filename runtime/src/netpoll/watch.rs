@@ -163,13 +163,15 @@ impl Watch {
     /// after it, on slot `slot`, whose first poll has begun: arms the
     /// watchdog's timer, once for the whole run, unless it is still armed
     /// from an earlier run (see [`settle`](Self::settle)).
-    pub(crate) fn begin(&self, slot: usize) {
+    /// `since` is when the run began.
+    #[cfg_attr(loom, allow(unused_variables))]
+    pub(crate) fn begin(&self, slot: usize, since: std::time::Instant) {
         let mut state = self.state.lock();
         if *state == State::Idle {
             *state = State::Inline {
                 slot,
                 #[cfg(not(loom))]
-                since: std::time::Instant::now(),
+                since,
             };
             // Relaxed: under the lock.
             if !self.armed.swap(true, Ordering::Relaxed) {

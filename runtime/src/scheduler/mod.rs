@@ -108,6 +108,9 @@ pub(crate) struct Shared {
     /// Tasks spawned from threads that are not workers, except those the
     /// injector counts (`Inject::spawns`).
     pub(crate) remote_spawns: std::sync::atomic::AtomicU64,
+    /// The slot the netpoll thread's last inline run took: where the next
+    /// run looks for a spare first (a hint; any spare will do).
+    inline_slot: std::sync::atomic::AtomicUsize,
     /// Workers handed off while stuck in a poll (the monitor is the one
     /// writer, under its lock, on whichever thread runs the netpoll loop).
     pub(crate) handoffs: crate::counter::Counter,
@@ -144,6 +147,7 @@ impl Shared {
                 .map(|_| metrics::WorkerMetrics::default())
                 .collect(),
             remote_spawns: std::sync::atomic::AtomicU64::new(0),
+            inline_slot: std::sync::atomic::AtomicUsize::new(0),
             handoffs: crate::counter::Counter::default(),
             #[cfg(test)]
             fail_starts: std::sync::atomic::AtomicUsize::new(0),
@@ -404,12 +408,14 @@ impl PollHost for Arc<Shared> {
         let Some(task) = first else {
             return;
         };
+        // Relaxed: a hint (the spare's own lock orders the take).
+        let hint = self.inline_slot.load(std::sync::atomic::Ordering::Relaxed);
+        let n = self.slots.len();
         let spare = (!self.is_shutdown())
             .then(|| {
-                self.slots
-                    .iter()
-                    .enumerate()
-                    .find_map(|(j, s)| s.take_spare().map(|local| (j, local)))
+                (0..n)
+                    .map(|i| (hint + i) % n)
+                    .find_map(|j| self.slots[j].take_spare().map(|local| (j, local)))
             })
             .flatten();
         let Some((slot, local)) = spare else {
@@ -418,6 +424,8 @@ impl PollHost for Arc<Shared> {
             self.hand_off(task, &mut Vec::new());
             return;
         };
+        self.inline_slot
+            .store(slot, std::sync::atomic::Ordering::Relaxed);
         worker::run_inline(self, slot, local, task, step);
     }
 

@@ -174,8 +174,12 @@ impl TimeDriver {
         let mut expired: Expired = Vec::new();
         {
             let mut timers = self.timers.lock();
+            // No timer, no reading of the clock.
+            let Some(next) = timers.next_deadline() else {
+                return;
+            };
             let now = self.now();
-            if timers.next_deadline().is_none_or(|d| d > now) {
+            if next > now {
                 return;
             }
             timers.fire_expired(now, wakers, &mut expired);
