@@ -450,6 +450,85 @@ fn echoes_at_an_idle_runtime_are_polled_inline() {
     );
 }
 
+/// Round trips in one burst of
+/// [`a_ping_pong_inside_an_idle_runtime_takes_few_turns`].
+const BURST: usize = 200;
+
+/// A ping-pong between two tasks of an idle runtime, a client and the
+/// server's handler, started by a timer (the workers park meanwhile):
+/// each message makes the next one ready. The netpoll thread runs the
+/// burst itself, and its inline run goes on with looks at epoll of its
+/// own, so that the burst's 400 messages take far fewer wake-ups of the
+/// thread than round trips. Every echo is compared.
+#[test]
+fn a_ping_pong_inside_an_idle_runtime_takes_few_turns() {
+    let _serial = support::rt::serial();
+    let name = "inlpong";
+    let dog = Watchdog::start(name, Duration::from_secs(120));
+    let rt = runtime(name, true);
+    let metrics = rt.handle().metrics();
+    let (srv, _probes) = Server::new(name);
+    let (addr, server) = serve(&rt, &srv, 1);
+    let mut client = Some(
+        rt.block_on(async move {
+            let c = TcpStream::connect(addr).await?;
+            c.set_nodelay(true)?;
+            io::Result::Ok(c)
+        })
+        .expect("connect"),
+    );
+    let mut tries = 0;
+    let turns = loop {
+        tries += 1;
+        assert!(tries <= TRIES, "no burst ran on the netpoll thread alone");
+        let wakeups = metrics.netpoll_wakeups();
+        let server_before = srv.on_netpoll.load(Ordering::SeqCst);
+        let c = client.take().expect("the client is back");
+        let burst = rt.spawn(async move {
+            time::sleep(SETTLE).await;
+            let mut inline = 0;
+            for n in 0..BURST {
+                let msg = message(ECHO, n);
+                c.write_all(&msg).await?;
+                let mut back = [0u8; MSG];
+                c.read_exact(&mut back).await?;
+                assert_eq!(back, msg, "echo {n} differs");
+                if on_netpoll_thread(name) {
+                    inline += 1;
+                }
+            }
+            io::Result::Ok((c, inline))
+        });
+        let (c, client_inline) = rt
+            .block_on(time::timeout(LIMIT, burst))
+            .expect("the burst ended")
+            .expect("burst task")
+            .expect("burst");
+        client = Some(c);
+        let turns = metrics.netpoll_wakeups() - wakeups;
+        let server_inline = srv.on_netpoll.load(Ordering::SeqCst) - server_before;
+        if client_inline == BURST && server_inline == BURST {
+            break turns;
+        }
+    };
+    drop(client);
+    rt.block_on(time::timeout(LIMIT, server))
+        .expect("the handler ended")
+        .expect("server task")
+        .into_iter()
+        .for_each(|r| r.expect("handler"));
+    wait_until("no task left", || metrics.num_alive_tasks() == 0);
+    drop(metrics);
+    drop(rt);
+    dog.disarm();
+    println!("{name}: {BURST} round trips on the netpoll thread in {turns} wake-ups of it, at try {tries}");
+    // One wake-up per message would be 2 * BURST.
+    assert!(
+        turns < BURST as u64 / 2,
+        "{BURST} round trips took {turns} wake-ups of the netpoll thread"
+    );
+}
+
 /// A task that sleeps (the workers park meanwhile) and, in the poll its
 /// timer wakes, runs `body`, told whether that poll runs on the netpoll
 /// thread; returns that too.

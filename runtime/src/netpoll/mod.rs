@@ -154,7 +154,8 @@ pub(crate) trait PollHost {
     /// Every worker is parked: wakes the batch's tasks, hands all but the
     /// first to the workers as [`deliver`](Self::deliver) would, and polls
     /// the first on this thread, on a spare slot, then the LIFO chain after
-    /// it, calling `step` at each [`InlineStep`]. Drains `wakers`. (With no
+    /// it and what looks at epoll make ready (see [`InlineStep::Look`]),
+    /// calling `step` at each [`InlineStep`]. Drains `wakers`. (With no
     /// task in the batch, or no spare slot, it delivers the batch and calls
     /// `step` never.)
     fn run_inline(&self, wakers: &mut Vec<Waker>, step: &mut dyn FnMut(InlineStep) -> bool);
@@ -174,6 +175,12 @@ pub(crate) enum InlineStep {
     /// A later poll of the run has begun: run the task only if the answer
     /// is `true` (the watchdog has not stood in; see `Watch::next`).
     Next,
+    /// The run's polls so far are done, and the LIFO slot is empty: take
+    /// a non-blocking look at epoll for more, as a busy worker does, if
+    /// the run may go on. The tasks the look makes ready are woken on
+    /// this thread, into the run's slot; `true` if the look was taken and
+    /// found any.
+    Look,
     /// The run's last poll returned.
     End,
 }

@@ -30,7 +30,9 @@
 //! 5. **Deliver.** If every worker is parked and the thread blocked to
 //!    get here, it polls the first task of the batch itself, on a spare
 //!    slot, watched by its watchdog (see [`watch`](super::watch)), after
-//!    handing the rest to the workers. Otherwise the first task goes
+//!    handing the rest to the workers; while the run's own looks at epoll
+//!    find more, for a short span, it runs that too (see
+//!    `Netpoller::run_inline`). Otherwise the first task goes
 //!    straight to one parked worker, the rest to the injector
 //!    (`Shared::hand_off`). When the
 //!    thread stands by next, that happens at once. When it blocks next, it
@@ -81,6 +83,14 @@ const ERROR_PAUSE: Duration = Duration::from_millis(10);
 /// not coming in a row, and the watchdog's timer is disarmed between them
 /// (see `Watch::settle`).
 const QUIET: Duration = Duration::from_millis(1);
+
+/// Most looks at epoll an inline run takes of its own (see
+/// `Netpoller::run_inline`).
+const INLINE_LOOKS: usize = 64;
+
+/// How long after its start an inline run may still take a look of its
+/// own: what a timer that comes due meanwhile may be late by.
+const INLINE_SPAN: Duration = Duration::from_micros(100);
 
 /// Most full looks at epoll before a paused clock's jump: past that,
 /// events arrive as fast as they are taken, and the clock waits.
@@ -137,6 +147,7 @@ impl Netpoller {
             check,
             inline,
             last_sleep,
+            looked,
         } = turns;
         // One reading of the clock after the sleep serves the whole turn
         // (each costs tens of nanoseconds; a ping-pong inside one runtime
@@ -187,7 +198,7 @@ impl Netpoller {
         } else if *inline && host.active_workers() == 0 {
             // Every worker parked: run the first task here (see
             // `run_inline`).
-            self.run_inline(host, wakers, now);
+            self.run_inline(host, wakers, events, looked, now);
         }
         // Blocking next, not inline: the batch is delivered at the last
         // moment before `epoll_wait` (see `sleep_blocking`).
@@ -198,11 +209,29 @@ impl Netpoller {
     /// ([`PollHost::run_inline`]). If the watchdog stood in meanwhile,
     /// waits until it gives the loop back. `now` is the turn's reading of
     /// the clock, when the run's watch begins.
-    fn run_inline(&self, host: &dyn PollHost, wakers: &mut Vec<Waker>, now: Instant) {
+    ///
+    /// The run goes on with looks at epoll of its own while they find
+    /// work and every worker stays parked, up to [`INLINE_LOOKS`] looks
+    /// and [`INLINE_SPAN`] after it began: a ping-pong inside the runtime,
+    /// each message making the next ready, then costs one look per
+    /// message rather than a turn of this loop. Past the bounds the loop takes its turn (timers fire,
+    /// the monitor looks), and a task that came due meanwhile is late by
+    /// the span at most. Its looks are a worker's ([`Looker::Worker`]):
+    /// the wake eventfd and the watch timer stay for the loop.
+    fn run_inline(
+        &self,
+        host: &dyn PollHost,
+        wakers: &mut Vec<Waker>,
+        events: &mut Vec<sys::Event>,
+        looked: &mut Vec<Waker>,
+        now: Instant,
+    ) {
         let Some(inline) = &self.inline else {
             host.deliver(wakers);
             return;
         };
+        let until = now + INLINE_SPAN;
+        let mut looks = 0;
         host.run_inline(wakers, &mut |step| match step {
             InlineStep::Begin { slot } => {
                 self.stats.inline_polls.add(1);
@@ -215,6 +244,27 @@ impl Netpoller {
                     self.stats.inline_polls.add(1);
                 }
                 go
+            }
+            InlineStep::Look => {
+                // A worker runs (the run handed it work): the workers
+                // look at epoll from now on, and this thread goes back to
+                // its loop rather than compete with them for the CPUs.
+                if looks == INLINE_LOOKS || host.active_workers() > 0 || Instant::now() >= until {
+                    return false;
+                }
+                looks += 1;
+                self.stats.polls.add(1);
+                match self.poll(events, Some(Duration::ZERO), looked, Looker::Worker) {
+                    Ok(n) => self.stats.events.add(n as u64),
+                    // The loop's own `epoll_wait` fails the same way, and
+                    // reports it.
+                    Err(_) => return false,
+                }
+                let found = !looked.is_empty();
+                // On this thread, with the run's slot its worker's: into
+                // the slot, as a worker's look schedules.
+                super::wake_all(looked);
+                found
             }
             InlineStep::End => {
                 if inline.watch.end() == End::StandingIn {
@@ -423,6 +473,9 @@ struct Turns {
     inline: bool,
     /// How long its last blocking sleep lasted.
     last_sleep: Duration,
+    /// What an inline run's own looks at epoll found (kept: it allocates
+    /// once).
+    looked: Vec<Waker>,
 }
 
 impl Turns {
@@ -435,6 +488,7 @@ impl Turns {
             check: None,
             inline,
             last_sleep: Duration::ZERO,
+            looked: Vec::new(),
         }
     }
 

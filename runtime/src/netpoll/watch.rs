@@ -10,7 +10,8 @@
 //! descriptor and timer of the runtime.
 //!
 //! So each inline run (a task, then the LIFO chain after it, as a worker
-//! runs them) is watched. The netpoll thread arms a one-shot timer
+//! runs them, then what the run's own looks at epoll make ready, for a
+//! short span) is watched. The netpoll thread arms a one-shot timer
 //! ([`INLINE_LIMIT`], the monitor's limit for a stuck worker) as the run
 //! begins: one deadline for the whole run, so a chain of polls just under
 //! the limit cannot add up past it. The watchdog thread sleeps on that
@@ -159,8 +160,8 @@ impl Watch {
         })
     }
 
-    /// The netpoll thread begins an inline run, a task and the LIFO chain
-    /// after it, on slot `slot`, whose first poll has begun: arms the
+    /// The netpoll thread begins an inline run (a task, the LIFO chain
+    /// after it, what its looks find), on slot `slot`, whose first poll has begun: arms the
     /// watchdog's timer, once for the whole run, unless it is still armed
     /// from an earlier run (see [`settle`](Self::settle)).
     /// `since` is when the run began.

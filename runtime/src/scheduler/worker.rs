@@ -284,8 +284,12 @@ thread_local! {
 /// spare slot `index` (its queue is `local`) while every worker is parked
 /// (see the netpoll's `watch` module). Tasks the poll wakes or spawns go
 /// to the slot's LIFO slot and queue, as on a worker: the LIFO task runs
-/// next, here, up to [`MAX_LIFO_POLLS`] in a row, and what is left goes
-/// to the workers. `step` learns when the poll begins and ends
+/// next, here, up to [`MAX_LIFO_POLLS`] in a row. When the chain is done,
+/// the run goes on as a busy worker does: a non-blocking look at epoll
+/// ([`InlineStep::Look`]) and the next task it made ready, then that
+/// task's chain, for as long as the netpoll side allows (a few looks, a
+/// short span: it owes the loop its turn). What is left goes to the
+/// workers. `step` learns when each poll begins and when the run ends
 /// (the watchdog's timer). If the watchdog retook the slot meanwhile,
 /// the thread leaves it as a handed-off worker does.
 pub(crate) fn run_inline(
@@ -317,15 +321,33 @@ pub(crate) fn run_inline(
     task.run();
     let mut kept = slot.end_poll();
     // Then what it woke or spawned last (the LIFO slot), as a worker runs
-    // it: a connection accepted here is served here. One deadline covers
-    // the whole run.
+    // it: a connection accepted here is served here. Then, with the chain
+    // done, what a look at epoll makes ready. One deadline covers the
+    // whole run.
     let mut unrun = None;
-    for _ in 0..MAX_LIFO_POLLS {
-        if !kept || shared.is_shutdown() {
-            break;
-        }
-        let Some(task) = slot.take_lifo() else {
-            break;
+    let mut chain = 0;
+    while kept && !shared.is_shutdown() {
+        let task = match slot.take_lifo() {
+            Some(task) if chain < MAX_LIFO_POLLS => {
+                chain += 1;
+                task
+            }
+            Some(task) => {
+                // The chain is long enough: the task goes to the workers.
+                unrun = Some(task);
+                break;
+            }
+            None => {
+                if !step(InlineStep::Look) {
+                    break;
+                }
+                chain = 0;
+                let next = slot.take_lifo();
+                let Some(task) = next.or_else(|| cx.core.borrow_mut().local.pop()) else {
+                    break;
+                };
+                task
+            }
         };
         slot.begin_poll(task.addr());
         if !step(InlineStep::Next) {
