@@ -84,8 +84,8 @@ const ERROR_PAUSE: Duration = Duration::from_millis(10);
 /// (see `Watch::settle`).
 const QUIET: Duration = Duration::from_millis(1);
 
-/// Most looks at epoll an inline run takes of its own (see
-/// `Netpoller::run_inline`).
+/// Most looks at epoll an inline run takes of its own, unless it follows
+/// a quiet spell (see `Netpoller::run_inline`).
 const INLINE_LOOKS: usize = 64;
 
 /// How long after its start an inline run may still take a look of its
@@ -198,7 +198,10 @@ impl Netpoller {
         } else if *inline && host.active_workers() == 0 {
             // Every worker parked: run the first task here (see
             // `run_inline`).
-            self.run_inline(host, wakers, events, looked, now);
+            // After a quiet spell the run is likely a lone request's:
+            // its looks would find nothing (see `run_inline`).
+            let looks = if *last_sleep > QUIET { 0 } else { INLINE_LOOKS };
+            self.run_inline(host, wakers, events, looked, looks, now);
         }
         // Blocking next, not inline: the batch is delivered at the last
         // moment before `epoll_wait` (see `sleep_blocking`).
@@ -211,12 +214,15 @@ impl Netpoller {
     /// the clock, when the run's watch begins.
     ///
     /// The run goes on with looks at epoll of its own while they find
-    /// work and every worker stays parked, up to [`INLINE_LOOKS`] looks
-    /// and [`INLINE_SPAN`] after it began: a ping-pong inside the runtime,
+    /// work and every worker stays parked, up to `looks` looks and
+    /// [`INLINE_SPAN`] after it began: a ping-pong inside the runtime,
     /// each message making the next ready, then costs one look per
-    /// message rather than a turn of this loop. Past the bounds the loop takes its turn (timers fire,
-    /// the monitor looks), and a task that came due meanwhile is late by
-    /// the span at most. Its looks are a worker's ([`Looker::Worker`]):
+    /// message rather than a turn of this loop. Past the bounds the loop
+    /// takes its turn (timers fire, the monitor looks), and a task that
+    /// came due meanwhile is late by the span at most. A run after a
+    /// quiet spell takes no look (`looks` is 0): a lone request's would
+    /// find nothing, and a ping-pong that begins then is found by the
+    /// next run. Its looks are a worker's ([`Looker::Worker`]):
     /// the wake eventfd and the watch timer stay for the loop.
     fn run_inline(
         &self,
@@ -224,6 +230,7 @@ impl Netpoller {
         wakers: &mut Vec<Waker>,
         events: &mut Vec<sys::Event>,
         looked: &mut Vec<Waker>,
+        looks: usize,
         now: Instant,
     ) {
         let Some(inline) = &self.inline else {
@@ -231,7 +238,7 @@ impl Netpoller {
             return;
         };
         let until = now + INLINE_SPAN;
-        let mut looks = 0;
+        let mut left = looks;
         host.run_inline(wakers, &mut |step| match step {
             InlineStep::Begin { slot } => {
                 self.stats.inline_polls.add(1);
@@ -249,10 +256,10 @@ impl Netpoller {
                 // A worker runs (the run handed it work): the workers
                 // look at epoll from now on, and this thread goes back to
                 // its loop rather than compete with them for the CPUs.
-                if looks == INLINE_LOOKS || host.active_workers() > 0 || Instant::now() >= until {
+                if left == 0 || host.active_workers() > 0 || Instant::now() >= until {
                     return false;
                 }
-                looks += 1;
+                left -= 1;
                 self.stats.polls.add(1);
                 match self.poll(events, Some(Duration::ZERO), looked, Looker::Worker) {
                     Ok(n) => self.stats.events.add(n as u64),
