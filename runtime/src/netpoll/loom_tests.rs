@@ -763,17 +763,33 @@ mod inline {
     /// `Watch::next`: the first task's poll wakes a second onto the slot's
     /// LIFO, which the thread polls next, on the same slot, unless `next`
     /// says the watchdog stood in; then the end of the run, and a turn of
-    /// the loop. Returns whether it kept the slot.
-    fn netpoll_thread_two_polls(sh: &Shared, next: fn(&Watch) -> bool) -> bool {
+    /// the loop. Returns whether it kept the slot. With `Second::Look`,
+    /// the first poll wakes nothing, and the run's look at epoll
+    /// (`InlineStep::Look`) wakes the second task onto the slot between
+    /// the two polls instead.
+    fn netpoll_thread_two_polls(sh: &Shared, next: fn(&Watch) -> bool, second: Second) -> bool {
         sh.slot.begin_poll(1);
         sh.watch.begin(0, std::time::Instant::now());
-        // The first poll wakes the second task onto this slot
-        // (`schedule_local`).
-        assert!(sh.slot.push_lifo(a_task()).is_none());
-        if sh.slot.retaken_after_push() {
-            sh.take_lifo();
+        let wake_second = || {
+            // `schedule_local`.
+            assert!(sh.slot.push_lifo(a_task()).is_none());
+            if sh.slot.retaken_after_push() {
+                sh.take_lifo();
+            }
+        };
+        if second == Second::Woken {
+            wake_second();
         }
         let mut kept = sh.end_run();
+        if second == Second::Look {
+            if kept {
+                wake_second();
+            } else {
+                // Retaken: no look; the event stays in epoll for the
+                // loop, whose next turn (the stand-in's) takes it.
+                sh.taken.fetch_add(1, Ordering::SeqCst);
+            }
+        }
         // The LIFO chain: one more poll.
         if kept {
             if let Some(task) = sh.slot.take_lifo() {
@@ -809,16 +825,41 @@ mod inline {
     /// on the netpoll thread unwatched while the stand-in runs the loop
     /// (`Shared::end_run`); the second task is taken from the LIFO once,
     /// and run or handed on; nobody waits for good.
-    fn inline_run_of_two_polls_and_watchdog(next: fn(&Watch) -> bool) {
-        against_the_watchdog(
-            move |sh| netpoll_thread_two_polls(sh, next),
-            "the second task was lost or taken twice",
-        );
+    fn inline_run_of_two_polls_and_watchdog(next: fn(&Watch) -> bool, second: Second) {
+        let lost = match second {
+            Second::Woken => "the second task was lost or taken twice",
+            Second::Look => "the task the look found was lost or taken twice",
+        };
+        against_the_watchdog(move |sh| netpoll_thread_two_polls(sh, next, second), lost);
+    }
+
+    /// How the second task of a run of two polls reaches the slot.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Second {
+        /// The first poll wakes it (the LIFO chain).
+        Woken,
+        /// The run's own look at epoll finds it, between the polls.
+        Look,
     }
 
     #[test]
     fn a_stand_in_between_two_polls_stops_the_run() {
-        inline_run_of_two_polls_and_watchdog(Watch::next);
+        inline_run_of_two_polls_and_watchdog(Watch::next, Second::Woken);
+    }
+
+    /// As above, the second task found by the run's look at epoll after
+    /// the first poll: a stand-in before the look, between the look and
+    /// the poll, or during it, stops the run the same way.
+    #[test]
+    fn a_stand_in_around_the_runs_look_stops_the_run() {
+        inline_run_of_two_polls_and_watchdog(Watch::next, Second::Look);
+    }
+
+    /// The seeded bug, with the task the look found.
+    #[test]
+    #[should_panic(expected = "unwatched, while the stand-in ran the loop")]
+    fn seeded_bug_a_next_that_does_not_look_runs_the_looks_task_unwatched() {
+        inline_run_of_two_polls_and_watchdog(Watch::next_without_looking_for_test, Second::Look);
     }
 
     /// The seeded bug: a `next` that does not look. Loom finds the take-
@@ -828,7 +869,7 @@ mod inline {
     #[test]
     #[should_panic(expected = "unwatched, while the stand-in ran the loop")]
     fn seeded_bug_a_next_that_does_not_look_runs_a_task_unwatched() {
-        inline_run_of_two_polls_and_watchdog(Watch::next_without_looking_for_test);
+        inline_run_of_two_polls_and_watchdog(Watch::next_without_looking_for_test, Second::Woken);
     }
 
     /// The runtime shuts down (`Watch::close`) while the watchdog stands
