@@ -192,7 +192,7 @@ where
     drop(writer);
     poll_fn(|cx| hyper::rt::Read::poll_read(Pin::new(&mut io), cx, buf.unfilled())).await?;
     assert_eq!(buf.filled().len(), total, "{what}: end of stream");
-    drop(buf);
+    // `buf` is done with, and `storage` is ours again.
     assert_bytes_eq(&storage[..total], &sent, what);
     assert!(
         storage[total..].iter().all(|&b| b == BLANK),

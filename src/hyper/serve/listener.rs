@@ -25,6 +25,7 @@ use crate::hyper::Io;
 /// use std::task::{Context, Poll};
 ///
 /// use gopark::hyper::serve::Listener;
+/// use gopark::hyper::Io;
 /// use gopark::net::{TcpListener, TcpStream};
 ///
 /// /// A listener that tells how many connections it handed out.
@@ -45,6 +46,11 @@ use crate::hyper::Io;
 ///
 ///     fn local_addr(&self) -> io::Result<Self::Addr> {
 ///         self.inner.local_addr()
+///     }
+///
+///     // A gopark socket: reads go straight into hyper's buffer.
+///     fn hyper_io(&self, io: TcpStream) -> Io<TcpStream> {
+///         Io::from_socket(io)
 ///     }
 /// }
 /// ```
