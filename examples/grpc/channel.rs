@@ -134,7 +134,7 @@ impl Shared {
             Err(e) => return Err(unavailable(&e).into()),
         };
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http2::handshake(Executor::new(), Io::new(stream))
+        let (sender, conn) = http2::handshake(Executor::new(), Io::from_socket(stream))
             .await
             .map_err(|e| unavailable(&e))?;
         // The connection task ends when the server closes the connection,

@@ -100,6 +100,16 @@ macro_rules! owned_halves {
                 self.inner.poll_read(cx, buf)
             }
 
+            #[doc = concat!("Polls a read into memory that may be uninitialized; see [`",
+                        stringify!($stream), "::poll_read_uninit`].")]
+            pub fn poll_read_uninit(
+                &self,
+                cx: &mut Context<'_>,
+                buf: &mut [std::mem::MaybeUninit<u8>],
+            ) -> Poll<io::Result<usize>> {
+                self.inner.poll_read_uninit(cx, buf)
+            }
+
             #[doc = concat!("Reads exactly `buf.len()` bytes; see [`", stringify!($stream),
                         "::read_exact`].")]
             pub async fn read_exact(&self, buf: &mut [u8]) -> io::Result<()> {

@@ -113,9 +113,9 @@ impl StreamSocket {
     }
 
     /// [`poll_read`](StreamSocket::poll_read) into memory that may be
-    /// uninitialized: tokio's `ReadBuf` hands out such memory, and zeroing
-    /// it first would cost a pass over every buffer.
-    #[cfg(feature = "tokio-io")]
+    /// uninitialized: hyper's and tokio's read buffers hand out such memory,
+    /// and zeroing it first would cost a pass over every buffer. On
+    /// `Ready(Ok(n))` the kernel wrote the first `n` bytes, `n <= buf.len()`.
     pub(crate) fn poll_read_uninit(
         &self,
         cx: &mut Context<'_>,

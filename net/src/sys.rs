@@ -25,8 +25,9 @@ pub(crate) fn recv(fd: &OwnedFd, buf: &mut [u8], flags: libc::c_int) -> io::Resu
         .map(|n| n as usize)
 }
 
-/// `recv` into memory that may be uninitialized (tokio's `ReadBuf`).
-#[cfg(feature = "tokio-io")]
+/// `recv` into memory that may be uninitialized (hyper's and tokio's read
+/// buffers). On success the first `n` bytes of `buf` are initialized, and
+/// `n <= buf.len()`.
 pub(crate) fn recv_uninit(
     fd: &OwnedFd,
     buf: &mut [std::mem::MaybeUninit<u8>],

@@ -186,7 +186,7 @@ impl<S> tower_layer::Layer<S> for TimeoutLayer {
 ///     runtime::spawn(serve(listener, TimeoutService::new(Slow)).into_future());
 ///
 ///     let stream = TcpStream::connect(addr).await?;
-///     let (mut sender, conn) = hyper::client::conn::http2::handshake(Executor::new(), Io::new(stream))
+///     let (mut sender, conn) = hyper::client::conn::http2::handshake(Executor::new(), Io::from_socket(stream))
 ///         .await
 ///         .map_err(std::io::Error::other)?;
 ///     runtime::spawn(conn);

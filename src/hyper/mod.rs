@@ -9,7 +9,7 @@
 //!
 //! | hyper wants | tokio (hyper-util) | gopark |
 //! |---|---|---|
-//! | `rt::Read + rt::Write` | `TokioIo::new(stream)` | [`Io::new(stream)`](Io) |
+//! | `rt::Read + rt::Write` | `TokioIo::new(stream)` | [`Io::from_socket(stream)`](Io::from_socket) for gopark's sockets, [`Io::new(stream)`](Io::new) for any futures-io stream |
 //! | `rt::Executor` | `TokioExecutor::new()` | [`Executor::new()`](Executor) |
 //! | `rt::Timer` | `TokioTimer::new()` | [`Timer::new()`](Timer) |
 //!
@@ -70,14 +70,14 @@
 //!                 http1::Builder::new()
 //!                     .timer(Timer::new())
 //!                     .header_read_timeout(Duration::from_secs(10))
-//!                     .serve_connection(Io::new(stream), service_fn(hello)),
+//!                     .serve_connection(Io::from_socket(stream), service_fn(hello)),
 //!             );
 //!         }
 //!     });
 //!
 //!     // hyper's client, on gopark too.
 //!     let stream = TcpStream::connect(addr).await?;
-//!     let (mut sender, conn) = hyper::client::conn::http1::handshake(Io::new(stream))
+//!     let (mut sender, conn) = hyper::client::conn::http1::handshake(Io::from_socket(stream))
 //!         .await
 //!         .map_err(std::io::Error::other)?;
 //!     runtime::spawn(conn);
@@ -122,13 +122,13 @@
 //!                     let version = format!("{:?}", req.version());
 //!                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(version))))
 //!                 });
-//!                 let _ = builder.serve_connection(Io::new(stream), service).await;
+//!                 let _ = builder.serve_connection(Io::from_socket(stream), service).await;
 //!             });
 //!         }
 //!     });
 //!
 //!     let stream = TcpStream::connect(addr).await?;
-//!     let (mut sender, conn) = hyper::client::conn::http2::handshake(Executor::new(), Io::new(stream))
+//!     let (mut sender, conn) = hyper::client::conn::http2::handshake(Executor::new(), Io::from_socket(stream))
 //!         .await
 //!         .map_err(std::io::Error::other)?;
 //!     runtime::spawn(conn);
@@ -173,14 +173,14 @@
 //!             let service = TowerToHyperService::new(app.clone());
 //!             runtime::spawn(async move {
 //!                 let _ = auto::Builder::new(Executor::new())
-//!                     .serve_connection(Io::new(stream), service)
+//!                     .serve_connection(Io::from_socket(stream), service)
 //!                     .await;
 //!             });
 //!         }
 //!     });
 //!
 //!     let stream = TcpStream::connect(addr).await?;
-//!     let (mut sender, conn) = hyper::client::conn::http1::handshake(Io::new(stream))
+//!     let (mut sender, conn) = hyper::client::conn::http1::handshake(Io::from_socket(stream))
 //!         .await
 //!         .map_err(std::io::Error::other)?;
 //!     runtime::spawn(conn);
@@ -233,6 +233,6 @@ pub mod tls;
 
 pub use client::Client;
 pub use executor::Executor;
-pub use io::Io;
+pub use io::{Io, ReadUninit};
 pub use serve::serve;
 pub use timer::Timer;

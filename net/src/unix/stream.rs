@@ -1,5 +1,6 @@
 use std::fmt;
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::SocketAddr;
@@ -170,6 +171,46 @@ impl UnixStream {
     /// Polls a read; see [`read`](UnixStream::read).
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         self.io.poll_read(cx, buf)
+    }
+
+    /// Polls a read into memory that may be uninitialized: the spare
+    /// capacity of a `Vec`, or the unfilled part of hyper's or tokio's read
+    /// buffer, is received into without being zeroed first.
+    ///
+    /// It reads as [`poll_read`](UnixStream::poll_read) does (`0` at end of
+    /// stream or for an empty `buf`). On `Poll::Ready(Ok(n))` the kernel has
+    /// written the first `n` bytes of `buf`, and `n <= buf.len()`: unsafe
+    /// code may rely on that to treat those bytes as initialized. The rest
+    /// of `buf` is left as it was.
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    ///
+    /// use gopark_net::UnixStream;
+    ///
+    /// gopark_runtime::block_on(async {
+    ///     let (client, server) = UnixStream::pair()?;
+    ///     client.write_all(b"hello").await?;
+    ///
+    ///     let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    ///     while buf.len() < 5 {
+    ///         let n = poll_fn(|cx| server.poll_read_uninit(cx, buf.spare_capacity_mut())).await?;
+    ///         assert!(n > 0, "the stream ended early");
+    ///         // SAFETY: the read wrote the first `n` bytes of the spare
+    ///         // capacity.
+    ///         unsafe { buf.set_len(buf.len() + n) };
+    ///     }
+    ///     assert_eq!(buf, b"hello");
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        self.io.poll_read_uninit(cx, buf)
     }
 
     /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends

@@ -151,6 +151,6 @@ impl tower_service::Service<Uri> for Connector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let connector = self.clone();
-        Box::pin(async move { connector.connect_uri(&uri).await.map(Io::new) })
+        Box::pin(async move { connector.connect_uri(&uri).await.map(Io::from_socket) })
     }
 }

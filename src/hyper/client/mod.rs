@@ -343,7 +343,7 @@ where
         let (sender, driver) = self
             .inner
             .http1
-            .handshake(Io::new(stream))
+            .handshake(Io::from_socket(stream))
             .await
             .map_err(io::Error::other)?;
         // The driver ends when the connection closes, or when every

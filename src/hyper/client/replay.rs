@@ -11,6 +11,7 @@
 //! server never saw the request, or dropped it unanswered.
 
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,6 +21,9 @@ use gopark_net::TcpStream;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper::Request;
 use pin_project_lite::pin_project;
+
+use crate::hyper::io::sealed;
+use crate::hyper::ReadUninit;
 
 pin_project! {
     /// What a connection sends as a request body: the caller's, or
@@ -103,26 +107,41 @@ impl Counted {
         };
         (counted, read)
     }
+
+    /// Counts what a read returned.
+    fn count(&self, res: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = res {
+            // Relaxed: the requester reads it after hyper's answer, which
+            // the channel between them orders after this.
+            self.read.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        res
+    }
 }
 
 impl futures_io::AsyncRead for Counted {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        let n = std::task::ready!(futures_io::AsyncRead::poll_read(
-            Pin::new(&mut this.stream),
-            cx,
-            buf
-        ))?;
-        // Relaxed: the requester reads it after hyper's answer, which the
-        // channel between them orders after this.
-        this.read.fetch_add(n as u64, Ordering::Relaxed);
-        Poll::Ready(Ok(n))
+        self.count(self.stream.poll_read(cx, buf))
     }
 }
+
+/// The client's connections read straight into hyper's buffer
+/// ([`Io::from_socket`](crate::hyper::Io::from_socket)).
+impl sealed::Sealed for Counted {
+    fn poll_read_uninit(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        self.count(self.stream.poll_read_uninit(cx, buf))
+    }
+}
+
+impl ReadUninit for Counted {}
 
 impl futures_io::AsyncWrite for Counted {
     fn poll_write(

@@ -5,6 +5,8 @@ use std::task::{Context, Poll};
 
 use gopark_net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
+use crate::hyper::Io;
+
 /// A source of connections for [`serve`](super::serve()): gopark's
 /// [`TcpListener`] and [`UnixListener`], a `TlsListener` (the `tls`
 /// feature's `gopark::hyper::tls`), or a type of your own. axum 0.8's `serve::Listener`, in
@@ -23,6 +25,7 @@ use gopark_net::{TcpListener, TcpStream, UnixListener, UnixStream};
 /// use std::task::{Context, Poll};
 ///
 /// use gopark::hyper::serve::Listener;
+/// use gopark::hyper::Io;
 /// use gopark::net::{TcpListener, TcpStream};
 ///
 /// /// A listener that tells how many connections it handed out.
@@ -44,6 +47,11 @@ use gopark_net::{TcpListener, TcpStream, UnixListener, UnixStream};
 ///     fn local_addr(&self) -> io::Result<Self::Addr> {
 ///         self.inner.local_addr()
 ///     }
+///
+///     // A gopark socket: reads go straight into hyper's buffer.
+///     fn hyper_io(&self, io: TcpStream) -> Io<TcpStream> {
+///         Io::from_socket(io)
+///     }
 /// }
 /// ```
 pub trait Listener: Send + 'static {
@@ -57,6 +65,15 @@ pub trait Listener: Send + 'static {
 
     /// The address the listener is bound to.
     fn local_addr(&self) -> io::Result<Self::Addr>;
+
+    /// Wraps a connection for hyper. By default [`Io::new`], which works
+    /// for any stream and zeroes the part of hyper's buffer a read offers;
+    /// gopark's [`TcpListener`] and [`UnixListener`] return
+    /// [`Io::from_socket`], whose reads go straight into hyper's buffer. A
+    /// listener of yours that hands out gopark sockets can do the same.
+    fn hyper_io(&self, io: Self::Io) -> Io<Self::Io> {
+        Io::new(io)
+    }
 }
 
 impl Listener for TcpListener {
@@ -70,6 +87,10 @@ impl Listener for TcpListener {
     fn local_addr(&self) -> io::Result<Self::Addr> {
         TcpListener::local_addr(self)
     }
+
+    fn hyper_io(&self, io: TcpStream) -> Io<TcpStream> {
+        Io::from_socket(io)
+    }
 }
 
 impl Listener for UnixListener {
@@ -82,5 +103,9 @@ impl Listener for UnixListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         UnixListener::local_addr(self)
+    }
+
+    fn hyper_io(&self, io: UnixStream) -> Io<UnixStream> {
+        Io::from_socket(io)
     }
 }

@@ -125,7 +125,7 @@ use hyper::{Request, Response};
 use hyper_util::server::conn::auto;
 
 use self::drain::{Drain, Phase, Watch};
-use super::{Executor, Io, Timer};
+use super::{Executor, Timer};
 
 pub use self::listener::Listener;
 pub use self::service::{IntoHyperService, ViaHyper, ViaTower};
@@ -332,7 +332,7 @@ where
                 Turn::Accepted((io, _peer)) => {
                     backoff.reset();
                     let conn = builder
-                        .serve_connection_with_upgrades(Io::new(io), service.clone())
+                        .serve_connection_with_upgrades(listener.hyper_io(io), service.clone())
                         .into_owned();
                     let watch = drain.watch();
                     drop(gopark_runtime::spawn(connection(conn, watch)));
