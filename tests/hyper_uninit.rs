@@ -10,6 +10,7 @@ mod support;
 use std::convert::Infallible;
 use std::future::{poll_fn, IntoFuture};
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 
 use bytes::Bytes;
@@ -163,8 +164,10 @@ where
     let total: usize = SIZES.iter().sum();
     let sent = pattern(7, total);
     let mut io = Io::from_socket(reader);
-    let mut storage = [BLANK; 4096];
-    let mut buf = ReadBuf::new(&mut storage);
+    // Offered to hyper as uninitialized memory (as hyper's own buffers
+    // are): the zeroing path of `Io::new` would overwrite it.
+    let mut storage = [MaybeUninit::new(BLANK); 4096];
+    let mut buf = ReadBuf::uninit(&mut storage);
     let mut written = 0;
     for size in SIZES {
         writer.write_all(&sent[written..written + size]).await?;
@@ -193,6 +196,9 @@ where
     poll_fn(|cx| hyper::rt::Read::poll_read(Pin::new(&mut io), cx, buf.unfilled())).await?;
     assert_eq!(buf.filled().len(), total, "{what}: end of stream");
     // `buf` is done with, and `storage` is ours again.
+    // SAFETY: every element was made with `MaybeUninit::new`, and reads
+    // only write bytes into it: all of it is initialized.
+    let storage: Vec<u8> = storage.iter().map(|b| unsafe { b.assume_init() }).collect();
     assert_bytes_eq(&storage[..total], &sent, what);
     assert!(
         storage[total..].iter().all(|&b| b == BLANK),

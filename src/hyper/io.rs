@@ -41,7 +41,9 @@ pin_project! {
     /// * [`Io::from_socket`], for gopark's own sockets ([`ReadUninit`]):
     ///   the kernel receives straight into hyper's uninitialized buffer, as
     ///   with hyper-util's `TokioIo` over tokio's `TcpStream`. What
-    ///   [`serve`](super::serve()) and the [`Client`](super::Client) use.
+    ///   [`serve`](super::serve()) uses over a `TcpListener` or a
+    ///   `UnixListener` (see `serve::Listener::hyper_io`), and the
+    ///   [`Client`](super::Client).
     /// * [`Io::new`], for any futures-io stream (a TLS stream, a stream of
     ///   your own): futures-io reads into initialized memory, so the part of
     ///   hyper's buffer a read offers is zeroed first.

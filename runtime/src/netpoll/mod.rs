@@ -237,6 +237,12 @@ pub(crate) struct NetpollStats {
     pub(crate) standby_ns: crate::counter::Counter,
     /// Tasks the netpoll thread polled itself.
     pub(crate) inline_polls: crate::counter::Counter,
+    /// Looks at the epoll instance its inline runs took of their own
+    /// (apart from `polls`, which a stand-in writes too while the thread
+    /// is inside a run).
+    pub(crate) inline_looks: crate::counter::Counter,
+    /// Events those looks found.
+    pub(crate) inline_look_events: crate::counter::Counter,
     /// Times the watchdog stood in for a netpoll thread stuck in a task.
     pub(crate) stand_ins: crate::counter::Counter,
 }

@@ -89,7 +89,8 @@ const QUIET: Duration = Duration::from_millis(1);
 const INLINE_LOOKS: usize = 64;
 
 /// How long after its start an inline run may still take a look of its
-/// own: what a timer that comes due meanwhile may be late by.
+/// own: about what a timer that comes due meanwhile may be late by (the
+/// task the last look found, and its LIFO chain, still run after it).
 const INLINE_SPAN: Duration = Duration::from_micros(100);
 
 /// Most full looks at epoll before a paused clock's jump: past that,
@@ -218,8 +219,10 @@ impl Netpoller {
     /// [`INLINE_SPAN`] after it began: a ping-pong inside the runtime,
     /// each message making the next ready, then costs one look per
     /// message rather than a turn of this loop. Past the bounds the loop
-    /// takes its turn (timers fire, the monitor looks), and a task that
-    /// came due meanwhile is late by the span at most. A run after a
+    /// takes its turn (timers fire, the monitor looks): a timer that came
+    /// due meanwhile is late by the span and the polls after the last look
+    /// (the task it found and its LIFO chain; a poll that lasts is the
+    /// watchdog's to notice). A run after a
     /// quiet spell takes no look (`looks` is 0): a lone request's would
     /// find nothing, and a ping-pong that begins then is found by the
     /// next run. Its looks are a worker's ([`Looker::Worker`]):
@@ -260,9 +263,9 @@ impl Netpoller {
                     return false;
                 }
                 left -= 1;
-                self.stats.polls.add(1);
+                self.stats.inline_looks.add(1);
                 match self.poll(events, Some(Duration::ZERO), looked, Looker::Worker) {
-                    Ok(n) => self.stats.events.add(n as u64),
+                    Ok(n) => self.stats.inline_look_events.add(n as u64),
                     // The loop's own `epoll_wait` fails the same way, and
                     // reports it.
                     Err(_) => return false,
@@ -432,9 +435,14 @@ impl Netpoller {
         events: &mut Vec<sys::Event>,
         wakers: &mut Vec<Waker>,
     ) {
+        // While an inline run goes on, the runtime is not idle, even
+        // between two of its polls, when nothing else shows it (a task its
+        // own look found may be in hand): a stand-in's turn must not move
+        // the clock.
+        let no_run = || self.inline.as_ref().is_none_or(|i| i.watch.is_idle());
         virtual_time::jump(
             &self.time,
-            || host.is_idle(),
+            || no_run() && host.is_idle(),
             |wakers| self.drain_ready(events, wakers),
             wakers,
         );

@@ -294,6 +294,12 @@ impl Watch {
         self.handed_back.notify_one();
     }
 
+    /// `true` if no inline run is under way: nobody polls a task on the
+    /// netpoll thread, and no stand-in runs the loop for it.
+    pub(crate) fn is_idle(&self) -> bool {
+        *self.state.lock() == State::Idle
+    }
+
     /// `true` once [`close`](Self::close) ran.
     pub(crate) fn is_closed(&self) -> bool {
         *self.state.lock() == State::Closed

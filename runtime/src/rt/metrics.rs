@@ -130,11 +130,13 @@ impl RuntimeMetrics {
     /// Readiness events harvested from the epoll instance, by the netpoll
     /// thread and by workers together.
     pub fn netpoll_events(&self) -> u64 {
-        self.handle.shared.io.stats.events.get() + self.worker_sum(|m| m.io_events.get())
+        let stats = &self.handle.shared.io.stats;
+        stats.events.get() + stats.inline_look_events.get() + self.worker_sum(|m| m.io_events.get())
     }
 
     /// Events per wake-up of the netpoll thread, counting only the events
-    /// it harvested itself (0 before its first wake-up).
+    /// its wake-ups harvested (not the workers' looks, nor its inline
+    /// runs' own; 0 before its first wake-up).
     pub fn netpoll_events_per_wakeup(&self) -> f64 {
         let stats = &self.handle.shared.io.stats;
         let wakeups = stats.wakeups.get();
@@ -145,9 +147,10 @@ impl RuntimeMetrics {
     }
 
     /// Looks at the epoll instance the netpoll thread took (blocking or
-    /// not).
+    /// not, its inline runs' own looks included).
     pub fn netpoll_polls_by_thread(&self) -> u64 {
-        self.handle.shared.io.stats.polls.get()
+        let stats = &self.handle.shared.io.stats;
+        stats.polls.get() + stats.inline_looks.get()
     }
 
     /// Non-blocking looks at the epoll instance taken by workers while the

@@ -286,9 +286,10 @@ thread_local! {
 /// to the slot's LIFO slot and queue, as on a worker: the LIFO task runs
 /// next, here, up to [`MAX_LIFO_POLLS`] in a row. When the chain is done,
 /// the run goes on as a busy worker does: a non-blocking look at epoll
-/// ([`InlineStep::Look`]) and the next task it made ready, then that
-/// task's chain, for as long as the netpoll side allows (a few looks, a
-/// short span: it owes the loop its turn). What is left goes to the
+/// ([`InlineStep::Look`]) and, if it found anything, the next task of
+/// the slot (the LIFO task the look woke, else the local queue's first),
+/// then that task's chain, for as long as the netpoll side allows (a few
+/// looks, a short span: it owes the loop its turn). What is left goes to the
 /// workers. `step` learns when each poll begins and when the run ends
 /// (the watchdog's timer). If the watchdog retook the slot meanwhile,
 /// the thread leaves it as a handed-off worker does.
