@@ -50,8 +50,8 @@ use echo::{pb, Census, EchoService};
 use support::data::pattern;
 use support::example::{run as run_example, Proc};
 use support::leak::{on_each_runtime, Census as Leaks};
-use support::proc::fd_count;
-use support::rt::{eventually, serial};
+use support::proc::{fd_count, open_fds};
+use support::rt::{eventually_explained, serial};
 
 /// Bound on every wait.
 const WAIT: Duration = Duration::from_secs(20);
@@ -163,11 +163,23 @@ where
         let body = body();
         async move {
             let before = fd_count();
+            let open_before = open_fds();
             let leaks = Leaks::take();
             body.await?;
             // The client's connection task closes its socket once it sees
             // the server's close: there is nothing to await but the count.
-            eventually("every descriptor closed", || fd_count() == before).await;
+            eventually_explained(
+                "every descriptor closed",
+                || fd_count() == before,
+                || {
+                    format!(
+                        "\nopen before ({before}): {open_before:?}\nopen now: {:?}\n{}",
+                        open_fds(),
+                        runtime::Handle::current().dump()
+                    )
+                },
+            )
+            .await;
             leaks.assert_back(name).await;
             Ok(())
         }

@@ -16,6 +16,24 @@ pub fn fd_count() -> usize {
         - 1
 }
 
+/// The open descriptors of this process, each as `N -> what it is`
+/// (`readlink` of its /proc entry), for a failure's message.
+pub fn open_fds() -> Vec<String> {
+    let mut fds: Vec<(i32, String)> = std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let n = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((n, target.display().to_string()))
+        })
+        .collect();
+    fds.sort();
+    fds.into_iter()
+        .map(|(n, t)| format!("{n} -> {t}"))
+        .collect()
+}
+
 /// The highest descriptor number open in this process.
 pub fn max_open_fd() -> i32 {
     std::fs::read_dir("/proc/self/fd")

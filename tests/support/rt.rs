@@ -277,12 +277,23 @@ pub fn handle() -> Handle {
 /// Only for counters that lag the event a test can await: a task's
 /// `JoinHandle` resolves just before the task leaves the runtime's owned
 /// list, so `num_alive_tasks` may still count it for a moment (as in tokio).
-pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+pub async fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    eventually_explained(what, cond, String::new).await;
+}
+
+/// [`eventually`], with `explain()` (what the state is) in the failure's
+/// message.
+pub async fn eventually_explained(
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+    explain: impl Fn() -> String,
+) {
     let start = std::time::Instant::now();
     while !cond() {
         assert!(
             start.elapsed() < Duration::from_secs(20),
-            "{what}: still false after 20 s"
+            "{what}: still false after 20 s{}",
+            explain()
         );
         runtime::time::sleep(Duration::from_millis(1)).await;
     }
