@@ -187,11 +187,21 @@ impl Builder {
             let start_worker = move |start, local| match weak.upgrade() {
                 Some(shared) => match start_worker(&name, shared.clone(), &theirs, start, local) {
                     Ok(thread) => {
-                        let mut extra = shared.extra_threads.lock();
                         // Threads handed off earlier have left by now, most
-                        // of them: keep only the handles still worth joining.
-                        extra.retain(|t| !t.is_finished());
-                        extra.push(thread);
+                        // of them: those are joined (their function has
+                        // returned, so a join only waits for the exit to
+                        // end), so that none outlives a shutdown unseen, and
+                        // the rest kept for the shutdown to join.
+                        let done: Vec<_> = {
+                            let mut extra = shared.extra_threads.lock();
+                            let (done, running) = extra.drain(..).partition(|t| t.is_finished());
+                            *extra = running;
+                            extra.push(thread);
+                            done
+                        };
+                        for t in done {
+                            let _ = t.join();
+                        }
                         Ok(())
                     }
                     Err(local) => Err(local),
