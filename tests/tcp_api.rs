@@ -216,6 +216,40 @@ rt_test! {
 }
 
 rt_test! {
+    // Urgent data (`MSG_OOB`) ends a read at its mark: a read shorter than
+    // the buffer then does not prove the queue drained, and the data after
+    // the mark, which came with the same readiness edge, must still be
+    // read, not wait for an edge that never comes.
+    limit = Duration::from_secs(10);
+    async fn data_after_an_urgent_mark_is_not_stranded() -> io::Result<()> {
+        let (c, s) = pair().await?;
+        let (serve, parked) = signal_pending(async move {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            while got.len() < 6 {
+                let n = timeout(Duration::from_secs(2), s.read(&mut buf))
+                    .await
+                    .map_err(|_| io::Error::new(ErrorKind::TimedOut, format!("stuck after {got:?}")))??;
+                assert!(n > 0, "end of stream after {got:?}");
+                got.extend_from_slice(&buf[..n]);
+            }
+            Ok::<_, io::Error>(got)
+        });
+        let server = runtime::spawn(serve);
+        parked.await.expect("server parked");
+        // All three are queued before the reader wakes.
+        c.write_all(b"abc").await?;
+        // SAFETY: a send of one byte from a live buffer on an open socket.
+        let sent = unsafe { libc::send(c.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!(sent, 1, "send MSG_OOB: {}", io::Error::last_os_error());
+        c.write_all(b"def").await?;
+        // The urgent byte is out of band: the stream is the rest.
+        assert_eq!(server.await.expect("server task")?, b"abcdef");
+        Ok(())
+    }
+}
+
+rt_test! {
     async fn own_shutdown_wakes_a_parked_reader() -> io::Result<()> {
         let (c, _s) = pair().await?;
         let c = Arc::new(c);

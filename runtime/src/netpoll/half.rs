@@ -15,7 +15,7 @@
 //! | 1 | `WAITERS` | the waker list is non-empty (Go's *waiting/parked*) |
 //! | 2 | `CLOSED` | the descriptor was closed or its runtime shut down |
 //! | 3 | `TIMED_OUT` | the half's deadline passed |
-//! | 4 | `HUP` | the peer closed its side (`EPOLLRDHUP`), or the socket hung up or failed (`EPOLLHUP`, `EPOLLERR`): a short transfer no longer proves the queue drained |
+//! | 4 | `HUP` | the peer closed its side (`EPOLLRDHUP`), the socket hung up or failed (`EPOLLHUP`, `EPOLLERR`), or urgent data arrived (`EPOLLPRI`): a short transfer no longer proves the queue drained |
 //! | 5.. | tick | count of readiness edges, to tell a new edge from an old one |
 //!
 //! `READY` starts set: an operation always tries its syscall first and only
@@ -34,6 +34,9 @@
 //! drains the data, and the next read must still go to the kernel to see
 //! end of stream (or the error); no further edge will come for it. So a
 //! short transfer leaves a hung-up half ready, and only `EAGAIN` clears it.
+//! TCP's urgent data makes the same exception: a read stops at the urgent
+//! mark, and the data after it, which came with the same edge, is read
+//! next; after `EPOLLPRI` the half keeps the flag for good.
 
 //! # No lost wake-up, no double wake-up
 //!

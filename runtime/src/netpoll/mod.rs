@@ -421,8 +421,11 @@ impl Netpoller {
                 continue;
             };
             let err = bits & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
-            let read_hup = err || bits & libc::EPOLLRDHUP != 0;
-            if read_hup || bits & (libc::EPOLLIN | libc::EPOLLPRI) != 0 {
+            // Urgent data ends a read at its mark, short of what the edge
+            // brought: as after a hang-up, a short read no longer proves
+            // the queue drained (the half's `HUP` flag).
+            let read_hup = err || bits & (libc::EPOLLRDHUP | libc::EPOLLPRI) != 0;
+            if read_hup || bits & libc::EPOLLIN != 0 {
                 pd.read.notify(read_hup, wakers);
             }
             if err || bits & libc::EPOLLOUT != 0 {

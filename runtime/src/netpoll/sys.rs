@@ -18,8 +18,10 @@ fn cvt(res: libc::c_int) -> io::Result<libc::c_int> {
 pub(crate) type Event = libc::epoll_event;
 
 /// The interest every descriptor is registered with, once, for its life:
-/// both directions, peer half-close, edge-triggered.
-const INTEREST: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+/// both directions, peer half-close, urgent data (TCP's `MSG_OOB`, see
+/// `Netpoller::poll`), edge-triggered.
+const INTEREST: u32 =
+    (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
 
 pub(crate) struct Epoll {
     fd: OwnedFd,
