@@ -184,6 +184,16 @@ fn serve(
     (addr, server)
 }
 
+/// Waits (bounded) for the server started by [`serve`] to end, once its
+/// clients closed their connections, and checks every handler's result.
+fn server_ends(rt: &Runtime, server: JoinHandle<Vec<io::Result<()>>>) {
+    rt.block_on(time::timeout(LIMIT, server))
+        .expect("the handler ended")
+        .expect("server task")
+        .into_iter()
+        .for_each(|r| r.expect("handler"));
+}
+
 fn connect(addr: SocketAddr) -> StdStream {
     let s = StdStream::connect(addr).expect("connect");
     s.set_nodelay(true).unwrap();
@@ -316,13 +326,7 @@ fn netpoll_thread_stuck(name: &'static str, bounds: Bounds) {
 
     // Every task ends.
     drop((a, b));
-    let results = rt
-        .block_on(time::timeout(LIMIT, server))
-        .expect("the handlers ended")
-        .expect("server task");
-    for r in results {
-        r.expect("handler");
-    }
+    server_ends(&rt, server);
     wait_until("no task left", || metrics.num_alive_tasks() == 0);
     let threads_after = threads::wait_exactly(name, steady).threads;
     // The metrics hold the runtime's shared state (its descriptors) too.
@@ -392,11 +396,7 @@ fn inline_off_never_polls_on_the_netpoll_thread() {
     let mut c = connect(addr);
     echoes_with_pauses(&mut c, 30, || false);
     drop(c);
-    rt.block_on(time::timeout(LIMIT, server))
-        .expect("the handler ended")
-        .expect("server task")
-        .into_iter()
-        .for_each(|r| r.expect("handler"));
+    server_ends(&rt, server);
     let polls = rt.handle().metrics().netpoll_inline_polls();
     let stand_ins = rt.handle().metrics().netpoll_stand_ins();
     drop(rt);
@@ -424,11 +424,7 @@ fn echoes_at_an_idle_runtime_are_polled_inline() {
     let mut c = connect(addr);
     let made = echoes_with_pauses(&mut c, TRIES, || srv.on_netpoll.load(Ordering::SeqCst) > 0);
     drop(c);
-    rt.block_on(time::timeout(LIMIT, server))
-        .expect("the handler ended")
-        .expect("server task")
-        .into_iter()
-        .for_each(|r| r.expect("handler"));
+    server_ends(&rt, server);
     let read_inline = srv.on_netpoll.load(Ordering::SeqCst);
     // Each message read on the netpoll thread was read in an inline poll
     // (one poll may read more than one).
@@ -512,11 +508,7 @@ fn a_ping_pong_inside_an_idle_runtime_takes_few_turns() {
         }
     };
     drop(client);
-    rt.block_on(time::timeout(LIMIT, server))
-        .expect("the handler ended")
-        .expect("server task")
-        .into_iter()
-        .for_each(|r| r.expect("handler"));
+    server_ends(&rt, server);
     wait_until("no task left", || metrics.num_alive_tasks() == 0);
     drop(metrics);
     drop(rt);
@@ -611,11 +603,7 @@ fn a_panic_in_an_inline_poll_is_the_tasks_join_error() {
     });
     echo(&mut c, 21);
     drop(c);
-    rt.block_on(time::timeout(LIMIT, server))
-        .expect("the handler ended")
-        .expect("server task")
-        .into_iter()
-        .for_each(|r| r.expect("handler"));
+    server_ends(&rt, server);
     drop(rt);
     dog.disarm();
     println!("{name}: panicked on the netpoll thread at try {tries}, inline again at try {again}");

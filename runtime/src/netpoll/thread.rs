@@ -222,11 +222,11 @@ impl Netpoller {
     /// takes its turn (timers fire, the monitor looks): a timer that came
     /// due meanwhile is late by the span and the polls after the last look
     /// (the task it found and its LIFO chain; a poll that lasts is the
-    /// watchdog's to notice). A run after a
-    /// quiet spell takes no look (`looks` is 0): a lone request's would
-    /// find nothing, and a ping-pong that begins then is found by the
-    /// next run. Its looks are a worker's ([`Looker::Worker`]):
-    /// the wake eventfd and the watch timer stay for the loop.
+    /// watchdog's to notice). A run after a quiet spell takes no look
+    /// (`looks` is 0): a lone request's would find nothing, and a
+    /// ping-pong that begins then is found by the next run. Its looks are
+    /// a worker's ([`Looker::Worker`]): the wake eventfd and the watch
+    /// timer stay for the loop.
     fn run_inline(
         &self,
         host: &dyn PollHost,

@@ -161,9 +161,9 @@ impl Watch {
     }
 
     /// The netpoll thread begins an inline run (a task, the LIFO chain
-    /// after it, what its looks find), on slot `slot`, whose first poll has begun: arms the
-    /// watchdog's timer, once for the whole run, unless it is still armed
-    /// from an earlier run (see [`settle`](Self::settle)).
+    /// after it, what its looks find) on slot `slot`, whose first poll has
+    /// begun: arms the watchdog's timer, once for the whole run, unless it
+    /// is still armed from an earlier run (see [`settle`](Self::settle)).
     /// `since` is when the run began.
     #[cfg_attr(loom, allow(unused_variables))]
     pub(crate) fn begin(&self, slot: usize, since: std::time::Instant) {

@@ -289,8 +289,8 @@ thread_local! {
 /// ([`InlineStep::Look`]) and, if it found anything, the next task of
 /// the slot (the LIFO task the look woke, else the local queue's first),
 /// then that task's chain, for as long as the netpoll side allows (a few
-/// looks, a short span: it owes the loop its turn). What is left goes to the
-/// workers. `step` learns when each poll begins and when the run ends
+/// looks, a short span: it owes the loop its turn). What is left goes to
+/// the workers. `step` learns when each poll begins and when the run ends
 /// (the watchdog's timer). If the watchdog retook the slot meanwhile,
 /// the thread leaves it as a handed-off worker does.
 pub(crate) fn run_inline(
