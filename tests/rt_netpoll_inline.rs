@@ -240,7 +240,15 @@ const TIMERS: usize = 50;
 /// timers fire on time. Then the runtime goes on: A's handler answers
 /// again, every task ends, and the runtime's threads and descriptors go
 /// back to what they were.
-fn netpoll_thread_stuck(name: &'static str, bounds: Bounds) {
+///
+/// Before each try at an inline poll, the client pauses `pause`: with
+/// [`SETTLE`], the netpoll thread's sleeps outlast the watchdog's limit,
+/// and the timer is armed as the run begins. With a shorter pause, A first
+/// echoes a few times at that pace, so the thread's sleeps are shorter
+/// than the limit and it arms the timer before each sleep instead: the
+/// timer then comes due while the held run is younger than the limit, and
+/// the watchdog must arm it again for the rest of the run's time.
+fn netpoll_thread_stuck(name: &'static str, bounds: Bounds, pause: Duration) {
     let _serial = support::rt::serial();
     let dog = Watchdog::start(name, Duration::from_secs(180));
     let fds_before = proc::fd_count();
@@ -271,7 +279,13 @@ fn netpoll_thread_stuck(name: &'static str, bounds: Bounds) {
             tries <= TRIES,
             "{TRIES} reads at an idle runtime, none polled on the netpoll thread"
         );
-        thread::sleep(SETTLE);
+        if pause < SETTLE {
+            for n in 1..=PACED {
+                thread::sleep(pause);
+                echo(&mut a, n);
+            }
+        }
+        thread::sleep(pause);
         a.write_all(&message(STICK, tries)).expect("write");
         let inline = probes.recv_timeout(LIMIT).expect("the handler read");
         if inline {
@@ -359,15 +373,33 @@ fn netpoll_thread_stuck(name: &'static str, bounds: Bounds) {
     assert_eq!(fds_after, fds_before, "descriptors left open");
 }
 
+/// Echoes at the short pause before each try (see
+/// [`netpoll_thread_stuck`]).
+const PACED: usize = 4;
+/// The short pause: longer than a ping-pong's sleeps (1 ms), shorter than
+/// the watchdog's limit (10 ms).
+const SPARSE: Duration = Duration::from_millis(4);
+
 #[test]
 fn a_task_blocking_the_netpoll_thread_is_stood_in_for() {
-    netpoll_thread_stuck("inlstuck", Bounds::LOOSE);
+    netpoll_thread_stuck("inlstuck", Bounds::LOOSE, SETTLE);
+}
+
+#[test]
+fn a_task_blocking_the_netpoll_thread_after_sparse_requests_is_stood_in_for() {
+    netpoll_thread_stuck("inlsparse", Bounds::LOOSE, SPARSE);
 }
 
 #[test]
 #[ignore = "latency bounds for a quiet machine: run alone with --ignored"]
 fn a_task_blocking_the_netpoll_thread_is_stood_in_for_tight() {
-    netpoll_thread_stuck("inltight", TIGHT);
+    netpoll_thread_stuck("inltight", TIGHT, SETTLE);
+}
+
+#[test]
+#[ignore = "latency bounds for a quiet machine: run alone with --ignored"]
+fn a_task_blocking_the_netpoll_thread_after_sparse_requests_is_stood_in_for_tight() {
+    netpoll_thread_stuck("inlsptight", TIGHT, SPARSE);
 }
 
 /// Echo round trips one at a time, each after a pause (the workers park),

@@ -942,4 +942,48 @@ mod inline {
     fn seeded_bug_a_disarm_outside_the_lock_strands_the_watchdog() {
         shutdown_during_an_inline_poll(Watch::end_disarming_outside_the_lock_for_test);
     }
+
+    /// The runtime shuts down while the netpoll thread, back from a run,
+    /// sets the watchdog's timer before its next sleeps: afresh after a
+    /// spell shorter than the limit (`prime`, standing for `Watch::prime`),
+    /// then disarmed after a longer one (`Watch::settle`). Neither may
+    /// undo the shutdown's firing of the timer, or the watchdog sleeps for
+    /// good (a deadlock to loom).
+    fn shutdown_while_the_timer_is_set_before_a_sleep(prime: fn(&Watch)) {
+        loom::model(move || {
+            let watch = Arc::new(Watch::new().expect("a model's watch"));
+            let dog = {
+                let watch = watch.clone();
+                thread::spawn(move || {
+                    while !watch.is_closed() {
+                        watch.sleep();
+                        assert_eq!(watch.take_over(), None);
+                    }
+                })
+            };
+            let closer = {
+                let watch = watch.clone();
+                thread::spawn(move || watch.close())
+            };
+            watch.begin(0, std::time::Instant::now());
+            assert_eq!(watch.end(), End::InTime, "nobody stood in");
+            prime(&watch);
+            watch.settle();
+            closer.join().unwrap();
+            dog.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn setting_the_timer_before_a_sleep_never_strands_the_watchdog() {
+        shutdown_while_the_timer_is_set_before_a_sleep(Watch::prime);
+    }
+
+    /// The seeded bug: a `prime` that arms the timer whatever the state,
+    /// after the shutdown fired it.
+    #[test]
+    #[should_panic(expected = "deadlock")]
+    fn seeded_bug_a_prime_after_the_shutdown_strands_the_watchdog() {
+        shutdown_while_the_timer_is_set_before_a_sleep(Watch::prime_whatever_the_state_for_test);
+    }
 }

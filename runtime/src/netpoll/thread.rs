@@ -63,7 +63,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::mode::{Blocking, StandBy};
-use super::watch::End;
+use super::watch::{End, INLINE_LIMIT};
 use super::{
     sys, InlineStep, Looker, Netpoller, PollHost, EVENTS, STANDBY_TICK_ALL, STANDBY_TICK_PARTIAL,
     WATCH_TICK,
@@ -80,8 +80,8 @@ pub(crate) type Hook = Box<dyn FnMut(Instant) -> Option<Instant> + Send>;
 const ERROR_PAUSE: Duration = Duration::from_millis(10);
 
 /// A blocking sleep longer than this is a quiet spell: inline runs are
-/// not coming in a row, and the watchdog's timer is disarmed between them
-/// (see `Watch::settle`).
+/// not coming in a row, and the watchdog's timer is set afresh between
+/// them (see `Watch::prime` and `Watch::settle`).
 const QUIET: Duration = Duration::from_millis(1);
 
 /// Most looks at epoll an inline run takes of its own, unless it follows
@@ -157,12 +157,19 @@ impl Netpoller {
             *busy = self.stand_by(host, *check, events, wakers, errors);
             Instant::now()
         } else {
-            // After a quiet spell, the watchdog's timer, left armed by the
-            // last inline run, is disarmed before the thread sleeps again:
-            // the next sleep is likely long too (see `Watch::settle`).
+            // After a quiet spell, the watchdog's timer is set before the
+            // thread sleeps again, as the next sleep is likely alike: for
+            // the inline limit from now, if the spell was shorter than
+            // that (a sparse request's run then finds it armed, see
+            // `Watch::prime`), and disarmed if it was longer (see
+            // `Watch::settle`).
             if *inline && *last_sleep > QUIET {
                 if let Some(inline) = &self.inline {
-                    inline.watch.settle();
+                    if *last_sleep < INLINE_LIMIT {
+                        inline.watch.prime();
+                    } else {
+                        inline.watch.settle();
+                    }
                 }
             }
             let slept = Instant::now();

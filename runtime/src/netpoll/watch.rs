@@ -18,14 +18,17 @@
 //! timer and nothing else. Runs that come in a row (a ping-pong, a busy
 //! connection) leave it armed and pay no syscall: a fire that finds no
 //! run, or a run younger than the limit, costs one wake-up of the
-//! watchdog per [`INLINE_LIMIT`] at most. After a quiet spell the netpoll
-//! thread disarms it before it sleeps ([`Watch::settle`]), so sparse
-//! requests wake the watchdog never, and neither does an idle runtime
-//! once the last fire has passed. If it fires while a run has lasted the
-//! limit, the watchdog *stands in*: it retakes the slot's current
-//! poll (the queued tasks go to the workers, as the monitor does for a
-//! stuck worker) and runs the netpoll loop itself until the netpoll
-//! thread is back. The netpoll thread starts no further poll of its run
+//! watchdog per [`INLINE_LIMIT`] at most. After a quiet spell shorter
+//! than the limit, the netpoll thread arms it afresh before it sleeps
+//! ([`Watch::prime`]): the next sparse request's run then finds it armed,
+//! and its syscall is off the request's path. After a longer spell the
+//! thread disarms it instead ([`Watch::settle`]). So sparse requests wake
+//! the watchdog only when a gap between them outlasts the limit, and an
+//! idle runtime never once the last fire has passed. If it fires while
+//! a run has lasted the limit, the watchdog *stands in*: it retakes the
+//! slot's current poll (the queued tasks go to the workers, as the
+//! monitor does for a stuck worker) and runs the netpoll loop itself
+//! until the netpoll thread is back. The netpoll thread starts no further poll of its run
 //! ([`Watch::next`]) and, when its poll returns, waits for the stand-in
 //! to give the loop back.
 //!
@@ -181,17 +184,38 @@ impl Watch {
         }
     }
 
-    /// The netpoll thread is about to sleep after a quiet spell: disarms a
-    /// timer left armed by the last run, so the watchdog is not woken for
-    /// nothing. Runs in a row keep it armed instead (`end` leaves it), and
-    /// a run then costs no syscall: the watchdog, woken at most once per
-    /// [`INLINE_LIMIT`] while they last, re-arms it for a run that began
-    /// since, and leaves it disarmed after the last.
+    /// The netpoll thread is about to sleep after a long quiet spell:
+    /// disarms a timer left armed by the last run, so the watchdog is not
+    /// woken for nothing. Runs in a row keep it armed instead (`end`
+    /// leaves it), and a run then costs no syscall: the watchdog, woken at
+    /// most once per [`INLINE_LIMIT`] while they last, re-arms it for a
+    /// run that began since, and leaves it disarmed after the last.
     pub(crate) fn settle(&self) {
         let state = self.state.lock();
         // Relaxed: under the lock.
         if *state == State::Idle && self.armed.swap(false, Ordering::Relaxed) {
             self.timer.set(None);
+        }
+    }
+
+    /// The netpoll thread is about to sleep, and its sleeps are spaced
+    /// about as sparse requests come (longer than a ping-pong's, shorter
+    /// than [`INLINE_LIMIT`]): arms the timer afresh, for the limit from
+    /// now. The next run, likely to begin before it fires, then finds it
+    /// armed and pays no syscall on the request's path; the syscall is
+    /// paid here, where the thread would be asleep anyway. The timer then
+    /// fires only for a sleep that outlasts the limit (once: the watchdog
+    /// finds no run and leaves it disarmed), or for a run that began late
+    /// in the sleep (the watchdog re-arms it for the rest of that run's
+    /// time, see [`take_over`](Self::take_over)): either way no run goes
+    /// unwatched past the limit. Under the lock, as every arming is: it
+    /// must not undo the shutdown's firing of the timer.
+    pub(crate) fn prime(&self) {
+        let state = self.state.lock();
+        if *state == State::Idle {
+            // Relaxed: under the lock.
+            self.armed.store(true, Ordering::Relaxed);
+            self.timer.set(Some(INLINE_LIMIT));
         }
     }
 
@@ -319,6 +343,16 @@ impl Watch {
     pub(crate) fn end_without_waiting_for_test(&self) -> End {
         *self.state.lock() = State::Idle;
         End::InTime
+    }
+
+    /// A seeded bug of the models: a [`prime`](Self::prime) that arms
+    /// the timer whatever the state, and so undoes the shutdown's firing
+    /// of it.
+    #[cfg(all(test, loom))]
+    pub(crate) fn prime_whatever_the_state_for_test(&self) {
+        let _state = self.state.lock();
+        self.armed.store(true, Ordering::Relaxed);
+        self.timer.set(Some(INLINE_LIMIT));
     }
 
     /// The first `end`, a seeded bug of the models: the netpoll thread
