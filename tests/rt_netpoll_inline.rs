@@ -244,7 +244,7 @@ const TIMERS: usize = 50;
 /// Before each try at an inline poll, the client pauses `pause`: with
 /// [`SETTLE`], the netpoll thread's sleeps outlast the watchdog's limit,
 /// and the timer is armed as the run begins. With a shorter pause, A first
-/// echoes a few times at that pace, so the thread's sleeps are shorter
+/// echoes a dozen times at that pace, so the thread's sleeps are shorter
 /// than the limit and it arms the timer before each sleep instead: the
 /// timer then comes due while the held run is younger than the limit, and
 /// the watchdog must arm it again for the rest of the run's time.
@@ -374,8 +374,9 @@ fn netpoll_thread_stuck(name: &'static str, bounds: Bounds, pause: Duration) {
 }
 
 /// Echoes at the short pause before each try (see
-/// [`netpoll_thread_stuck`]).
-const PACED: usize = 4;
+/// [`netpoll_thread_stuck`]): more than the streak of short sleeps after
+/// which the netpoll thread arms the timer ahead (8).
+const PACED: usize = 12;
 /// The short pause: longer than a ping-pong's sleeps (1 ms), shorter than
 /// the watchdog's limit (10 ms).
 const SPARSE: Duration = Duration::from_millis(4);

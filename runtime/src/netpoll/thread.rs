@@ -84,6 +84,16 @@ const ERROR_PAUSE: Duration = Duration::from_millis(10);
 /// them (see `Watch::prime` and `Watch::settle`).
 const QUIET: Duration = Duration::from_millis(1);
 
+/// How many blocking sleeps in a row must have been shorter than the
+/// inline limit before the thread arms the watchdog's timer ahead of the
+/// next (`Watch::prime`). A sleep that outlasts the limit fires it for
+/// nothing, a wake-up of the watchdog; a streak of short ones says the
+/// next is likely short too. Requests that trickle in at random rarely
+/// make one (at 100 a second, one time in 40), and their runs arm the
+/// timer as they begin instead; requests that come steadily, or in a
+/// burst, do.
+const PRIME_AFTER: u32 = 8;
+
 /// Most looks at epoll an inline run takes of its own, unless it follows
 /// a quiet spell (see `Netpoller::run_inline`).
 const INLINE_LOOKS: usize = 64;
@@ -148,6 +158,7 @@ impl Netpoller {
             check,
             inline,
             last_sleep,
+            short_sleeps,
             looked,
         } = turns;
         // One reading of the clock after the sleep serves the whole turn
@@ -158,14 +169,13 @@ impl Netpoller {
             Instant::now()
         } else {
             // After a quiet spell, the watchdog's timer is set before the
-            // thread sleeps again, as the next sleep is likely alike: for
-            // the inline limit from now, if the spell was shorter than
-            // that (a sparse request's run then finds it armed, see
-            // `Watch::prime`), and disarmed if it was longer (see
-            // `Watch::settle`).
+            // thread sleeps again: for the inline limit from now, if the
+            // last sleeps were all shorter than that (a sparse request's
+            // run then finds it armed, see `Watch::prime`), and disarmed
+            // otherwise (see `Watch::settle`).
             if *inline && *last_sleep > QUIET {
                 if let Some(inline) = &self.inline {
-                    if *last_sleep < INLINE_LIMIT {
+                    if *short_sleeps >= PRIME_AFTER {
                         inline.watch.prime();
                     } else {
                         inline.watch.settle();
@@ -176,6 +186,11 @@ impl Netpoller {
             let res = self.sleep_blocking(host, *check, slept, events, wakers);
             let now = Instant::now();
             *last_sleep = now.saturating_duration_since(slept);
+            *short_sleeps = if *last_sleep < INLINE_LIMIT {
+                short_sleeps.saturating_add(1)
+            } else {
+                0
+            };
             match res {
                 Ok(n) => *busy = n > 0 && !wakers.is_empty() && host.active_workers() > 0,
                 Err(e) => errors.report(e),
@@ -495,6 +510,9 @@ struct Turns {
     inline: bool,
     /// How long its last blocking sleep lasted.
     last_sleep: Duration,
+    /// How many blocking sleeps in a row lasted less than the inline
+    /// limit (see [`PRIME_AFTER`]).
+    short_sleeps: u32,
     /// What an inline run's own looks at epoll found (kept: it allocates
     /// once).
     looked: Vec<Waker>,
@@ -510,6 +528,7 @@ impl Turns {
             check: None,
             inline,
             last_sleep: Duration::ZERO,
+            short_sleeps: 0,
             looked: Vec::new(),
         }
     }

@@ -18,19 +18,21 @@
 //! timer and nothing else. Runs that come in a row (a ping-pong, a busy
 //! connection) leave it armed and pay no syscall: a fire that finds no
 //! run, or a run younger than the limit, costs one wake-up of the
-//! watchdog per [`INLINE_LIMIT`] at most. After a quiet spell shorter
-//! than the limit, the netpoll thread arms it afresh before it sleeps
-//! ([`Watch::prime`]): the next sparse request's run then finds it armed,
-//! and its syscall is off the request's path. After a longer spell the
-//! thread disarms it instead ([`Watch::settle`]). So sparse requests wake
-//! the watchdog only when a gap between them outlasts the limit, and an
-//! idle runtime never once the last fire has passed. If it fires while
-//! a run has lasted the limit, the watchdog *stands in*: it retakes the
-//! slot's current poll (the queued tasks go to the workers, as the
+//! watchdog per [`INLINE_LIMIT`] at most. After a quiet spell, the
+//! netpoll thread sets it before it sleeps: while its sleeps have been
+//! shorter than the limit for a while (requests that come steadily, each
+//! alone), it arms it afresh ([`Watch::prime`]), so that the next
+//! request's run finds it armed and its syscall is off the request's
+//! path; otherwise it disarms it ([`Watch::settle`]), and the next run
+//! arms it as it begins. So sparse requests wake the watchdog only when a
+//! gap between them outlasts the limit after a streak of shorter ones,
+//! and an idle runtime never once the last fire has passed. If it fires
+//! while a run has lasted the limit, the watchdog *stands in*: it retakes
+//! the slot's current poll (the queued tasks go to the workers, as the
 //! monitor does for a stuck worker) and runs the netpoll loop itself
-//! until the netpoll thread is back. The netpoll thread starts no further poll of its run
-//! ([`Watch::next`]) and, when its poll returns, waits for the stand-in
-//! to give the loop back.
+//! until the netpoll thread is back. The netpoll thread starts no further
+//! poll of its run ([`Watch::next`]) and, when its poll returns, waits
+//! for the stand-in to give the loop back.
 //!
 //! # The states
 //!
@@ -184,8 +186,10 @@ impl Watch {
         }
     }
 
-    /// The netpoll thread is about to sleep after a long quiet spell:
-    /// disarms a timer left armed by the last run, so the watchdog is not
+    /// The netpoll thread is about to sleep after a quiet spell, and the
+    /// next sleep may outlast [`INLINE_LIMIT`] (see
+    /// [`prime`](Self::prime) for when it is likely not to): disarms a
+    /// timer left armed by the last run, so the watchdog is not
     /// woken for nothing. Runs in a row keep it armed instead (`end`
     /// leaves it), and a run then costs no syscall: the watchdog, woken at
     /// most once per [`INLINE_LIMIT`] while they last, re-arms it for a
@@ -198,9 +202,10 @@ impl Watch {
         }
     }
 
-    /// The netpoll thread is about to sleep, and its sleeps are spaced
-    /// about as sparse requests come (longer than a ping-pong's, shorter
-    /// than [`INLINE_LIMIT`]): arms the timer afresh, for the limit from
+    /// The netpoll thread is about to sleep, and its sleeps have been
+    /// spaced as steady sparse requests come (longer than a ping-pong's,
+    /// and for a while all shorter than [`INLINE_LIMIT`]): arms the timer
+    /// afresh, for the limit from
     /// now. The next run, likely to begin before it fires, then finds it
     /// armed and pays no syscall on the request's path; the syscall is
     /// paid here, where the thread would be asleep anyway. The timer then
