@@ -244,9 +244,9 @@ const TIMERS: usize = 50;
 /// Before each try at an inline poll, the client pauses `pause`: with
 /// [`SETTLE`], the netpoll thread's sleeps outlast the watchdog's limit,
 /// and the timer is armed as the run begins. With a shorter pause, A first
-/// echoes a dozen times at that pace, so the thread's sleeps are shorter
-/// than the limit and it arms the timer before each sleep instead: the
-/// timer then comes due while the held run is younger than the limit, and
+/// echoes a dozen times at that pace, so the thread's sleeps are short and
+/// it arms the timer ahead of its sleeps instead: the timer then comes due
+/// while the held run is younger than the limit, and
 /// the watchdog must arm it again for the rest of the run's time.
 fn netpoll_thread_stuck(name: &'static str, bounds: Bounds, pause: Duration) {
     let _serial = support::rt::serial();
@@ -378,8 +378,8 @@ fn netpoll_thread_stuck(name: &'static str, bounds: Bounds, pause: Duration) {
 /// which the netpoll thread arms the timer ahead (8).
 const PACED: usize = 12;
 /// The short pause: longer than a ping-pong's sleeps (1 ms), shorter than
-/// the watchdog's limit (10 ms).
-const SPARSE: Duration = Duration::from_millis(4);
+/// half the watchdog's limit (5 ms).
+const SPARSE: Duration = Duration::from_millis(2);
 
 #[test]
 fn a_task_blocking_the_netpoll_thread_is_stood_in_for() {

@@ -63,7 +63,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::mode::{Blocking, StandBy};
-use super::watch::{End, INLINE_LIMIT};
+use super::watch::End;
 use super::{
     sys, InlineStep, Looker, Netpoller, PollHost, EVENTS, STANDBY_TICK_ALL, STANDBY_TICK_PARTIAL,
     WATCH_TICK,
@@ -84,15 +84,29 @@ const ERROR_PAUSE: Duration = Duration::from_millis(10);
 /// them (see `Watch::prime` and `Watch::settle`).
 const QUIET: Duration = Duration::from_millis(1);
 
-/// How many blocking sleeps in a row must have been shorter than the
-/// inline limit before the thread arms the watchdog's timer ahead of the
-/// next (`Watch::prime`). A sleep that outlasts the limit fires it for
-/// nothing, a wake-up of the watchdog; a streak of short ones says the
-/// next is likely short too. Requests that trickle in at random rarely
-/// make one (at 100 a second, one time in 40), and their runs arm the
-/// timer as they begin instead; requests that come steadily, or in a
-/// burst, do.
+/// How many blocking sleeps in a row must have been shorter than
+/// [`REPRIME`] before the thread arms the watchdog's timer ahead of the
+/// next (`Watch::prime`). A sleep that outlasts what is left of the timer
+/// fires it for nothing, a wake-up of the watchdog; a streak of short
+/// ones says the next is likely short too. Requests that trickle in at
+/// random rarely make one (at 100 a second, one time in 1,700), and their
+/// runs arm the timer as they begin instead; requests that come steadily,
+/// or in a burst, do.
 const PRIME_AFTER: u32 = 8;
+
+/// How old the timer's last arming ahead may be before the thread arms
+/// it again before a sleep: half the inline limit. A younger one has more
+/// than this left, longer than any sleep of a streak: it is kept, and the
+/// syscall saved (on a machine whose client shares the server's CPU, the
+/// work between the answer and the sleep delays the client).
+const REPRIME: Duration = Duration::from_millis(5);
+
+/// An inline run takes looks of its own only after a blocking sleep
+/// shorter than this: events that come further apart would not be there
+/// for a look, which would then only stand between the answer and the
+/// next sleep (see [`REPRIME`]). A ping-pong inside the runtime sleeps
+/// microseconds.
+const LOOK_AFTER: Duration = Duration::from_micros(250);
 
 /// Most looks at epoll an inline run takes of its own, unless it follows
 /// a quiet spell (see `Netpoller::run_inline`).
@@ -159,6 +173,7 @@ impl Netpoller {
             inline,
             last_sleep,
             short_sleeps,
+            primed,
             looked,
         } = turns;
         // One reading of the clock after the sleep serves the whole turn
@@ -170,23 +185,27 @@ impl Netpoller {
         } else {
             // After a quiet spell, the watchdog's timer is set before the
             // thread sleeps again: for the inline limit from now, if the
-            // last sleeps were all shorter than that (a sparse request's
-            // run then finds it armed, see `Watch::prime`), and disarmed
-            // otherwise (see `Watch::settle`).
+            // last sleeps were all short and the last such arming is half
+            // the limit old (a sparse request's run then finds it armed,
+            // see `Watch::prime`), and disarmed if they were not (see
+            // `Watch::settle`).
+            let slept = Instant::now();
             if *inline && *last_sleep > QUIET {
                 if let Some(inline) = &self.inline {
-                    if *short_sleeps >= PRIME_AFTER {
-                        inline.watch.prime();
-                    } else {
+                    if *short_sleeps < PRIME_AFTER {
                         inline.watch.settle();
+                        *primed = None;
+                    } else if primed.is_none_or(|at| slept.saturating_duration_since(at) >= REPRIME)
+                    {
+                        inline.watch.prime();
+                        *primed = Some(slept);
                     }
                 }
             }
-            let slept = Instant::now();
             let res = self.sleep_blocking(host, *check, slept, events, wakers);
             let now = Instant::now();
             *last_sleep = now.saturating_duration_since(slept);
-            *short_sleeps = if *last_sleep < INLINE_LIMIT {
+            *short_sleeps = if *last_sleep < REPRIME {
                 short_sleeps.saturating_add(1)
             } else {
                 0
@@ -221,9 +240,14 @@ impl Netpoller {
         } else if *inline && host.active_workers() == 0 {
             // Every worker parked: run the first task here (see
             // `run_inline`).
-            // After a quiet spell the run is likely a lone request's:
-            // its looks would find nothing (see `run_inline`).
-            let looks = if *last_sleep > QUIET { 0 } else { INLINE_LOOKS };
+            // After a sleep of more than a few hundred microseconds the
+            // run is likely a lone request's: its looks would find nothing
+            // (see `run_inline`).
+            let looks = if *last_sleep < LOOK_AFTER {
+                INLINE_LOOKS
+            } else {
+                0
+            };
             self.run_inline(host, wakers, events, looked, looks, now);
         }
         // Blocking next, not inline: the batch is delivered at the last
@@ -244,8 +268,9 @@ impl Netpoller {
     /// takes its turn (timers fire, the monitor looks): a timer that came
     /// due meanwhile is late by the span and the polls after the last look
     /// (the task it found and its LIFO chain; a poll that lasts is the
-    /// watchdog's to notice). A run after a quiet spell takes no look
-    /// (`looks` is 0): a lone request's would find nothing, and a
+    /// watchdog's to notice). A run after a sleep of more than
+    /// [`LOOK_AFTER`] takes no look (`looks` is 0): a lone request's would
+    /// find nothing, and a
     /// ping-pong that begins then is found by the next run. Its looks are
     /// a worker's ([`Looker::Worker`]): the wake eventfd and the watch
     /// timer stay for the loop.
@@ -510,9 +535,12 @@ struct Turns {
     inline: bool,
     /// How long its last blocking sleep lasted.
     last_sleep: Duration,
-    /// How many blocking sleeps in a row lasted less than the inline
-    /// limit (see [`PRIME_AFTER`]).
+    /// How many blocking sleeps in a row lasted less than [`REPRIME`]
+    /// (see [`PRIME_AFTER`]).
     short_sleeps: u32,
+    /// When the thread last armed the watchdog's timer ahead of a sleep,
+    /// if it has not disarmed it since.
+    primed: Option<Instant>,
     /// What an inline run's own looks at epoll found (kept: it allocates
     /// once).
     looked: Vec<Waker>,
@@ -529,6 +557,7 @@ impl Turns {
             inline,
             last_sleep: Duration::ZERO,
             short_sleeps: 0,
+            primed: None,
             looked: Vec::new(),
         }
     }

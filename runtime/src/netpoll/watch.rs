@@ -20,13 +20,14 @@
 //! run, or a run younger than the limit, costs one wake-up of the
 //! watchdog per [`INLINE_LIMIT`] at most. After a quiet spell, the
 //! netpoll thread sets it before it sleeps: while its sleeps have been
-//! shorter than the limit for a while (requests that come steadily, each
-//! alone), it arms it afresh ([`Watch::prime`]), so that the next
-//! request's run finds it armed and its syscall is off the request's
-//! path; otherwise it disarms it ([`Watch::settle`]), and the next run
-//! arms it as it begins. So sparse requests wake the watchdog only when a
-//! gap between them outlasts the limit after a streak of shorter ones,
-//! and an idle runtime never once the last fire has passed. If it fires
+//! short for a while (requests that come steadily, each alone), it arms
+//! it afresh once what is left of the last such arming is less than half
+//! the limit ([`Watch::prime`]), so that the next request's run finds it
+//! armed and its syscall is off the request's path; otherwise it disarms
+//! it ([`Watch::settle`]), and the next run arms it as it begins. So
+//! sparse requests wake the watchdog only when a gap between them
+//! outlasts what is left of the timer after a streak of short ones, and
+//! an idle runtime never once the last fire has passed. If it fires
 //! while a run has lasted the limit, the watchdog *stands in*: it retakes
 //! the slot's current poll (the queued tasks go to the workers, as the
 //! monitor does for a stuck worker) and runs the netpoll loop itself

@@ -91,13 +91,13 @@ impl Builder {
     /// does, instead of waking a worker for it: a request that reaches an
     /// idle server then costs one thread wake-up instead of two. The other
     /// tasks of the same wake-up go to the workers. Unless it slept more
-    /// than 1 ms (a lone request), the thread then looks at epoll for the
+    /// than 250 µs (a lone request), the thread then looks at epoll for the
     /// next ready task and runs it too, as a busy worker does, for up to 64
     /// looks and 100 µs while every worker stays parked: a ping-pong between
     /// two tasks of the runtime costs a look per message, not a wake-up.
-    /// A task that blocks the
-    /// netpoll thread is noticed after 10 ms by a watchdog thread, which
-    /// serves I/O and timers in its place until the task returns.
+    /// A task that blocks the netpoll thread is noticed after 10 ms by a
+    /// watchdog thread, which serves I/O and timers in its place until the
+    /// task returns.
     ///
     /// On by default (`GOPARK_NETPOLL_INLINE=0` turns the default off);
     /// `false` keeps user code off the netpoll thread.
