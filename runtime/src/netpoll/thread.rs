@@ -109,7 +109,7 @@ const REPRIME: Duration = Duration::from_millis(5);
 const LOOK_AFTER: Duration = Duration::from_micros(250);
 
 /// Most looks at epoll an inline run takes of its own, unless it follows
-/// a quiet spell (see `Netpoller::run_inline`).
+/// a sleep of more than [`LOOK_AFTER`] (see `Netpoller::run_inline`).
 const INLINE_LOOKS: usize = 64;
 
 /// How long after its start an inline run may still take a look of its
@@ -270,10 +270,9 @@ impl Netpoller {
     /// (the task it found and its LIFO chain; a poll that lasts is the
     /// watchdog's to notice). A run after a sleep of more than
     /// [`LOOK_AFTER`] takes no look (`looks` is 0): a lone request's would
-    /// find nothing, and a
-    /// ping-pong that begins then is found by the next run. Its looks are
-    /// a worker's ([`Looker::Worker`]): the wake eventfd and the watch
-    /// timer stay for the loop.
+    /// find nothing, and a ping-pong that begins then is found by the next
+    /// run. Its looks are a worker's ([`Looker::Worker`]): the wake eventfd
+    /// and the watch timer stay for the loop.
     fn run_inline(
         &self,
         host: &dyn PollHost,
