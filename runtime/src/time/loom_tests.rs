@@ -9,13 +9,20 @@
 //! a `block_on` future's poll spawns a blocking job. Beside them, a seeded
 //! copy of the old check (two counters read one after the other), which
 //! the model must catch.
+//!
+//! Then the jump itself: the timer it moves the clock to is read after the
+//! idle look, so a task that arms a sooner timer just before it blocks is
+//! not jumped over; beside it, the old order, seeded.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Mutex;
 use loom::thread;
 
+use super::driver::{TimeDriver, Unpark};
+use super::heap::Action;
 use super::virtual_time::Activity;
 
 /// A `block_on` thread as the idle check sees it.
@@ -146,5 +153,78 @@ fn seeded_two_counters_read_idle_between_looks() {
         }
         job.join().unwrap();
         poller.join().unwrap();
+    });
+}
+
+/// A paused driver that nobody fires between jumps.
+fn paused_driver() -> (TimeDriver, Arc<dyn Unpark>) {
+    struct NoUnpark;
+    impl Unpark for NoUnpark {
+        fn unpark(&self) {}
+    }
+    let unpark: Arc<dyn Unpark> = Arc::new(NoUnpark);
+    let driver = TimeDriver::new(Arc::downgrade(&unpark));
+    driver.pause();
+    (driver, unpark)
+}
+
+/// A task's poll has armed an hour and goes on to arm a minute
+/// (`timeout(60 s, sleep(1 h))`), then the task blocks; meanwhile the
+/// netpoll thread runs `jump`. Whenever the clock moves, it moves to the
+/// minute: a jump to the hour would fire both, and the sleep would beat
+/// its timeout.
+fn timeout_jumps_to_its_minute(jump: Jump) {
+    loom::model(move || {
+        let (driver, _unpark) = paused_driver();
+        let driver = Arc::new(driver);
+        let start = driver.now();
+        let (minute, hour) = (
+            start + Duration::from_secs(60),
+            start + Duration::from_secs(3600),
+        );
+        // The task is running, and has armed the hour.
+        let activity = Arc::new(Activity::new());
+        activity.begin();
+        driver.insert(hour, Action::Wake(None));
+        let task = {
+            let (driver, activity) = (driver.clone(), activity.clone());
+            thread::spawn(move || {
+                driver.insert(minute, Action::Wake(None));
+                activity.end();
+            })
+        };
+        let mut wakers = Vec::new();
+        jump(&driver, &|| activity.is_quiet(), &mut wakers);
+        task.join().unwrap();
+        let now = driver.now();
+        assert!(
+            now == start || now == minute,
+            "the clock jumped past the minute"
+        );
+    });
+}
+
+/// `jump`, with nothing in epoll.
+type Jump = fn(&TimeDriver, &dyn Fn() -> bool, &mut Vec<std::task::Waker>);
+
+#[test]
+fn a_jump_goes_to_the_timer_the_last_running_task_armed() {
+    timeout_jumps_to_its_minute(|driver, is_idle, wakers| {
+        super::virtual_time::jump(driver, is_idle, |_| true, wakers)
+    });
+}
+
+/// The old order: the next timer read before the idle look. The task arms
+/// the minute and blocks between the two, and the clock jumps to the hour.
+#[test]
+#[should_panic = "the clock jumped past the minute"]
+fn seeded_bug_the_timer_read_before_the_idle_look_is_jumped_to() {
+    timeout_jumps_to_its_minute(|driver, is_idle, wakers| {
+        let Some(next) = driver.lock().next_deadline() else {
+            return;
+        };
+        if is_idle() {
+            driver.advance_to(next, wakers);
+        }
     });
 }

@@ -18,16 +18,21 @@
 //! Go's `testing/synctest`: the clock jumps only when no task can run
 //! without it. That takes three looks, in this order:
 //!
-//! 1. the next timer (none: nothing to jump to);
-//! 2. the scheduler is idle: every worker parked with nothing queued, and
+//! 1. the scheduler is idle: every worker parked with nothing queued, and
 //!    no [`Activity`] outside the workers;
-//! 3. epoll holds nothing for a waiting task, looked at until it is
+//! 2. epoll holds nothing for a waiting task, looked at until it is
 //!    *drained* (a look returns only what fits in its buffer; the events
 //!    of descriptors nobody waits for could hide one that a task waits
-//!    for behind them).
+//!    for behind them);
+//! 3. the next timer, read only now: a task that was still running
+//!    during an earlier look may have armed a sooner one before it
+//!    blocked (`timeout(60 s, sleep(1 h))` arms the hour first), and a
+//!    jump to a timer read then would fire both at once, at the later
+//!    time.
 //!
-//! Only then does the clock move to the timer, which fires in the same
-//! batch.
+//! Only then does the clock move to that timer, which fires in the same
+//! batch. (A look at the timers before the first step only saves the
+//! other two when there is none.)
 //!
 //! # Why one counter
 //!
@@ -109,17 +114,91 @@ pub(crate) fn jump(
     wakers: &mut Vec<Waker>,
 ) {
     debug_assert!(wakers.is_empty());
-    if !driver.is_paused() {
+    if !driver.is_paused() || driver.lock().next_deadline().is_none() {
         return;
     }
-    let Some(next) = driver.lock().next_deadline() else {
-        return;
-    };
     if !is_idle() {
         return;
     }
     // Nothing may be ready for a task that would then run.
-    if drain(wakers) && wakers.is_empty() {
-        driver.advance_to(next, wakers);
+    if !drain(wakers) || !wakers.is_empty() {
+        return;
+    }
+    // Read after the idle look, not before: the last task to block may
+    // have armed a timer sooner than any there was when this began.
+    let Some(next) = driver.lock().next_deadline() else {
+        return;
+    };
+    driver.advance_to(next, wakers);
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::{Arc, Weak};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::time::driver::Unpark;
+    use crate::time::heap::Action;
+
+    struct NoUnpark;
+
+    impl Unpark for NoUnpark {
+        fn unpark(&self) {}
+    }
+
+    fn paused_driver() -> TimeDriver {
+        let unpark: Arc<dyn Unpark> = Arc::new(NoUnpark);
+        let driver = TimeDriver::new(Arc::downgrade(&unpark) as Weak<dyn Unpark>);
+        driver.pause();
+        driver
+    }
+
+    #[test]
+    fn a_timer_armed_by_the_last_task_to_block_is_the_one_jumped_to() {
+        // `timeout(60 s, sleep(1 h))`: the hour is armed first; the
+        // minute is armed by the same poll, which ends just before the
+        // runtime is seen idle.
+        let driver = paused_driver();
+        let start = driver.now();
+        let hour = start + Duration::from_secs(3600);
+        let minute = start + Duration::from_secs(60);
+        driver.insert(hour, Action::Wake(None)).unwrap();
+        let mut wakers = Vec::new();
+        jump(
+            &driver,
+            || {
+                driver.insert(minute, Action::Wake(None)).unwrap();
+                true
+            },
+            |_| true,
+            &mut wakers,
+        );
+        assert_eq!(driver.now(), minute);
+        assert_eq!(driver.lock().next_deadline(), Some(hour));
+    }
+
+    #[test]
+    fn no_jump_while_busy_or_with_something_ready() {
+        let driver = paused_driver();
+        let start = driver.now();
+        driver
+            .insert(start + Duration::from_secs(1), Action::Wake(None))
+            .unwrap();
+        let mut wakers = Vec::new();
+        jump(&driver, || false, |_| true, &mut wakers);
+        assert_eq!(driver.now(), start, "a runnable task holds the clock");
+        jump(&driver, || true, |_| false, &mut wakers);
+        assert_eq!(driver.now(), start, "an undrained epoll holds the clock");
+        jump(
+            &driver,
+            || true,
+            |w| {
+                w.push(std::task::Waker::noop().clone());
+                true
+            },
+            &mut wakers,
+        );
+        assert_eq!(driver.now(), start, "a task made ready holds the clock");
     }
 }
