@@ -209,6 +209,21 @@ impl TimeDriver {
     }
 }
 
+#[cfg(test)]
+impl TimeDriver {
+    /// A paused driver that no thread fires: tests move its clock and fire
+    /// its timers themselves.
+    pub(crate) fn paused_alone() -> TimeDriver {
+        struct Nobody;
+        impl Unpark for Nobody {
+            fn unpark(&self) {}
+        }
+        let driver = TimeDriver::new(Weak::<Nobody>::new());
+        driver.pause();
+        driver
+    }
+}
+
 /// `at` moved by `nanos` (either way).
 fn shift(at: Instant, nanos: i64) -> Instant {
     if nanos >= 0 {

@@ -21,7 +21,7 @@ use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Mutex;
 use loom::thread;
 
-use super::driver::{TimeDriver, Unpark};
+use super::driver::TimeDriver;
 use super::heap::Action;
 use super::virtual_time::Activity;
 
@@ -156,18 +156,6 @@ fn seeded_two_counters_read_idle_between_looks() {
     });
 }
 
-/// A paused driver that nobody fires between jumps.
-fn paused_driver() -> (TimeDriver, Arc<dyn Unpark>) {
-    struct NoUnpark;
-    impl Unpark for NoUnpark {
-        fn unpark(&self) {}
-    }
-    let unpark: Arc<dyn Unpark> = Arc::new(NoUnpark);
-    let driver = TimeDriver::new(Arc::downgrade(&unpark));
-    driver.pause();
-    (driver, unpark)
-}
-
 /// A task's poll has armed an hour and goes on to arm a minute
 /// (`timeout(60 s, sleep(1 h))`), then the task blocks; meanwhile the
 /// netpoll thread runs `jump`. Whenever the clock moves, it moves to the
@@ -175,8 +163,7 @@ fn paused_driver() -> (TimeDriver, Arc<dyn Unpark>) {
 /// its timeout.
 fn timeout_jumps_to_its_minute(jump: Jump) {
     loom::model(move || {
-        let (driver, _unpark) = paused_driver();
-        let driver = Arc::new(driver);
+        let driver = Arc::new(TimeDriver::paused_alone());
         let start = driver.now();
         let (minute, hour) = (
             start + Duration::from_secs(60),

@@ -134,32 +134,17 @@ pub(crate) fn jump(
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use std::sync::{Arc, Weak};
     use std::time::Duration;
 
     use super::*;
-    use crate::time::driver::Unpark;
     use crate::time::heap::Action;
-
-    struct NoUnpark;
-
-    impl Unpark for NoUnpark {
-        fn unpark(&self) {}
-    }
-
-    fn paused_driver() -> TimeDriver {
-        let unpark: Arc<dyn Unpark> = Arc::new(NoUnpark);
-        let driver = TimeDriver::new(Arc::downgrade(&unpark) as Weak<dyn Unpark>);
-        driver.pause();
-        driver
-    }
 
     #[test]
     fn a_timer_armed_by_the_last_task_to_block_is_the_one_jumped_to() {
         // `timeout(60 s, sleep(1 h))`: the hour is armed first; the
         // minute is armed by the same poll, which ends just before the
         // runtime is seen idle.
-        let driver = paused_driver();
+        let driver = TimeDriver::paused_alone();
         let start = driver.now();
         let hour = start + Duration::from_secs(3600);
         let minute = start + Duration::from_secs(60);
@@ -180,7 +165,7 @@ mod tests {
 
     #[test]
     fn no_jump_while_busy_or_with_something_ready() {
-        let driver = paused_driver();
+        let driver = TimeDriver::paused_alone();
         let start = driver.now();
         driver
             .insert(start + Duration::from_secs(1), Action::Wake(None))
